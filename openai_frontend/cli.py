@@ -1,0 +1,122 @@
+"""``openai-frontend``: ``serve`` a model, or ``prepare-model`` (fetch and convert the default).
+
+``serve``'s flags follow ``vllm serve`` where the two overlap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+from openai_frontend.config import ServerConfig
+from openai_frontend.default_model import (
+    MODEL_NAME,
+    cache_root,
+    default_model_dir,
+    ensure_default_model,
+    is_prepared,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="openai-frontend", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve a model over the OpenAI API")
+    serve.add_argument(
+        "model", nargs="?", help=f"a Hugging Face model folder (default: {MODEL_NAME}, prepared on first use)"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--served-model-name", help="the name clients use (default: MODEL as given)")
+    serve.add_argument("--max-model-len", type=int, help="context length (default: the model's)")
+    serve.add_argument("--dtype", default="auto", help="auto, bfloat16, float16 or float32")
+    serve.add_argument(
+        "--enforce-eager",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="skip torch.compile (start in ~25 s instead of ~2 min on CPU)",
+    )
+    serve.add_argument("--chat-template", help="a template file, or a bundled name (chatml, basic)")
+    serve.add_argument(
+        "--trust-request-chat-template",
+        action="store_true",
+        help="let requests carry their own chat_template (it runs sandboxed)",
+    )
+    serve.add_argument(
+        "--override-generation-config",
+        type=json.loads,
+        default={},
+        help="JSON sampling defaults that win over the model's generation_config.json",
+    )
+    serve.add_argument("--cache-dir", type=Path, help=f"where the default model is kept (default: {cache_root()})")
+    serve.add_argument("--log-level", default="info")
+
+    prepare = commands.add_parser("prepare-model", help=f"fetch and convert {MODEL_NAME} once")
+    prepare.add_argument("--cache-dir", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "prepare-model":
+        print(ensure_default_model(args.cache_dir))
+        return 0
+    return _serve(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from engines import load_engine
+    from openai_frontend.app import create_app
+    from openai_frontend.sampling import check_overrides
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    model_path = Path(args.model) if args.model else _default_model(args.cache_dir)
+    if not (model_path / "config.json").is_file():
+        print(f"error: {model_path} is not a Hugging Face model folder (no config.json)", file=sys.stderr)
+        return 2
+    config = ServerConfig(
+        model_path=model_path.resolve(),
+        served_model_name=args.served_model_name or args.model or MODEL_NAME,
+        host=args.host,
+        port=args.port,
+        max_model_len=args.max_model_len,
+        dtype=args.dtype,
+        enforce_eager=args.enforce_eager,
+        chat_template=args.chat_template,
+        trust_request_chat_template=args.trust_request_chat_template,
+        generation_overrides=check_overrides(args.override_generation_config),
+        log_level=args.log_level,
+    )
+    engine = load_engine(
+        config.engine,
+        model_path=config.model_path,
+        served_model_name=config.served_model_name,
+        max_model_len=config.max_model_len,
+        dtype=config.dtype,
+        enforce_eager=config.enforce_eager,
+    )
+    app = create_app(config, engine)
+    uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level)
+    return 0
+
+
+def _default_model(cache: Path | None) -> Path:
+    """Prepare the default model in a child process, so its memory is not kept."""
+    target = default_model_dir(cache)
+    if not is_prepared(target):
+        command = [sys.executable, "-m", "openai_frontend.cli", "prepare-model"]
+        if cache:
+            command += ["--cache-dir", str(cache)]
+        subprocess.run(command, check=True)
+    return target
+
+
+if __name__ == "__main__":
+    sys.exit(main())

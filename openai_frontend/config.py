@@ -1,0 +1,22 @@
+"""Server settings, parsed once from the command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    model_path: Path
+    served_model_name: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    engine: str = "vllm"
+    max_model_len: int | None = None
+    dtype: str = "auto"
+    enforce_eager: bool = True
+    chat_template: str | None = None
+    trust_request_chat_template: bool = False
+    generation_overrides: dict = field(default_factory=dict)
+    log_level: str = "info"

@@ -1,0 +1,119 @@
+"""OpenAI's error shape, ``{"error": {"message", "type", "param", "code"}}``, for every failure.
+
+Every error leaves the server through here: bad parameters, unknown models, FastAPI's
+body validation (which would otherwise be a 422 ``detail`` list), unknown routes, and a
+last-resort handler so that no stack trace ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from openai_frontend.jsonresponse import json_response
+
+log = logging.getLogger(__name__)
+
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "service_unavailable",
+}
+
+
+class APIError(Exception):
+    """Raise anywhere in a request to answer with an OpenAI error body."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        param: str | None = None,
+        code: str | None = None,
+        type: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.param = param
+        self.code = code
+        self.type = type or _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+
+    def body(self) -> dict:
+        return error_body(self.message, self.type, self.param, self.code)
+
+
+def error_body(message: str, type: str, param: str | None = None, code: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def model_not_found(model: str) -> APIError:
+    return APIError(
+        f"The model `{model}` does not exist or you do not have access to it.",
+        status=404,
+        code="model_not_found",
+    )
+
+
+def param_path(loc: Sequence[str | int]) -> str | None:
+    """FastAPI's ``("body", "messages", 0, "role")`` as OpenAI's ``messages.[0].role``."""
+    parts = [str(p) if isinstance(p, str) else f"[{p}]" for p in loc if p != "body"]
+    return ".".join(parts) or None
+
+
+def _validation_error(exc: RequestValidationError) -> APIError:
+    first = exc.errors()[0]
+    loc = tuple(first.get("loc", ()))
+    kind = first.get("type", "")
+    if kind == "json_invalid" or (len(loc) >= 1 and loc[0] == "body" and kind == "model_attributes_type"):
+        return APIError(
+            "We could not parse the JSON body of your request. The API expects a JSON object "
+            "as the request body.",
+        )
+    if kind == "missing" and loc == ("body",):
+        return APIError("The request body is missing; send a JSON object.")
+    param = param_path(loc)
+    if kind == "extra_forbidden":
+        return APIError(f"Unrecognized request argument supplied: {param}", param=param)
+    message = first.get("msg", "invalid value")
+    if kind == "missing":
+        return APIError(f"Missing required parameter: '{param}'.", param=param)
+    return APIError(f"Invalid value for '{param}': {message}", param=param)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> Response:
+        return json_response(exc.body(), status=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_body(_: Request, exc: RequestValidationError) -> Response:
+        error = _validation_error(exc)
+        return json_response(error.body(), status=error.status)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_: Request, exc: HTTPException) -> Response:
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if exc.status_code == 404:
+            message = "Not found: no such route."
+        error = APIError(message, status=exc.status_code)
+        return json_response(error.body(), status=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        body = error_body("The server had an error while processing your request.", "server_error")
+        return json_response(body, status=500)

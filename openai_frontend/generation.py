@@ -1,0 +1,120 @@
+"""Fan a request out into engine sequences and merge their deltas back, tagged by choice.
+
+``n`` choices per prompt (and several prompts for completions) become separate engine
+requests, so every engine only ever generates one sequence at a time. With a seed, the
+i-th choice gets ``seed + i``: reproducible, yet the choices differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+from engines.base import Delta, Engine, EngineDead, GenerateRequest, InvalidRequest, SamplingParams
+from openai_frontend.errors import APIError
+
+ChoiceDelta = tuple[int, Delta]
+
+
+def choice_requests(
+    request_id: str, prompts: list[list[int]], sampling: SamplingParams, n: int, adapter: object
+) -> list[GenerateRequest]:
+    """One engine request per (prompt, choice); choice index = prompt * n + i (OpenAI)."""
+    requests = []
+    for prompt_index, prompt_ids in enumerate(prompts):
+        for i in range(n):
+            index = prompt_index * n + i
+            params = sampling
+            if sampling.seed is not None and index:
+                params = dataclasses.replace(sampling, seed=sampling.seed + index)
+            requests.append(GenerateRequest(f"{request_id}-{index}", prompt_ids, params, adapter))
+    return requests
+
+
+async def _tagged(engine: Engine, index: int, request: GenerateRequest) -> AsyncIterator[ChoiceDelta]:
+    async with aclosing(engine.generate(request)) as deltas:
+        async for delta in deltas:
+            yield index, delta
+
+
+async def run_choices(engine: Engine, requests: list[GenerateRequest]) -> AsyncIterator[ChoiceDelta]:
+    """Deltas of every choice as they come; closing this aborts every sequence left."""
+    streams = [_tagged(engine, index, request) for index, request in enumerate(requests)]
+    if len(streams) == 1:
+        async with aclosing(streams[0]) as only:
+            async for item in only:
+                yield item
+        return
+    async for item in _merge(streams):
+        yield item
+
+
+_DONE = object()
+
+
+async def _merge(streams: list[AsyncIterator[ChoiceDelta]]) -> AsyncIterator[ChoiceDelta]:
+    queue: asyncio.Queue = asyncio.Queue()
+
+    async def pump(stream: AsyncIterator[ChoiceDelta]) -> None:
+        try:
+            async with aclosing(stream):
+                async for item in stream:
+                    await queue.put(item)
+        except Exception as exc:  # handed to the consumer, which re-raises it
+            await queue.put(exc)
+        finally:
+            await queue.put(_DONE)
+
+    tasks = [asyncio.create_task(pump(stream)) for stream in streams]
+    try:
+        remaining = len(tasks)
+        while remaining:
+            item = await queue.get()
+            if item is _DONE:
+                remaining -= 1
+            elif isinstance(item, Exception):
+                raise item
+            else:
+                yield item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def primed(stream: AsyncIterator[ChoiceDelta]) -> AsyncIterator[ChoiceDelta]:
+    """Start the stream and wait for its first delta, so refusals become a plain 4xx.
+
+    The engine checks parameters (and compiles grammars) before it yields anything; by
+    waiting here, those errors are answered before any response header is sent.
+    """
+    try:
+        first = await anext(stream)
+    except StopAsyncIteration:
+        first = None
+    except Exception as exc:
+        await stream.aclose()
+        raise engine_error(exc) from None
+    except BaseException:
+        await stream.aclose()
+        raise
+
+    async def resumed() -> AsyncIterator[ChoiceDelta]:
+        async with aclosing(stream):
+            if first is not None:
+                yield first
+            async for item in stream:
+                yield item
+
+    return resumed()
+
+
+def engine_error(exc: BaseException) -> BaseException:
+    """Engine exceptions as the API errors a client sees."""
+    if isinstance(exc, InvalidRequest):
+        return APIError(exc.message, param=exc.param)
+    if isinstance(exc, EngineDead):
+        return APIError("The engine failed; the server is not ready.", status=503)
+    return exc

@@ -1,0 +1,154 @@
+"""``POST /v1/chat/completions``: render, generate, and answer as a body or a stream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from engines.base import StructuredOutput
+from openai_frontend.chat_prompt import render_chat
+from openai_frontend.choices import Choice, finish_reason, usage
+from openai_frontend.errors import APIError
+from openai_frontend.generation import ChoiceDelta, choice_requests, primed, run_choices
+from openai_frontend.jsonresponse import json_response
+from openai_frontend.logprobs import chat_logprobs
+from openai_frontend.sampling import build_sampling, token_budget
+from openai_frontend.schemas.chat import ChatCompletionRequest
+from openai_frontend.state import get_state, new_id, now
+from openai_frontend.streaming import ChunkFramer, sse_response
+
+router = APIRouter()
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """What the chat response and its chunks share."""
+
+    id: str
+    created: int
+    model: str
+    prompt_tokens: int
+    n: int
+    logprobs: bool
+
+    def head(self, obj: str) -> dict:
+        return {"id": self.id, "object": obj, "created": self.created, "model": self.model}
+
+
+@router.post("/v1/chat/completions")
+async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Response:
+    state = get_state(request)
+    info = state.model(body.model)
+    _reject_unimplemented(body)
+    prompt_ids = state.engine.tokenize(render_chat(body, state.resolver), add_special_tokens=False)
+    limit_param = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
+    sampling = build_sampling(
+        body,
+        max_tokens=token_budget(body.token_limit(), len(prompt_ids), info.max_model_len, limit_param),
+        defaults=state.sampling_defaults,
+        supported=state.engine.supported_sampling,
+        logprobs=(body.top_logprobs or 0) if body.logprobs else None,
+        structured_output=_structured_output(body),
+    )
+    reply = _Reply(new_id("chatcmpl"), now(), body.model, len(prompt_ids), body.n, body.logprobs)
+    requests = choice_requests(reply.id, [prompt_ids], sampling, body.n, None)
+    deltas = await primed(run_choices(state.engine, requests))
+    if body.stream:
+        return sse_response(_stream(deltas, reply, body.include_usage()))
+    return json_response(await _collect(deltas, reply))
+
+
+def _reject_unimplemented(body: ChatCompletionRequest) -> None:
+    """Fields the API has but this server cannot honour yet: refused, never dropped."""
+    if body.top_logprobs is not None and not body.logprobs:
+        raise APIError("top_logprobs requires logprobs to be true", param="top_logprobs")
+    if body.tools and body.tool_choice != "none":
+        raise APIError(
+            "tool calling is not supported yet; send tool_choice: 'none' to render the tools "
+            "into the prompt without calling them",
+            param="tools",
+            code="unsupported_parameter",
+        )
+    if body.store:
+        raise APIError("store is not supported by this server", param="store")
+
+
+def _structured_output(body: ChatCompletionRequest) -> StructuredOutput | None:
+    response_format = body.response_format
+    if response_format is None or response_format.type == "text":
+        return None
+    if response_format.type == "json_object":
+        return StructuredOutput(json_object=True)
+    spec = response_format.json_schema or {}
+    schema = spec.get("schema")
+    if not isinstance(schema, dict):
+        raise APIError(
+            "response_format json_schema needs a 'schema' object",
+            param="response_format.json_schema.schema",
+        )
+    return StructuredOutput(json_schema=schema)
+
+
+async def _collect(deltas: AsyncIterator[ChoiceDelta], reply: _Reply) -> dict:
+    choices = [Choice() for _ in range(reply.n)]
+    async for index, delta in deltas:
+        choices[index].add(delta)
+    return {
+        **reply.head("chat.completion"),
+        "choices": [
+            {
+                "index": index,
+                "message": {
+                    "role": "assistant",
+                    "content": choice.text,
+                    "refusal": None,
+                    "annotations": [],
+                },
+                "logprobs": chat_logprobs(choice.logprobs) if reply.logprobs else None,
+                "finish_reason": finish_reason(choice.finish_reason),
+            }
+            for index, choice in enumerate(choices)
+        ],
+        "usage": usage(reply.prompt_tokens, sum(c.completion_tokens for c in choices)),
+    }
+
+
+async def _stream(
+    deltas: AsyncIterator[ChoiceDelta], reply: _Reply, include_usage: bool
+) -> AsyncIterator[bytes]:
+    framer = ChunkFramer(reply.head("chat.completion.chunk"), include_usage)
+    for index in range(reply.n):
+        yield framer.choice(
+            {
+                "index": index,
+                "delta": {"role": "assistant", "content": "", "refusal": None},
+                "logprobs": None,
+                "finish_reason": None,
+            }
+        )
+    completion_tokens = [0] * reply.n
+    async for index, delta in deltas:
+        completion_tokens[index] = delta.completion_tokens
+        if delta.text or delta.logprobs:
+            yield framer.choice(
+                {
+                    "index": index,
+                    "delta": {"content": delta.text},
+                    "logprobs": chat_logprobs(delta.logprobs) if reply.logprobs else None,
+                    "finish_reason": None,
+                }
+            )
+        if delta.finish_reason is not None:
+            yield framer.choice(
+                {
+                    "index": index,
+                    "delta": {},
+                    "logprobs": None,
+                    "finish_reason": finish_reason(delta.finish_reason),
+                }
+            )
+    if include_usage:
+        yield framer.usage(usage(reply.prompt_tokens, sum(completion_tokens)))

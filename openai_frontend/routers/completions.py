@@ -1,0 +1,135 @@
+"""``POST /v1/completions``: prompts as text or token ids, answered as a body or a stream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from openai_frontend.choices import Choice, finish_reason, usage
+from openai_frontend.errors import APIError
+from openai_frontend.generation import ChoiceDelta, choice_requests, primed, run_choices
+from openai_frontend.jsonresponse import json_response
+from openai_frontend.logprobs import completion_logprobs
+from openai_frontend.sampling import build_sampling, token_budget
+from openai_frontend.schemas.completions import CompletionRequest
+from openai_frontend.state import ServerState, get_state, new_id, now
+from openai_frontend.streaming import ChunkFramer, sse_response
+
+router = APIRouter()
+
+
+@dataclass(frozen=True)
+class _Reply:
+    id: str
+    created: int
+    model: str
+    prompt_tokens: int
+    n: int
+    logprobs: bool
+    #: Text to put before each choice's completion (``echo``), by prompt.
+    echoes: tuple[str, ...]
+
+    def head(self) -> dict:
+        return {"id": self.id, "object": "text_completion", "created": self.created, "model": self.model}
+
+    def echo(self, index: int) -> str:
+        return self.echoes[index // self.n] if self.echoes else ""
+
+
+@router.post("/v1/completions")
+async def create_completion(body: CompletionRequest, request: Request) -> Response:
+    state = get_state(request)
+    info = state.model(body.model)
+    _reject_unimplemented(body)
+    prompts = [_prompt_ids(state, item, i) for i, item in enumerate(body.prompts())]
+    longest = max(len(ids) for ids in prompts)
+    max_tokens = token_budget(body.token_limit(), longest, info.max_model_len, "max_tokens")
+    sampling = build_sampling(
+        body,
+        max_tokens=max_tokens,
+        defaults=state.sampling_defaults,
+        supported=state.engine.supported_sampling,
+        logprobs=body.logprobs,
+    )
+    echoes = tuple(state.engine.detokenize(ids) for ids in prompts) if body.echo else ()
+    reply = _Reply(
+        new_id("cmpl"), now(), body.model, sum(map(len, prompts)), body.n, body.logprobs is not None, echoes
+    )
+    requests = choice_requests(reply.id, prompts, sampling, body.n, None)
+    deltas = await primed(run_choices(state.engine, requests))
+    if body.stream:
+        return sse_response(_stream(deltas, reply, len(requests), body.include_usage()))
+    return json_response(await _collect(deltas, reply, len(requests)))
+
+
+def _reject_unimplemented(body: CompletionRequest) -> None:
+    if body.best_of is not None and body.best_of < body.n:
+        raise APIError("best_of must be greater than or equal to n", param="best_of")
+    if body.best_of is not None and body.best_of > body.n:
+        raise APIError(
+            "best_of greater than n is not supported by this server", param="best_of",
+            code="unsupported_parameter",
+        )
+    if body.suffix:
+        raise APIError("suffix is not supported by this model", param="suffix", code="unsupported_parameter")
+    if body.echo and body.logprobs is not None:
+        raise APIError(
+            "echo together with logprobs is not supported yet", param="logprobs",
+            code="unsupported_parameter",
+        )
+
+
+def _prompt_ids(state: ServerState, item: str | list[int], index: int) -> list[int]:
+    ids = state.engine.tokenize(item, add_special_tokens=True) if isinstance(item, str) else item
+    if not ids:
+        raise APIError("The prompt is empty.", param="prompt")
+    return ids
+
+
+async def _collect(deltas: AsyncIterator[ChoiceDelta], reply: _Reply, count: int) -> dict:
+    choices = [Choice() for _ in range(count)]
+    async for index, delta in deltas:
+        choices[index].add(delta)
+    return {
+        **reply.head(),
+        "choices": [
+            {
+                "index": index,
+                "text": reply.echo(index) + choice.text,
+                "logprobs": completion_logprobs(choice.logprobs, 0) if reply.logprobs else None,
+                "finish_reason": finish_reason(choice.finish_reason),
+            }
+            for index, choice in enumerate(choices)
+        ],
+        "usage": usage(reply.prompt_tokens, sum(c.completion_tokens for c in choices)),
+    }
+
+
+async def _stream(
+    deltas: AsyncIterator[ChoiceDelta], reply: _Reply, count: int, include_usage: bool
+) -> AsyncIterator[bytes]:
+    framer = ChunkFramer(reply.head(), include_usage)
+    completion_tokens = [0] * count
+    text_offsets = [0] * count
+    if reply.echoes:
+        for index in range(count):
+            yield framer.choice(_chunk(index, reply.echo(index), None, None))
+    async for index, delta in deltas:
+        completion_tokens[index] = delta.completion_tokens
+        if not (delta.text or delta.logprobs or delta.finish_reason):
+            continue
+        logprobs = None
+        if reply.logprobs:
+            logprobs = completion_logprobs(delta.logprobs or [], text_offsets[index])
+            text_offsets[index] += sum(len(t.token) for t in delta.logprobs or [])
+        reason = finish_reason(delta.finish_reason) if delta.finish_reason else None
+        yield framer.choice(_chunk(index, delta.text, logprobs, reason))
+    if include_usage:
+        yield framer.usage(usage(reply.prompt_tokens, sum(completion_tokens)))
+
+
+def _chunk(index: int, text: str, logprobs: dict | None, reason: str | None) -> dict:
+    return {"index": index, "text": text, "logprobs": logprobs, "finish_reason": reason}

@@ -1,0 +1,28 @@
+"""Liveness and readiness, for load balancers and for the tests.
+
+``/health/ready`` also reports how many requests the engine itself still holds, which is
+how a test observes that a client's disconnect aborted its request in the engine.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from openai_frontend.jsonresponse import json_response
+from openai_frontend.state import get_state
+
+router = APIRouter()
+
+
+@router.get("/health")
+async def health() -> Response:
+    return json_response({"status": "ok"})
+
+
+@router.get("/health/ready")
+async def ready(request: Request) -> Response:
+    engine = get_state(request).engine
+    if not engine.is_ready():
+        return json_response({"status": "loading"}, status=503)
+    return json_response({"status": "ready", "engine_unfinished_requests": engine.num_unfinished_requests()})

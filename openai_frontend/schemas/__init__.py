@@ -1,0 +1,1 @@
+"""Pydantic request schemas: the API boundary where types and ranges are checked."""

@@ -1,0 +1,67 @@
+"""Fields shared by chat and completions requests: OpenAI's and vLLM's extensions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from openai_frontend.errors import APIError
+
+INT64 = Field(ge=-(2**63), le=2**63 - 1)
+StopField = str | Annotated[list[str], Field(max_length=64)] | None
+
+
+class StrictModel(BaseModel):
+    """Unknown fields are rejected, as OpenAI does ("Unrecognized request argument")."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
+
+
+class StreamOptions(StrictModel):
+    include_usage: bool = False
+    include_obfuscation: bool | None = None
+
+
+class SamplingFields(StrictModel):
+    """Sampling knobs common to both endpoints. ``None`` means "use the default"."""
+
+    model: str
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int = Field(1, ge=1, le=128)
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    stop: StopField = None
+    seed: Annotated[int, INT64] | None = None
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
+    user: str | None = None
+    # vLLM-style extensions (top level, or the SDK's extra_body).
+    top_k: int | None = Field(None, ge=-1)
+    min_p: float | None = Field(None, ge=0, le=1)
+    repetition_penalty: float | None = Field(None, gt=0, le=2)
+    min_tokens: int | None = Field(None, ge=0)
+    ignore_eos: bool = False
+    stop_token_ids: list[Annotated[int, Field(ge=0)]] | None = None
+    include_stop_str_in_output: bool = False
+    skip_special_tokens: bool = True
+    spaces_between_special_tokens: bool = True
+
+    @model_validator(mode="after")
+    def _stream_options_need_stream(self) -> SamplingFields:
+        if self.stream_options is not None and not self.stream:
+            raise APIError(
+                "stream_options is only allowed when stream is true", param="stream_options"
+            )
+        return self
+
+    def stop_strings(self) -> tuple[str, ...]:
+        if self.stop is None:
+            return ()
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+
+    def include_usage(self) -> bool:
+        return self.stream_options is not None and self.stream_options.include_usage

@@ -1,0 +1,57 @@
+"""What every request handler needs: the engine, its model, templates and defaults."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from engines.base import Engine, ModelInfo
+from openai_frontend.config import ServerConfig
+from openai_frontend.errors import APIError, model_not_found
+from openai_frontend.sampling import read_generation_defaults
+from templates.sources import TemplateResolver, load_template_option, read_model_templates
+
+
+@dataclass
+class ServerState:
+    config: ServerConfig
+    engine: Engine
+    resolver: TemplateResolver = field(init=False)
+    sampling_defaults: dict = field(init=False)
+
+    def __post_init__(self) -> None:
+        server_template = (
+            load_template_option(self.config.chat_template) if self.config.chat_template else None
+        )
+        self.resolver = TemplateResolver(
+            model=read_model_templates(self.config.model_path),
+            server_template=server_template,
+            trust_request_template=self.config.trust_request_chat_template,
+        )
+        self.sampling_defaults = {
+            **read_generation_defaults(self.config.model_path),
+            **self.config.generation_overrides,
+        }
+
+    def model(self, name: str) -> ModelInfo:
+        """The served model called ``name``: 404 if unknown, 503 while loading."""
+        if name != self.config.served_model_name:
+            raise model_not_found(name)
+        if not self.engine.is_ready():
+            raise APIError("The model is still loading; retry shortly.", status=503)
+        return self.engine.model()
+
+
+def get_state(request: Request) -> ServerState:
+    return request.app.state.server
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def now() -> int:
+    return int(time.time())

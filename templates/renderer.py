@@ -1,0 +1,295 @@
+"""Chat template rendering, byte-for-byte compatible with transformers' apply_chat_template.
+
+Templates are untrusted code: they run in jinja2's immutable sandbox, with bounded
+``range``, bounded string/list multiplication, a render deadline and an output cap.
+Message content is passed as data and is never compiled.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from copy import deepcopy
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+import jinja2.ext
+import jinja2.nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+#: Bounds for one render. Real templates use a tiny fraction of these.
+MAX_RANGE = 100_000
+MAX_OUTPUT_CHARS = 4_000_000
+MAX_RENDER_SECONDS = 2.0
+_CONTINUE_TAG = "CONTINUE_FINAL_MESSAGE_TAG "
+
+
+class ChatTemplateError(ValueError):
+    """A template could not be rendered for this request; the client sees a 400."""
+
+    def __init__(self, message: str, *, param: str | None = "messages") -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class _RenderBudget(ChatTemplateError):
+    """The render ran past its time or size bound."""
+
+
+class _Deadline:
+    """Per-render deadline shared by the bounded helpers of one environment call."""
+
+    expires_at = 0.0
+
+    @classmethod
+    def check(cls) -> None:
+        if time.monotonic() > cls.expires_at:
+            raise _RenderBudget(f"chat template render exceeded {MAX_RENDER_SECONDS} s")
+
+
+def _bounded_range(*args: int) -> Iterator[int]:
+    numbers = range(*args)
+    if len(numbers) > MAX_RANGE:
+        raise _RenderBudget(f"range() of {len(numbers)} items exceeds {MAX_RANGE}")
+    for number in numbers:
+        _Deadline.check()
+        yield number
+
+
+def raise_exception(message: str) -> None:
+    """Templates call this to reject a conversation (for example, bad role order)."""
+    raise jinja2.exceptions.TemplateError(message)
+
+
+def tojson(
+    value: Any,
+    ensure_ascii: bool = False,
+    indent: int | None = None,
+    separators: tuple[str, str] | None = None,
+    sort_keys: bool = False,
+) -> str:
+    """transformers' tojson: no HTML escaping, non-ASCII kept, json.dumps options."""
+    return json.dumps(
+        value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+    )
+
+
+def strftime_now(fmt: str) -> str:
+    return datetime.now().strftime(fmt)
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, with size checks on ``*`` and ``**``."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and abs(right) > 64:
+            raise _RenderBudget("exponent too large in chat template")
+        if operator == "*":
+            for seq, count in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(count, int):
+                    if len(seq) * count > MAX_OUTPUT_CHARS:
+                        raise _RenderBudget("sequence repetition too large in chat template")
+        return super().call_binop(context, operator, left, right)
+
+
+def _environment() -> _Sandbox:
+    env = _Sandbox(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = strftime_now
+    env.globals["range"] = _bounded_range
+    return env
+
+
+_ENV = _environment()
+
+
+@lru_cache(maxsize=64)
+def compile_template(source: str) -> jinja2.Template:
+    """Compile once per distinct template text."""
+    try:
+        return _ENV.from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ChatTemplateError(
+            f"chat template has a syntax error at line {exc.lineno}: {exc.message}",
+            param="chat_template",
+        ) from None
+
+
+@lru_cache(maxsize=64)
+def iterates_over_content(source: str) -> bool:
+    """Whether the template loops over ``message.content`` (it takes a list of parts).
+
+    Read from the template's AST, like vLLM's content-format detection: a ``for`` loop
+    whose iterable is ``x.content`` / ``x['content']``, or a name set from one.
+    """
+    try:
+        ast = _ENV.parse(source)
+    except jinja2.TemplateSyntaxError:
+        return False
+    content_names = {
+        target.name
+        for assign in ast.find_all(jinja2.nodes.Assign)
+        if _is_content_access(assign.node)
+        for target in [assign.target]
+        if isinstance(target, jinja2.nodes.Name)
+    }
+    for loop in ast.find_all(jinja2.nodes.For):
+        if _is_content_access(loop.iter):
+            return True
+        if isinstance(loop.iter, jinja2.nodes.Name) and loop.iter.name in content_names:
+            return True
+    return False
+
+
+def _is_content_access(node: jinja2.nodes.Node) -> bool:
+    if isinstance(node, jinja2.nodes.Getattr):
+        return node.attr == "content"
+    if isinstance(node, jinja2.nodes.Getitem):
+        return isinstance(node.arg, jinja2.nodes.Const) and node.arg.value == "content"
+    if isinstance(node, jinja2.nodes.Filter):
+        return node.node is not None and _is_content_access(node.node)
+    return False
+
+
+def select_template(template: str | Sequence[Mapping[str, str]], has_tools: bool) -> str:
+    """Pick from a list of named templates the way transformers does."""
+    if isinstance(template, str):
+        return template
+    named = {entry["name"]: entry["template"] for entry in template}
+    if has_tools and "tool_use" in named:
+        return named["tool_use"]
+    if "default" in named:
+        return named["default"]
+    raise ChatTemplateError(
+        "the model has named chat templates "
+        f"({', '.join(sorted(named))}) but none named 'default'",
+        param="chat_template",
+    )
+
+
+def render(
+    template: str,
+    messages: list[dict],
+    *,
+    tools: list[dict] | None = None,
+    documents: list[dict] | None = None,
+    add_generation_prompt: bool = False,
+    continue_final_message: bool = False,
+    special_tokens: Mapping[str, str] | None = None,
+    template_kwargs: Mapping[str, Any] | None = None,
+) -> str:
+    """Render a conversation to prompt text exactly as transformers would."""
+    if continue_final_message and add_generation_prompt:
+        raise ChatTemplateError(
+            "continue_final_message and add_generation_prompt cannot both be true",
+            param="continue_final_message",
+        )
+    compiled = compile_template(template)
+    final_text = None
+    if continue_final_message:
+        messages, final_text = _tag_final_message(messages, template)
+    variables = {
+        **(special_tokens or {}),
+        **(template_kwargs or {}),
+        "messages": messages,
+        "tools": tools,
+        "documents": documents,
+        "add_generation_prompt": add_generation_prompt,
+    }
+    rendered = _render_bounded(compiled, variables)
+    if final_text is not None:
+        rendered = _cut_after_final_message(rendered, final_text)
+    return rendered
+
+
+def _render_bounded(compiled: jinja2.Template, variables: dict) -> str:
+    _Deadline.expires_at = time.monotonic() + MAX_RENDER_SECONDS
+    pieces: list[str] = []
+    size = 0
+    try:
+        for piece in compiled.generate(**variables):
+            size += len(piece)
+            if size > MAX_OUTPUT_CHARS:
+                raise _RenderBudget(f"chat template output exceeds {MAX_OUTPUT_CHARS} characters")
+            _Deadline.check()
+            pieces.append(piece)
+    except ChatTemplateError:
+        raise
+    except jinja2.exceptions.SecurityError as exc:
+        raise ChatTemplateError(f"chat template was refused by the sandbox: {exc}") from None
+    except jinja2.exceptions.TemplateError as exc:
+        if type(exc) is jinja2.exceptions.TemplateError:  # raise_exception() from the template
+            raise ChatTemplateError(str(exc)) from None
+        raise ChatTemplateError(f"chat template failed{_line_of(exc)}: {exc}") from None
+    except Exception as exc:  # any runtime error inside the template is the request's fault
+        raise ChatTemplateError(
+            f"chat template failed{_line_of(exc)}: {type(exc).__name__}: {exc}"
+        ) from None
+    return "".join(pieces)
+
+
+def _line_of(exc: BaseException) -> str:
+    """' at line N' from the template frame in a traceback, when jinja recorded one."""
+    lineno = getattr(exc, "lineno", None)
+    tb = exc.__traceback__
+    while lineno is None and tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            lineno = _template_line(tb)
+        tb = tb.tb_next
+    return f" at line {lineno}" if lineno else ""
+
+
+def _template_line(tb: Any) -> int | None:
+    template = tb.tb_frame.f_globals.get("__jinja_template__")
+    if template is None:
+        return None
+    return template.get_corresponding_lineno(tb.tb_lineno)
+
+
+def _tag_final_message(messages: list[dict], template: str) -> tuple[list[dict], str]:
+    """Mark the end of the last message so the render can be cut there (transformers)."""
+    messages = deepcopy(messages)
+    final = messages[-1].get("content") if messages else None
+    if final is None:
+        raise ChatTemplateError(
+            "continue_final_message is set but the final message has no content",
+            param="continue_final_message",
+        )
+    if "content" not in template:
+        raise ChatTemplateError(
+            "continue_final_message is set but the chat template does not use message content",
+            param="continue_final_message",
+        )
+    if isinstance(final, list | tuple):
+        for block in reversed(final):
+            if "text" in block:
+                final_text = block["text"]
+                block["text"] = block["text"] + _CONTINUE_TAG
+                return messages, final_text
+        raise ChatTemplateError(
+            "continue_final_message is set but the final message has no text to continue",
+            param="continue_final_message",
+        )
+    messages[-1]["content"] = final + _CONTINUE_TAG
+    return messages, final
+
+
+def _cut_after_final_message(rendered: str, final_text: str) -> str:
+    tag = _CONTINUE_TAG.strip()
+    if final_text.strip() not in rendered or tag not in rendered:
+        raise ChatTemplateError(
+            "continue_final_message is set but the chat template dropped part of the final "
+            "message, so it cannot be continued",
+            param="continue_final_message",
+        )
+    at = rendered.rindex(tag)
+    if rendered[at : at + len(_CONTINUE_TAG)] == _CONTINUE_TAG:
+        return rendered[:at]
+    return rendered[:at].rstrip()
