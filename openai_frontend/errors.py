@@ -50,7 +50,9 @@ class APIError(Exception):
         self.status = status
         self.param = param
         self.code = code
-        self.type = type or _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+        self.type = type or _TYPES.get(
+            status, "server_error" if status >= 500 else "invalid_request_error"
+        )
 
     def body(self) -> dict:
         return error_body(self.message, self.type, self.param, self.code)
@@ -68,9 +70,24 @@ def model_not_found(model: str) -> APIError:
     )
 
 
+#: Names pydantic puts in an error's location for the member of a union that failed.
+_UNION_MEMBER_NAMES = frozenset({"str", "int", "float", "bool", "list", "dict", "none"})
+
+
+def _is_union_member(part: str | int) -> bool:
+    return isinstance(part, str) and (part in _UNION_MEMBER_NAMES or "[" in part or "-" in part)
+
+
 def param_path(loc: Sequence[str | int]) -> str | None:
-    """FastAPI's ``("body", "messages", 0, "role")`` as OpenAI's ``messages.[0].role``."""
-    parts = [str(p) if isinstance(p, str) else f"[{p}]" for p in loc if p != "body"]
+    """FastAPI's ``("body", "messages", 0, "role")`` as OpenAI's ``messages.[0].role``.
+
+    Union member tags (``stop.str``) are not parameters; the path ends before them.
+    """
+    parts: list[str] = []
+    for part in loc[1:] if loc and loc[0] == "body" else loc:
+        if _is_union_member(part):
+            break
+        parts.append(part if isinstance(part, str) else f"[{part}]")
     return ".".join(parts) or None
 
 
@@ -78,7 +95,9 @@ def _validation_error(exc: RequestValidationError) -> APIError:
     first = exc.errors()[0]
     loc = tuple(first.get("loc", ()))
     kind = first.get("type", "")
-    if kind == "json_invalid" or (len(loc) >= 1 and loc[0] == "body" and kind == "model_attributes_type"):
+    if kind == "json_invalid" or (
+        len(loc) >= 1 and loc[0] == "body" and kind == "model_attributes_type"
+    ):
         return APIError(
             "We could not parse the JSON body of your request. The API expects a JSON object "
             "as the request body.",

@@ -33,13 +33,17 @@ def choice_requests(
     return requests
 
 
-async def _tagged(engine: Engine, index: int, request: GenerateRequest) -> AsyncIterator[ChoiceDelta]:
+async def _tagged(
+    engine: Engine, index: int, request: GenerateRequest
+) -> AsyncIterator[ChoiceDelta]:
     async with aclosing(engine.generate(request)) as deltas:
         async for delta in deltas:
             yield index, delta
 
 
-async def run_choices(engine: Engine, requests: list[GenerateRequest]) -> AsyncIterator[ChoiceDelta]:
+async def run_choices(
+    engine: Engine, requests: list[GenerateRequest]
+) -> AsyncIterator[ChoiceDelta]:
     """Deltas of every choice as they come; closing this aborts every sequence left."""
     streams = [_tagged(engine, index, request) for index, request in enumerate(requests)]
     if len(streams) == 1:

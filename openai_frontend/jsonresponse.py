@@ -8,7 +8,9 @@ import orjson
 from starlette.responses import Response
 
 
-def json_response(body: object, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+def json_response(
+    body: object, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
     return Response(
         orjson.dumps(body), status_code=status, headers=headers, media_type="application/json"
     )

@@ -28,7 +28,9 @@ def error_frame(exc: BaseException) -> bytes:
     """A mid-stream failure, as an OpenAI error object in a ``data:`` frame."""
     if isinstance(exc, APIError):
         return frame(exc.body())
-    return frame(error_body("The server had an error while streaming the response.", "server_error"))
+    return frame(
+        error_body("The server had an error while streaming the response.", "server_error")
+    )
 
 
 async def _guarded(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

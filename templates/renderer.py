@@ -92,9 +92,9 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             raise _RenderBudget("exponent too large in chat template")
         if operator == "*":
             for seq, count in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(count, int):
-                    if len(seq) * count > MAX_OUTPUT_CHARS:
-                        raise _RenderBudget("sequence repetition too large in chat template")
+                repeats = isinstance(seq, str | list | tuple) and isinstance(count, int)
+                if repeats and len(seq) * count > MAX_OUTPUT_CHARS:
+                    raise _RenderBudget("sequence repetition too large in chat template")
         return super().call_binop(context, operator, left, right)
 
 
@@ -168,8 +168,7 @@ def select_template(template: str | Sequence[Mapping[str, str]], has_tools: bool
     if "default" in named:
         return named["default"]
     raise ChatTemplateError(
-        "the model has named chat templates "
-        f"({', '.join(sorted(named))}) but none named 'default'",
+        f"the model has named chat templates ({', '.join(sorted(named))}) but none named 'default'",
         param="chat_template",
     )
 

@@ -47,7 +47,9 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     limit_param = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
     sampling = build_sampling(
         body,
-        max_tokens=token_budget(body.token_limit(), len(prompt_ids), info.max_model_len, limit_param),
+        max_tokens=token_budget(
+            body.token_limit(), len(prompt_ids), info.max_model_len, limit_param
+        ),
         defaults=state.sampling_defaults,
         supported=state.engine.supported_sampling,
         logprobs=(body.top_logprobs or 0) if body.logprobs else None,

@@ -33,7 +33,12 @@ class _Reply:
     echoes: tuple[str, ...]
 
     def head(self) -> dict:
-        return {"id": self.id, "object": "text_completion", "created": self.created, "model": self.model}
+        return {
+            "id": self.id,
+            "object": "text_completion",
+            "created": self.created,
+            "model": self.model,
+        }
 
     def echo(self, index: int) -> str:
         return self.echoes[index // self.n] if self.echoes else ""
@@ -56,7 +61,13 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
     )
     echoes = tuple(state.engine.detokenize(ids) for ids in prompts) if body.echo else ()
     reply = _Reply(
-        new_id("cmpl"), now(), body.model, sum(map(len, prompts)), body.n, body.logprobs is not None, echoes
+        new_id("cmpl"),
+        now(),
+        body.model,
+        sum(map(len, prompts)),
+        body.n,
+        body.logprobs is not None,
+        echoes,
     )
     requests = choice_requests(reply.id, prompts, sampling, body.n, None)
     deltas = await primed(run_choices(state.engine, requests))
@@ -70,14 +81,18 @@ def _reject_unimplemented(body: CompletionRequest) -> None:
         raise APIError("best_of must be greater than or equal to n", param="best_of")
     if body.best_of is not None and body.best_of > body.n:
         raise APIError(
-            "best_of greater than n is not supported by this server", param="best_of",
+            "best_of greater than n is not supported by this server",
+            param="best_of",
             code="unsupported_parameter",
         )
     if body.suffix:
-        raise APIError("suffix is not supported by this model", param="suffix", code="unsupported_parameter")
+        raise APIError(
+            "suffix is not supported by this model", param="suffix", code="unsupported_parameter"
+        )
     if body.echo and body.logprobs is not None:
         raise APIError(
-            "echo together with logprobs is not supported yet", param="logprobs",
+            "echo together with logprobs is not supported yet",
+            param="logprobs",
             code="unsupported_parameter",
         )
 

@@ -25,4 +25,6 @@ async def ready(request: Request) -> Response:
     engine = get_state(request).engine
     if not engine.is_ready():
         return json_response({"status": "loading"}, status=503)
-    return json_response({"status": "ready", "engine_unfinished_requests": engine.num_unfinished_requests()})
+    return json_response(
+        {"status": "ready", "engine_unfinished_requests": engine.num_unfinished_requests()}
+    )

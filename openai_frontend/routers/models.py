@@ -1,4 +1,7 @@
-"""``GET /v1/models`` and ``GET /v1/models/{model}``, in vLLM's shape (root, parent, max_model_len)."""
+"""``GET /v1/models`` and ``GET /v1/models/{model}``.
+
+Cards carry vLLM's extra fields (root, parent, max_model_len) and still match the spec.
+"""
 
 from __future__ import annotations
 

@@ -41,7 +41,12 @@ async def tokenize(body: TokenizeChatRequest | TokenizePromptRequest, request: R
         prompt, special = render_chat(body, state.resolver), False
     tokens = state.engine.tokenize(prompt, add_special_tokens=special)
     return json_response(
-        {"count": len(tokens), "max_model_len": info.max_model_len, "tokens": tokens, "prompt": prompt}
+        {
+            "count": len(tokens),
+            "max_model_len": info.max_model_len,
+            "tokens": tokens,
+            "prompt": prompt,
+        }
     )
 
 

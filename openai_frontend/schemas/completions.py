@@ -9,9 +9,12 @@ from pydantic import Field
 from openai_frontend.schemas.common import SamplingFields
 
 TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
-Prompt = str | Annotated[list[str], Field(min_length=1)] | TokenIds | Annotated[
-    list[TokenIds], Field(min_length=1)
-]
+Prompt = (
+    str
+    | Annotated[list[str], Field(min_length=1)]
+    | TokenIds
+    | Annotated[list[TokenIds], Field(min_length=1)]
+)
 
 
 class CompletionRequest(SamplingFields):

@@ -1,0 +1,117 @@
+"""One real server per test session: uvicorn + the vLLM CPU engine + the default model.
+
+Tests that use the ``server`` fixture (directly or through a client fixture) are marked
+``engine`` automatically, so ``pytest -m "not engine"`` is the fast lane.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from openai_frontend.default_model import MODEL_NAME, ensure_default_model
+
+ROOT = Path(__file__).resolve().parents[1]
+STARTUP_TIMEOUT_S = 300
+ENGINE_FIXTURES = {"server", "client", "async_client", "http"}
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    model: str
+    model_path: Path
+    log_path: Path
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.engine)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_ready(base_url: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"server exited with {process.returncode}:\n{log_path.read_text()[-4000:]}"
+            )
+        try:
+            if httpx.get(base_url + "/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(
+        f"server not ready in {STARTUP_TIMEOUT_S} s:\n{log_path.read_text()[-4000:]}"
+    )
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Server:
+    model_path = ensure_default_model()
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    command = [
+        sys.executable,
+        "-m",
+        "openai_frontend",
+        "serve",
+        str(model_path),
+        "--served-model-name",
+        MODEL_NAME,
+        "--port",
+        str(port),
+        "--trust-request-chat-template",
+    ]
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=os.environ.copy()
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base_url, process, log_path)
+        yield Server(base_url, MODEL_NAME, model_path, log_path)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def client(server: Server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.url("/v1"), api_key="unused", max_retries=0, timeout=120)
+
+
+@pytest.fixture
+def async_client(server: Server) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        base_url=server.url("/v1"), api_key="unused", max_retries=0, timeout=120
+    )
+
+
+@pytest.fixture(scope="session")
+def http(server: Server) -> httpx.Client:
+    with httpx.Client(base_url=server.base_url, timeout=120) as session:
+        yield session
