@@ -235,21 +235,14 @@ def _render_bounded(compiled: jinja2.Template, variables: dict) -> str:
 
 
 def _line_of(exc: BaseException) -> str:
-    """' at line N' from the template frame in a traceback, when jinja recorded one."""
+    """' at line N': jinja rewrites tracebacks so template frames carry template lines."""
     lineno = getattr(exc, "lineno", None)
     tb = exc.__traceback__
-    while lineno is None and tb is not None:
+    while tb is not None:
         if tb.tb_frame.f_code.co_filename == "<template>":
-            lineno = _template_line(tb)
+            lineno = tb.tb_lineno
         tb = tb.tb_next
     return f" at line {lineno}" if lineno else ""
-
-
-def _template_line(tb: Any) -> int | None:
-    template = tb.tb_frame.f_globals.get("__jinja_template__")
-    if template is None:
-        return None
-    return template.get_corresponding_lineno(tb.tb_lineno)
 
 
 def _tag_final_message(messages: list[dict], template: str) -> tuple[list[dict], str]:

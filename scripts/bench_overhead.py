@@ -1,0 +1,175 @@
+"""Gateway overhead: engine-direct AsyncLLM against the same load through our HTTP server.
+
+In one run, for each concurrency, the identical streaming load (the same rendered chat
+prompts, 128 output tokens with ignore_eos) goes to (A) vLLM's AsyncLLM in this process
+and (B) `openai-frontend serve` over HTTP, in interleaved rounds (A, B, A, B, ...) so
+machine noise hits both. Reports medians over rounds of output tokens/s and TTFT p50,
+and the ratios B/A.
+
+    .venv/bin/python scripts/bench_overhead.py [--concurrency 1,8,32] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engines.vllm import apply_cpu_defaults, is_cpu_build  # noqa: E402
+from openai_frontend.default_model import MODEL_NAME, ensure_default_model  # noqa: E402
+
+
+def messages_for(round_no: int, i: int) -> list[dict]:
+    """Distinct prompts per request and round, so no side gets prefix-cache hits."""
+    topic = ["the sea", "mountains", "a city at night", "an old library", "the desert"][i % 5]
+    return [{"role": "user", "content": f"[{round_no}-{i}] Write a long, detailed essay about {topic}."}]
+
+
+async def run_direct(llm, prompts: list[list[int]], concurrency: int, max_tokens: int) -> list[tuple[float, int]]:
+    from vllm.sampling_params import RequestOutputKind, SamplingParams
+
+    params = SamplingParams(
+        max_tokens=max_tokens, temperature=0, ignore_eos=True, output_kind=RequestOutputKind.DELTA
+    )
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(ids: list[int]) -> tuple[float, int]:
+        async with gate:
+            start = time.perf_counter()
+            ttft, tokens = None, 0
+            async for out in llm.generate({"prompt_token_ids": ids}, params, request_id=uuid.uuid4().hex):
+                seq = out.outputs[0]
+                if ttft is None and seq.text:
+                    ttft = time.perf_counter() - start
+                tokens += len(seq.token_ids)
+            return ttft, tokens
+
+    return await asyncio.gather(*(one(ids) for ids in prompts))
+
+
+async def run_http(client: httpx.AsyncClient, batch: list[list[dict]], concurrency: int, max_tokens: int):
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(messages: list[dict]) -> tuple[float, int]:
+        payload = {
+            "model": MODEL_NAME, "messages": messages, "max_tokens": max_tokens, "temperature": 0,
+            "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True},
+        }
+        async with gate:
+            start = time.perf_counter()
+            ttft, tokens = None, 0
+            async with client.stream("POST", "/v1/chat/completions", json=payload) as response:
+                async for line in response.aiter_lines():
+                    if not line.startswith("data: {"):
+                        continue
+                    chunk = json.loads(line[6:])
+                    if chunk["choices"] and chunk["choices"][0]["delta"].get("content") and ttft is None:
+                        ttft = time.perf_counter() - start
+                    if chunk.get("usage"):
+                        tokens = chunk["usage"]["completion_tokens"]
+            return ttft, tokens
+
+    return await asyncio.gather(*(one(m) for m in batch))
+
+
+def summarize(results: list[tuple[float, int]], wall: float) -> tuple[float, float]:
+    tokens = sum(t for _, t in results)
+    return tokens / wall, statistics.median(ttft for ttft, _ in results) * 1000
+
+
+def start_server(model: Path, port: int) -> subprocess.Popen:
+    log = open(ROOT / "bench-server.log", "w")  # noqa: SIM115
+    command = [sys.executable, "-m", "openai_frontend", "serve", str(model), "--served-model-name",
+               MODEL_NAME, "--port", str(port), "--log-level", "warning"]
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+async def wait_ready(client: httpx.AsyncClient, process: subprocess.Popen) -> None:
+    for _ in range(600):
+        if process.poll() is not None:
+            raise RuntimeError("server exited; see bench-server.log")
+        try:
+            if (await client.get("/health/ready")).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.5)
+    raise RuntimeError("server did not become ready")
+
+
+async def main(args: argparse.Namespace) -> None:
+    if is_cpu_build():
+        apply_cpu_defaults()
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    model = ensure_default_model()
+    server = start_server(model, args.port)
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{args.port}", timeout=600, limits=limits)
+    llm = AsyncLLM.from_engine_args(
+        AsyncEngineArgs(model=str(model), enforce_eager=True, enable_prefix_caching=True)
+    )
+    try:
+        await wait_ready(client, server)
+        rows = []
+        for concurrency in args.concurrency:
+            count = max(4, concurrency * 2)
+            direct, gateway = [], []
+            for round_no in range(args.rounds):
+                batch = [messages_for(round_no * 1000 + concurrency, i) for i in range(count)]
+                prompts = [
+                    (await client.post("/tokenize", json={"model": MODEL_NAME, "messages": m})).json()["tokens"]
+                    for m in batch
+                ]
+                start = time.perf_counter()
+                results = await run_direct(llm, prompts, concurrency, args.max_tokens)
+                direct.append(summarize(results, time.perf_counter() - start))
+                # The same prompts: each side has its own engine, so no cache is shared.
+                start = time.perf_counter()
+                results = await run_http(client, batch, concurrency, args.max_tokens)
+                gateway.append(summarize(results, time.perf_counter() - start))
+                print(f"c={concurrency} round {round_no}: direct {direct[-1][0]:.0f} tok/s "
+                      f"{direct[-1][1]:.0f} ms, gateway {gateway[-1][0]:.0f} tok/s {gateway[-1][1]:.0f} ms",
+                      flush=True)
+            d_tps = statistics.median(r[0] for r in direct)
+            d_ttft = statistics.median(r[1] for r in direct)
+            g_tps = statistics.median(r[0] for r in gateway)
+            g_ttft = statistics.median(r[1] for r in gateway)
+            rows.append((concurrency, d_tps, g_tps, d_ttft, g_ttft))
+        print()
+        print("| concurrency | direct tok/s | gateway tok/s | ratio | direct TTFT p50 ms | gateway TTFT p50 ms | ratio |")
+        print("|---|---|---|---|---|---|---|")
+        for c, d_tps, g_tps, d_ttft, g_ttft in rows:
+            print(f"| {c} | {d_tps:.0f} | {g_tps:.0f} | {g_tps / d_tps:.2f}x | {d_ttft:.0f} | {g_ttft:.0f} | {g_ttft / d_ttft:.2f}x |")
+    finally:
+        await client.aclose()
+        llm.shutdown()
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 32])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--port", type=int, default=8123)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    asyncio.run(main(parse_args()))
