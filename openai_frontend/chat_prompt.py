@@ -34,11 +34,22 @@ def _render(request: ChatCompletionRequest, resolver: TemplateResolver) -> str:
         messages,
         tools=request.tools,
         documents=request.documents,
-        add_generation_prompt=request.add_generation_prompt and not request.continue_final_message,
+        add_generation_prompt=_add_generation_prompt(request),
         continue_final_message=request.continue_final_message,
         special_tokens=resolver.model.special_tokens,
         template_kwargs=request.chat_template_kwargs,
     )
+
+
+def _add_generation_prompt(request: ChatCompletionRequest) -> bool:
+    """On by default, off by default when continuing the final message.
+
+    Only an explicit ``add_generation_prompt: true`` with ``continue_final_message``
+    is the contradiction the renderer refuses with a 400.
+    """
+    if "add_generation_prompt" in request.model_fields_set:
+        return request.add_generation_prompt
+    return not request.continue_final_message
 
 
 def _message(message: ChatMessage, index: int, parts_as_list: bool) -> dict:

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from openai_frontend.disconnect import ClientDisconnected, closed_response
 from openai_frontend.jsonresponse import json_response
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,10 @@ def install_error_handlers(app: FastAPI) -> None:
             message = "Not found: no such route."
         error = APIError(message, status=exc.status_code)
         return json_response(error.body(), status=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(ClientDisconnected)
+    async def _client_gone(_: Request, __: ClientDisconnected) -> Response:
+        return closed_response()
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

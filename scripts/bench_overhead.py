@@ -34,10 +34,14 @@ from openai_frontend.default_model import MODEL_NAME, ensure_default_model  # no
 def messages_for(round_no: int, i: int) -> list[dict]:
     """Distinct prompts per request and round, so no side gets prefix-cache hits."""
     topic = ["the sea", "mountains", "a city at night", "an old library", "the desert"][i % 5]
-    return [{"role": "user", "content": f"[{round_no}-{i}] Write a long, detailed essay about {topic}."}]
+    return [
+        {"role": "user", "content": f"[{round_no}-{i}] Write a long, detailed essay about {topic}."}
+    ]
 
 
-async def run_direct(llm, prompts: list[list[int]], concurrency: int, max_tokens: int) -> list[tuple[float, int]]:
+async def run_direct(
+    llm, prompts: list[list[int]], concurrency: int, max_tokens: int
+) -> list[tuple[float, int]]:
     from vllm.sampling_params import RequestOutputKind, SamplingParams
 
     params = SamplingParams(
@@ -49,7 +53,9 @@ async def run_direct(llm, prompts: list[list[int]], concurrency: int, max_tokens
         async with gate:
             start = time.perf_counter()
             ttft, tokens = None, 0
-            async for out in llm.generate({"prompt_token_ids": ids}, params, request_id=uuid.uuid4().hex):
+            async for out in llm.generate(
+                {"prompt_token_ids": ids}, params, request_id=uuid.uuid4().hex
+            ):
                 seq = out.outputs[0]
                 if ttft is None and seq.text:
                     ttft = time.perf_counter() - start
@@ -59,13 +65,20 @@ async def run_direct(llm, prompts: list[list[int]], concurrency: int, max_tokens
     return await asyncio.gather(*(one(ids) for ids in prompts))
 
 
-async def run_http(client: httpx.AsyncClient, batch: list[list[dict]], concurrency: int, max_tokens: int):
+async def run_http(
+    client: httpx.AsyncClient, batch: list[list[dict]], concurrency: int, max_tokens: int
+):
     gate = asyncio.Semaphore(concurrency)
 
     async def one(messages: list[dict]) -> tuple[float, int]:
         payload = {
-            "model": MODEL_NAME, "messages": messages, "max_tokens": max_tokens, "temperature": 0,
-            "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True},
+            "model": MODEL_NAME,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": 0,
+            "ignore_eos": True,
+            "stream": True,
+            "stream_options": {"include_usage": True},
         }
         async with gate:
             start = time.perf_counter()
@@ -75,13 +88,27 @@ async def run_http(client: httpx.AsyncClient, batch: list[list[dict]], concurren
                     if not line.startswith("data: {"):
                         continue
                     chunk = json.loads(line[6:])
-                    if chunk["choices"] and chunk["choices"][0]["delta"].get("content") and ttft is None:
+                    if (
+                        chunk["choices"]
+                        and chunk["choices"][0]["delta"].get("content")
+                        and ttft is None
+                    ):
                         ttft = time.perf_counter() - start
                     if chunk.get("usage"):
                         tokens = chunk["usage"]["completion_tokens"]
             return ttft, tokens
 
     return await asyncio.gather(*(one(m) for m in batch))
+
+
+def print_table(rows: list[tuple[int, float, float, float, float]]) -> None:
+    print()
+    print("| concurrency | direct tok/s | gateway tok/s | ratio ", end="")
+    print("| direct TTFT p50 ms | gateway TTFT p50 ms | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for c, d_tps, g_tps, d_ttft, g_ttft in rows:
+        print(f"| {c} | {d_tps:.0f} | {g_tps:.0f} | {g_tps / d_tps:.2f}x ", end="")
+        print(f"| {d_ttft:.0f} | {g_ttft:.0f} | {g_ttft / d_ttft:.2f}x |")
 
 
 def summarize(results: list[tuple[float, int]], wall: float) -> tuple[float, float]:
@@ -91,8 +118,19 @@ def summarize(results: list[tuple[float, int]], wall: float) -> tuple[float, flo
 
 def start_server(model: Path, port: int) -> subprocess.Popen:
     log = open(ROOT / "bench-server.log", "w")  # noqa: SIM115
-    command = [sys.executable, "-m", "openai_frontend", "serve", str(model), "--served-model-name",
-               MODEL_NAME, "--port", str(port), "--log-level", "warning"]
+    command = [
+        sys.executable,
+        "-m",
+        "openai_frontend",
+        "serve",
+        str(model),
+        "--served-model-name",
+        MODEL_NAME,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
@@ -131,7 +169,9 @@ async def main(args: argparse.Namespace) -> None:
             for round_no in range(args.rounds):
                 batch = [messages_for(round_no * 1000 + concurrency, i) for i in range(count)]
                 prompts = [
-                    (await client.post("/tokenize", json={"model": MODEL_NAME, "messages": m})).json()["tokens"]
+                    (
+                        await client.post("/tokenize", json={"model": MODEL_NAME, "messages": m})
+                    ).json()["tokens"]
                     for m in batch
                 ]
                 start = time.perf_counter()
@@ -141,19 +181,18 @@ async def main(args: argparse.Namespace) -> None:
                 start = time.perf_counter()
                 results = await run_http(client, batch, concurrency, args.max_tokens)
                 gateway.append(summarize(results, time.perf_counter() - start))
-                print(f"c={concurrency} round {round_no}: direct {direct[-1][0]:.0f} tok/s "
-                      f"{direct[-1][1]:.0f} ms, gateway {gateway[-1][0]:.0f} tok/s {gateway[-1][1]:.0f} ms",
-                      flush=True)
+                (d_tps, d_ttft), (g_tps, g_ttft) = direct[-1], gateway[-1]
+                print(
+                    f"c={concurrency} round {round_no}: direct {d_tps:.0f} tok/s {d_ttft:.0f} ms,"
+                    f" gateway {g_tps:.0f} tok/s {g_ttft:.0f} ms",
+                    flush=True,
+                )
             d_tps = statistics.median(r[0] for r in direct)
             d_ttft = statistics.median(r[1] for r in direct)
             g_tps = statistics.median(r[0] for r in gateway)
             g_ttft = statistics.median(r[1] for r in gateway)
             rows.append((concurrency, d_tps, g_tps, d_ttft, g_ttft))
-        print()
-        print("| concurrency | direct tok/s | gateway tok/s | ratio | direct TTFT p50 ms | gateway TTFT p50 ms | ratio |")
-        print("|---|---|---|---|---|---|---|")
-        for c, d_tps, g_tps, d_ttft, g_ttft in rows:
-            print(f"| {c} | {d_tps:.0f} | {g_tps:.0f} | {g_tps / d_tps:.2f}x | {d_ttft:.0f} | {g_ttft:.0f} | {g_ttft / d_ttft:.2f}x |")
+        print_table(rows)
     finally:
         await client.aclose()
         llm.shutdown()
@@ -162,8 +201,12 @@ async def main(args: argparse.Namespace) -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 32])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 32]
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--port", type=int, default=8123)

@@ -43,3 +43,22 @@ def test_disconnect_aborts_in_engine(server, http):
         assert _engine_unfinished(http) == 1
     # The client closed its connection with ~2000 tokens still to go (~60 s of work).
     assert _wait_for(lambda: _engine_unfinished(http) == 0, timeout=10)
+
+
+def test_non_streaming_disconnect_aborts_in_engine(server, http):
+    assert _wait_for(lambda: _engine_unfinished(http) == 0)
+    payload = {
+        "model": server.model,
+        "prompt": "Once upon a time",
+        "max_tokens": 2000,
+        "ignore_eos": True,
+    }
+    with httpx.Client(base_url=server.base_url, timeout=3) as own:
+        try:
+            own.post("/v1/completions", json=payload)
+        except httpx.ReadTimeout:
+            pass
+        else:
+            raise AssertionError("2000 tokens cannot finish in 3 s on this machine")
+    # The client gave up after 3 s; the engine must drop the request, not finish it.
+    assert _wait_for(lambda: _engine_unfinished(http) == 0, timeout=10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
@@ -11,6 +12,7 @@ from starlette.responses import Response
 from engines.base import StructuredOutput
 from openai_frontend.chat_prompt import render_chat
 from openai_frontend.choices import Choice, finish_reason, usage
+from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError
 from openai_frontend.generation import ChoiceDelta, choice_requests, primed, run_choices
 from openai_frontend.jsonresponse import json_response
@@ -60,7 +62,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     deltas = await primed(run_choices(state.engine, requests))
     if body.stream:
         return sse_response(_stream(deltas, reply, body.include_usage()))
-    return json_response(await _collect(deltas, reply))
+    return json_response(await cancel_on_disconnect(request, _collect(deltas, reply)))
 
 
 def _reject_unimplemented(body: ChatCompletionRequest) -> None:
@@ -96,8 +98,9 @@ def _structured_output(body: ChatCompletionRequest) -> StructuredOutput | None:
 
 async def _collect(deltas: AsyncIterator[ChoiceDelta], reply: _Reply) -> dict:
     choices = [Choice() for _ in range(reply.n)]
-    async for index, delta in deltas:
-        choices[index].add(delta)
+    async with aclosing(deltas):
+        async for index, delta in deltas:
+            choices[index].add(delta)
     return {
         **reply.head("chat.completion"),
         "choices": [

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from openai_frontend.choices import Choice, finish_reason, usage
+from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError
 from openai_frontend.generation import ChoiceDelta, choice_requests, primed, run_choices
 from openai_frontend.jsonresponse import json_response
@@ -73,7 +75,9 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
     deltas = await primed(run_choices(state.engine, requests))
     if body.stream:
         return sse_response(_stream(deltas, reply, len(requests), body.include_usage()))
-    return json_response(await _collect(deltas, reply, len(requests)))
+    return json_response(
+        await cancel_on_disconnect(request, _collect(deltas, reply, len(requests)))
+    )
 
 
 def _reject_unimplemented(body: CompletionRequest) -> None:
@@ -106,8 +110,9 @@ def _prompt_ids(state: ServerState, item: str | list[int], index: int) -> list[i
 
 async def _collect(deltas: AsyncIterator[ChoiceDelta], reply: _Reply, count: int) -> dict:
     choices = [Choice() for _ in range(count)]
-    async for index, delta in deltas:
-        choices[index].add(delta)
+    async with aclosing(deltas):
+        async for index, delta in deltas:
+            choices[index].add(delta)
     return {
         **reply.head(),
         "choices": [
