@@ -136,14 +136,15 @@ class VLLMEngine:
         if is_cpu_build():
             apply_cpu_defaults()
         # Building AsyncLLM blocks for the whole model load; keep the loop answering.
-        self._llm = await asyncio.to_thread(self._build)
+        llm = await asyncio.to_thread(self._build)
         self._tokenizer = await asyncio.to_thread(HFTokenizer, self.model_path)
         self._info = ModelInfo(
             id=self.served_model_name,
-            max_model_len=self._llm.model_config.max_model_len,
+            max_model_len=llm.model_config.max_model_len,
             path=self.model_path,
             created=int(time.time()),
         )
+        self._llm = llm  # last: is_ready() turns true only when everything is in place
 
     def _build(self):
         from vllm.engine.arg_utils import AsyncEngineArgs

@@ -12,19 +12,19 @@ from openai_frontend.schemas.common import SamplingFields, StrictModel
 class ContentPart(BaseModel):
     """One part of a list-valued ``content``; the renderer decides what it accepts."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     type: str
     text: str | None = None
 
 
 class FunctionCall(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     name: str
     arguments: str | dict = "{}"
 
 
 class ToolCall(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     id: str | None = None
     type: Literal["function"] = "function"
     function: FunctionCall
@@ -33,7 +33,7 @@ class ToolCall(BaseModel):
 class ChatMessage(BaseModel):
     """A message; unknown fields are kept, since templates may read them."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[ContentPart] | None = None
     name: str | None = None

@@ -13,9 +13,15 @@ StopField = str | Annotated[list[str], Field(max_length=64)] | None
 
 
 class StrictModel(BaseModel):
-    """Unknown fields are rejected, as OpenAI does ("Unrecognized request argument")."""
+    """Unknown fields are rejected, as OpenAI does ("Unrecognized request argument").
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
+    Types are strict, as OpenAI's are: ``"5"`` is not an integer and ``"yes"`` is not a
+    boolean (pydantic's lax mode would quietly accept both).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, allow_inf_nan=False, populate_by_name=True
+    )
 
 
 class StreamOptions(StrictModel):

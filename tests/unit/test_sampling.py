@@ -90,3 +90,18 @@ def test_fields_set_lists_non_defaults():
         "seed",
         "ignore_eos",
     }
+
+
+def test_three_layers_model_then_server_then_request(tmp_path):
+    from openai_frontend.sampling import read_generation_defaults
+
+    (tmp_path / "generation_config.json").write_text(
+        '{"temperature": 0.6, "top_p": 0.9, "top_k": 20, "eos_token_id": 2}'
+    )
+    model_defaults = read_generation_defaults(tmp_path)
+    assert model_defaults == {"temperature": 0.6, "top_p": 0.9, "top_k": 20}
+    layered = {**model_defaults, **check_overrides({"top_k": 40})}
+    params = build_sampling(
+        _request(temperature=0.1), max_tokens=5, defaults=layered, supported=SUPPORTED_SAMPLING
+    )
+    assert (params.temperature, params.top_p, params.top_k) == (0.1, 0.9, 40)
