@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from copy import deepcopy
 from datetime import datetime
@@ -72,20 +73,65 @@ def tojson(
     separators: tuple[str, str] | None = None,
     sort_keys: bool = False,
 ) -> str:
-    """transformers' tojson: no HTML escaping, non-ASCII kept, json.dumps options."""
+    """transformers' tojson: no HTML escaping, non-ASCII kept, json.dumps options.
+
+    Templates serialise the same tool schemas on every request, and json.dumps with an
+    indent runs in pure Python; so the result is memoised on the value's compact
+    encoding (json's C encoder), from which the indented text follows exactly.
+    """
+    try:
+        key = _compact(value)
+    except (TypeError, ValueError):  # not JSON-serialisable: let json.dumps say so
+        return _dumps(value, ensure_ascii, indent, separators, sort_keys)
+    options = (ensure_ascii, indent, tuple(separators) if separators else None, sort_keys)
+    return _tojson_memo(key, options, value)
+
+
+def _dumps(value: Any, ensure_ascii: bool, indent: Any, separators: Any, sort_keys: bool) -> str:
     return json.dumps(
         value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
     )
+
+
+_compact = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+_TOJSON_CACHE: dict[tuple[str, tuple], str] = {}
+_TOJSON_CACHE_MAX = 512
+
+
+def _tojson_memo(key: str, options: tuple, value: Any) -> str:
+    cached = _TOJSON_CACHE.get((key, options))
+    if cached is None:
+        cached = _dumps(value, *options)
+        if len(_TOJSON_CACHE) >= _TOJSON_CACHE_MAX:
+            _TOJSON_CACHE.clear()
+        _TOJSON_CACHE[(key, options)] = cached
+    return cached
 
 
 def strftime_now(fmt: str) -> str:
     return datetime.now().strftime(fmt)
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
 class _Sandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox, with size checks on ``*`` and ``**``."""
 
     intercepted_binops = frozenset({"*", "**"})
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """``message.role`` on a dict, without the AttributeError jinja raises first.
+
+        Jinja tries ``getattr`` before ``obj[...]``, so a dict key only wins when the
+        dict type has no attribute of that name; the shortcut keeps exactly that rule.
+        """
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" and isinstance(right, int) and abs(right) > 64:
@@ -190,6 +236,43 @@ def render(
             "continue_final_message and add_generation_prompt cannot both be true",
             param="continue_final_message",
         )
+    memo_key = _memo_key(
+        template,
+        messages,
+        tools,
+        documents,
+        add_generation_prompt,
+        continue_final_message,
+        special_tokens,
+        template_kwargs,
+    )
+    if memo_key is not None and (cached := _RENDERS.get(memo_key)) is not None:
+        return cached
+    rendered = _render_fresh(
+        template,
+        messages,
+        tools,
+        documents,
+        add_generation_prompt,
+        continue_final_message,
+        special_tokens,
+        template_kwargs,
+    )
+    if memo_key is not None:
+        _RENDERS.put(memo_key, rendered)
+    return rendered
+
+
+def _render_fresh(
+    template: str,
+    messages: list[dict],
+    tools: list[dict] | None,
+    documents: list[dict] | None,
+    add_generation_prompt: bool,
+    continue_final_message: bool,
+    special_tokens: Mapping[str, str] | None,
+    template_kwargs: Mapping[str, Any] | None,
+) -> str:
     compiled = compile_template(template)
     final_text = None
     if continue_final_message:
@@ -206,6 +289,63 @@ def render(
     if final_text is not None:
         rendered = _cut_after_final_message(rendered, final_text)
     return rendered
+
+
+class _RenderMemo:
+    """Recent renders of deterministic templates, bounded in entries and characters.
+
+    Clients resend the same conversation prefix, system prompt and tools all the time
+    (retries, load balancers, parallel samples, agents); a hit skips Jinja entirely.
+    """
+
+    MAX_ENTRIES = 1024
+    MAX_CHARS = 16_000_000
+    MAX_ENTRY_CHARS = 256_000
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._chars = 0
+
+    def get(self, key: tuple[str, str]) -> str | None:
+        value = self._entries.get(key)
+        if value is not None:
+            self._entries.move_to_end(key)
+        return value
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._chars = 0
+
+    def put(self, key: tuple[str, str], value: str) -> None:
+        if len(value) > self.MAX_ENTRY_CHARS or key in self._entries:
+            return
+        self._entries[key] = value
+        self._chars += len(value) + len(key[1])
+        while len(self._entries) > self.MAX_ENTRIES or self._chars > self.MAX_CHARS:
+            old_key, old_value = self._entries.popitem(last=False)
+            self._chars -= len(old_key[1]) + len(old_value)
+
+
+_RENDERS = _RenderMemo()
+
+
+@lru_cache(maxsize=64)
+def is_deterministic(source: str) -> bool:
+    """A template that reads the clock (``strftime_now``) renders differently over time."""
+    try:
+        ast = _ENV.parse(source)
+    except jinja2.TemplateSyntaxError:
+        return False
+    return not any(node.name == "strftime_now" for node in ast.find_all(jinja2.nodes.Name))
+
+
+def _memo_key(template: str, *inputs: Any) -> tuple[str, str] | None:
+    if not is_deterministic(template):
+        return None
+    try:
+        return template, _compact(inputs)
+    except (TypeError, ValueError, RecursionError):
+        return None
 
 
 def _render_bounded(compiled: jinja2.Template, variables: dict) -> str:

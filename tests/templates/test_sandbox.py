@@ -93,3 +93,24 @@ def test_continue_with_generation_prompt_is_refused() -> None:
     with pytest.raises(ChatTemplateError) as caught:
         render(CHATML, USER, add_generation_prompt=True, continue_final_message=True)
     assert caught.value.param == "continue_final_message"
+
+
+def test_render_memo_keys_on_every_input() -> None:
+    first = render(CHATML, USER, add_generation_prompt=True)
+    assert render(CHATML, USER, add_generation_prompt=False) != first
+    assert (
+        render(CHATML, [{"role": "user", "content": "other"}], add_generation_prompt=True) != first
+    )
+    assert render(CHATML, USER, add_generation_prompt=True) == first
+
+
+def test_clock_reading_templates_are_not_memoised() -> None:
+    from templates.renderer import is_deterministic
+
+    assert is_deterministic(CHATML)
+    assert not is_deterministic("{{ strftime_now('%H:%M:%S.%f') }}")
+    first = render("{{ strftime_now('%H:%M:%S.%f') }}", USER)
+    import time
+
+    time.sleep(0.002)
+    assert render("{{ strftime_now('%H:%M:%S.%f') }}", USER) != first
