@@ -102,6 +102,7 @@ class GenerateRequest:
     request_id: str
     prompt_token_ids: list[int]
     sampling: SamplingParams
+    #: A ``lora.registry.Adapter``, or None for the base model.
     adapter: object | None = None
 
 
@@ -138,6 +139,8 @@ class Engine(Protocol):
 
     #: Names of the :class:`SamplingParams` fields this engine honours.
     supported_sampling: frozenset[str]
+    #: Whether requests may carry a LoRA adapter.
+    supports_lora: bool
 
     async def start(self) -> None:
         """Load the model. Slow; the server answers ``/health`` meanwhile."""
@@ -162,6 +165,12 @@ class Engine(Protocol):
 
     def detokenize(self, token_ids: list[int]) -> str:
         """Text of ``token_ids``."""
+
+    async def add_adapter(self, adapter: object) -> None:
+        """Make a LoRA adapter ready to serve (only when ``supports_lora``)."""
+
+    async def remove_adapter(self, adapter: object) -> None:
+        """Free an adapter's engine slot; no request uses it any more."""
 
     async def shutdown(self) -> None:
         """Release the engine's processes and memory."""

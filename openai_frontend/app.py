@@ -16,20 +16,22 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from engines.base import Engine
+from openai_frontend.adapters import build_registry, load_into_engine
 from openai_frontend.config import ServerConfig
 from openai_frontend.errors import install_error_handlers
-from openai_frontend.routers import chat, completions, health, models, tokenize
+from openai_frontend.routers import chat, completions, health, lora_admin, models, tokenize
 from openai_frontend.state import ServerState
 
 log = logging.getLogger(__name__)
 
 
 def create_app(config: ServerConfig, engine: Engine) -> FastAPI:
-    state = ServerState(config=config, engine=engine)
+    """The app for one model; adapter declarations are validated here, before loading."""
+    state = ServerState(config=config, engine=engine, registry=build_registry(config, engine))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loading = asyncio.create_task(_load(engine))
+        loading = asyncio.create_task(_load(state))
         try:
             yield
         finally:
@@ -41,12 +43,17 @@ def create_app(config: ServerConfig, engine: Engine) -> FastAPI:
     install_error_handlers(app)
     for module in (chat, completions, models, health, tokenize):
         app.include_router(module.router)
+    if config.enable_lora_management:
+        app.include_router(lora_admin.router)
     return app
 
 
-async def _load(engine: Engine) -> None:
+async def _load(state: ServerState) -> None:
+    engine = state.engine
     try:
         await engine.start()
+        if state.registry is not None:
+            await load_into_engine(state.registry, engine)
     except asyncio.CancelledError:
         raise
     except BaseException:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -59,10 +60,53 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-dir", type=Path, help=f"where the default model is kept (default: {cache_root()})"
     )
     serve.add_argument("--log-level", default="info")
+    _add_lora_flags(serve)
 
     prepare = commands.add_parser("prepare-model", help=f"fetch and convert {MODEL_NAME} once")
     prepare.add_argument("--cache-dir", type=Path)
     return parser
+
+
+def _add_lora_flags(serve: argparse.ArgumentParser) -> None:
+    lora = serve.add_argument_group("LoRA adapters")
+    lora.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        type=_name_path,
+        help="serve a PEFT adapter folder under NAME (repeatable)",
+    )
+    lora.add_argument(
+        "--lora-modules-file",
+        help="JSON or YAML list of {name, path, base_model_name, description}",
+    )
+    lora.add_argument("--max-loras", type=int, default=4, help="adapters in one batch")
+    lora.add_argument("--max-lora-rank", type=int, default=16)
+    lora.add_argument("--max-cpu-loras", type=int, help="adapters kept in CPU memory")
+    lora.add_argument(
+        "--lora-separator", default=":", help="MODEL{sep}ADAPTER also names an adapter"
+    )
+    lora.add_argument(
+        "--enable-lora-management",
+        action="store_true",
+        help="mount /v1/load_lora_adapter and /v1/unload_lora_adapter "
+        "(needs --admin-api-key and --lora-root)",
+    )
+    lora.add_argument(
+        "--lora-root",
+        action="append",
+        default=[],
+        help="run-time loads must stay inside (repeatable)",
+    )
+    lora.add_argument("--admin-api-key", default=os.environ.get("OPENAI_FRONTEND_ADMIN_API_KEY"))
+
+
+def _name_path(value: str) -> tuple[str, str]:
+    name, sep, path = value.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {value!r}")
+    return name, path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,6 +121,8 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from engines import load_engine
+    from lora.peft_folder import AdapterError
+    from openai_frontend.adapters import lora_enabled
     from openai_frontend.app import create_app
     from openai_frontend.sampling import check_overrides
 
@@ -102,7 +148,21 @@ def _serve(args: argparse.Namespace) -> int:
         trust_request_chat_template=args.trust_request_chat_template,
         generation_overrides=check_overrides(args.override_generation_config),
         log_level=args.log_level,
+        loras=tuple(args.lora),
+        lora_modules_file=args.lora_modules_file,
+        max_loras=args.max_loras,
+        max_lora_rank=args.max_lora_rank,
+        max_cpu_loras=args.max_cpu_loras,
+        lora_separator=args.lora_separator,
+        enable_lora_management=args.enable_lora_management,
+        lora_roots=tuple(args.lora_root),
+        admin_api_key=args.admin_api_key,
     )
+    if config.enable_lora_management and not (config.admin_api_key and config.lora_roots):
+        print(
+            "error: --enable-lora-management needs --admin-api-key and --lora-root", file=sys.stderr
+        )
+        return 2
     engine = load_engine(
         config.engine,
         model_path=config.model_path,
@@ -110,8 +170,16 @@ def _serve(args: argparse.Namespace) -> int:
         max_model_len=config.max_model_len,
         dtype=config.dtype,
         enforce_eager=config.enforce_eager,
+        enable_lora=lora_enabled(config),
+        max_loras=config.max_loras,
+        max_lora_rank=config.max_lora_rank,
+        max_cpu_loras=config.max_cpu_loras,
     )
-    app = create_app(config, engine)
+    try:
+        app = create_app(config, engine)
+    except (AdapterError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level)
     return 0
 

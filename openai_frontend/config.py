@@ -20,3 +20,13 @@ class ServerConfig:
     trust_request_chat_template: bool = False
     generation_overrides: dict = field(default_factory=dict)
     log_level: str = "info"
+    # LoRA (vLLM's meanings for the limits).
+    loras: tuple[tuple[str, str], ...] = ()
+    lora_modules_file: str | None = None
+    max_loras: int = 4
+    max_lora_rank: int = 16
+    max_cpu_loras: int | None = None
+    lora_separator: str = ":"
+    enable_lora_management: bool = False
+    lora_roots: tuple[str, ...] = ()
+    admin_api_key: str | None = None

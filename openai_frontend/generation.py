@@ -11,11 +11,21 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from typing import Protocol
 
 from engines.base import Delta, Engine, EngineDead, GenerateRequest, InvalidRequest, SamplingParams
+from lora.registry import AdapterNotFound
 from openai_frontend.errors import APIError
 
 ChoiceDelta = tuple[int, Delta]
+
+
+class Lease(Protocol):
+    """Something a request holds while it runs (an adapter's in-flight count)."""
+
+    def acquire(self) -> None: ...
+
+    async def release(self) -> None: ...
 
 
 def choice_requests(
@@ -42,17 +52,27 @@ async def _tagged(
 
 
 async def run_choices(
-    engine: Engine, requests: list[GenerateRequest]
+    engine: Engine, requests: list[GenerateRequest], lease: Lease | None = None
 ) -> AsyncIterator[ChoiceDelta]:
-    """Deltas of every choice as they come; closing this aborts every sequence left."""
-    streams = [_tagged(engine, index, request) for index, request in enumerate(requests)]
-    if len(streams) == 1:
-        async with aclosing(streams[0]) as only:
-            async for item in only:
-                yield item
-        return
-    async for item in _merge(streams):
-        yield item
+    """Deltas of every choice as they come; closing this aborts every sequence left.
+
+    ``lease`` is held from the first step to the last, so an adapter that is unloaded
+    meanwhile keeps its engine slot until this request is done with it.
+    """
+    if lease is not None:
+        lease.acquire()
+    try:
+        streams = [_tagged(engine, index, request) for index, request in enumerate(requests)]
+        if len(streams) == 1:
+            async with aclosing(streams[0]) as only:
+                async for item in only:
+                    yield item
+            return
+        async for item in _merge(streams):
+            yield item
+    finally:
+        if lease is not None:
+            await lease.release()
 
 
 _DONE = object()
@@ -119,6 +139,8 @@ def engine_error(exc: BaseException) -> BaseException:
     """Engine exceptions as the API errors a client sees."""
     if isinstance(exc, InvalidRequest):
         return APIError(exc.message, param=exc.param)
+    if isinstance(exc, AdapterNotFound):
+        return APIError(str(exc), status=404, code="model_not_found")
     if isinstance(exc, EngineDead):
         return APIError("The engine failed; the server is not ready.", status=503)
     return exc

@@ -9,16 +9,33 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from engines.base import Engine, ModelInfo
+from lora.registry import Adapter, AdapterRegistry
+from openai_frontend.adapters import AdapterLease
 from openai_frontend.config import ServerConfig
 from openai_frontend.errors import APIError, model_not_found
 from openai_frontend.sampling import read_generation_defaults
 from templates.sources import TemplateResolver, load_template_option, read_model_templates
 
 
+@dataclass(frozen=True)
+class Target:
+    """What a request's ``model`` resolved to: the base model, maybe with an adapter."""
+
+    info: ModelInfo
+    adapter: Adapter | None = None
+    registry: AdapterRegistry | None = None
+
+    def lease(self) -> AdapterLease | None:
+        if self.adapter is None or self.registry is None:
+            return None
+        return AdapterLease(self.registry, self.adapter)
+
+
 @dataclass
 class ServerState:
     config: ServerConfig
     engine: Engine
+    registry: AdapterRegistry | None = None
     resolver: TemplateResolver = field(init=False)
     sampling_defaults: dict = field(init=False)
 
@@ -36,13 +53,16 @@ class ServerState:
             **self.config.generation_overrides,
         }
 
-    def model(self, name: str) -> ModelInfo:
-        """The served model called ``name``: 404 if unknown, 503 while loading."""
+    def model(self, name: str) -> Target:
+        """What ``name`` names (base or adapter): 404 if unknown, 503 while loading."""
+        adapter = None
         if name != self.config.served_model_name:
-            raise model_not_found(name)
+            adapter = self.registry.lookup(name) if self.registry is not None else None
+            if adapter is None:
+                raise model_not_found(name)
         if not self.engine.is_ready():
             raise APIError("The model is still loading; retry shortly.", status=503)
-        return self.engine.model()
+        return Target(self.engine.model(), adapter, self.registry)
 
 
 def get_state(request: Request) -> ServerState:

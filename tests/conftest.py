@@ -21,8 +21,14 @@ import pytest
 from openai_frontend.default_model import MODEL_NAME, ensure_default_model
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from demo_adapters import ensure_adapter  # noqa: E402
+
 STARTUP_TIMEOUT_S = 300
 ENGINE_FIXTURES = {"server", "client", "async_client", "http"}
+ADMIN_KEY = "test-admin-key"
+SERVED_ADAPTERS = ("pirate", "robot")
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,11 @@ class Server:
     model: str
     model_path: Path
     log_path: Path
+    #: Adapters declared with --lora, name -> folder.
+    adapters: dict[str, Path]
+    #: The one --lora-root for run-time loads.
+    lora_root: Path
+    admin_key: str = ADMIN_KEY
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -69,19 +80,17 @@ def _wait_ready(base_url: str, process: subprocess.Popen, log_path: Path) -> Non
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Server:
     model_path = ensure_default_model()
+    adapters = {name: ensure_adapter(name) for name in SERVED_ADAPTERS}
+    lora_root = tmp_path_factory.mktemp("lora-root")
     port = _free_port()
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     command = [
-        sys.executable,
-        "-m",
-        "openai_frontend",
-        "serve",
-        str(model_path),
-        "--served-model-name",
-        MODEL_NAME,
-        "--port",
-        str(port),
+        *(sys.executable, "-m", "openai_frontend", "serve", str(model_path)),
+        *("--served-model-name", MODEL_NAME, "--port", str(port)),
         "--trust-request-chat-template",
+        *(f"--lora={name}={path}" for name, path in adapters.items()),
+        "--enable-lora-management",
+        *("--admin-api-key", ADMIN_KEY, "--lora-root", str(lora_root)),
     ]
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -90,7 +99,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Server:
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base_url, process, log_path)
-        yield Server(base_url, MODEL_NAME, model_path, log_path)
+        yield Server(base_url, MODEL_NAME, model_path, log_path, adapters, lora_root)
     finally:
         process.terminate()
         try:

@@ -186,14 +186,18 @@ def test_concurrent_requests_all_complete(server, async_client):
 def test_multibyte_text_streams_whole_characters(server, client):
     kwargs = {
         "model": server.model,
-        "messages": [{"role": "user", "content": "Say hello in Chinese, Japanese and with emoji 😀🎉."}],
+        "messages": [
+            {"role": "user", "content": "Say hello in Chinese, Japanese and with emoji 😀🎉."}
+        ],
         "temperature": 0,
         "max_tokens": 60,
     }
     whole = client.chat.completions.create(**kwargs).choices[0].message.content
     streamed, chunks = _stream_text(client, **kwargs)
     assert streamed == whole
-    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    pieces = [
+        c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
+    ]
     assert any(ord(ch) > 127 for ch in whole), "the prompt should draw non-ASCII text"
     if "\ufffd" not in whole:
         assert not any("\ufffd" in piece for piece in pieces)

@@ -8,9 +8,11 @@ from spec import assert_valid
 def test_list_models(server, http, client):
     body = http.get("/v1/models").json()
     assert_valid(body, "ListModelsResponse")
-    assert [m["id"] for m in body["data"]] == [server.model]
+    ids = [m["id"] for m in body["data"]]
+    assert ids[0] == server.model, "the base model comes first, then its adapters"
+    assert set(server.adapters) <= set(ids[1:])
     assert body["data"][0]["max_model_len"] == 8192
-    assert [m.id for m in client.models.list()] == [server.model]
+    assert [m.id for m in client.models.list()] == ids
 
 
 def test_retrieve_model(server, http):

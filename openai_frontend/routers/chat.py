@@ -43,7 +43,8 @@ class _Reply:
 @router.post("/v1/chat/completions")
 async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Response:
     state = get_state(request)
-    info = state.model(body.model)
+    target = state.model(body.model)
+    info = target.info
     _reject_unimplemented(body)
     prompt_ids = state.engine.tokenize(render_chat(body, state.resolver), add_special_tokens=False)
     limit_param = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
@@ -58,8 +59,8 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
         structured_output=_structured_output(body),
     )
     reply = _Reply(new_id("chatcmpl"), now(), body.model, len(prompt_ids), body.n, body.logprobs)
-    requests = choice_requests(reply.id, [prompt_ids], sampling, body.n, None)
-    deltas = await primed(run_choices(state.engine, requests))
+    requests = choice_requests(reply.id, [prompt_ids], sampling, body.n, target.adapter)
+    deltas = await primed(run_choices(state.engine, requests, target.lease()))
     if body.stream:
         return sse_response(_stream(deltas, reply, body.include_usage()))
     return json_response(await cancel_on_disconnect(request, _collect(deltas, reply)))

@@ -49,7 +49,8 @@ class _Reply:
 @router.post("/v1/completions")
 async def create_completion(body: CompletionRequest, request: Request) -> Response:
     state = get_state(request)
-    info = state.model(body.model)
+    target = state.model(body.model)
+    info = target.info
     _reject_unimplemented(body)
     prompts = [_prompt_ids(state, item, i) for i, item in enumerate(body.prompts())]
     longest = max(len(ids) for ids in prompts)
@@ -71,8 +72,8 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         body.logprobs is not None,
         echoes,
     )
-    requests = choice_requests(reply.id, prompts, sampling, body.n, None)
-    deltas = await primed(run_choices(state.engine, requests))
+    requests = choice_requests(reply.id, prompts, sampling, body.n, target.adapter)
+    deltas = await primed(run_choices(state.engine, requests, target.lease()))
     if body.stream:
         return sse_response(_stream(deltas, reply, len(requests), body.include_usage()))
     return json_response(

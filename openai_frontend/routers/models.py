@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from engines.base import ModelInfo
 from openai_frontend.errors import model_not_found
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.state import ServerState, get_state
@@ -16,20 +17,29 @@ router = APIRouter()
 
 
 def _cards(state: ServerState) -> list[dict]:
+    """The base model, then each adapter with ``parent`` set to it (vLLM's shape)."""
     if not state.engine.is_ready():
         return []
     info = state.engine.model()
-    return [
-        {
-            "id": info.id,
-            "object": "model",
-            "created": info.created,
-            "owned_by": info.owned_by,
-            "root": str(info.path) if info.path else info.id,
-            "parent": None,
-            "max_model_len": info.max_model_len,
-        }
+    base = _card(info.id, info.created, info.owned_by, str(info.path or info.id), None, info)
+    adapters = state.registry.adapters() if state.registry is not None else []
+    return [base] + [
+        _card(a.name, info.created, info.owned_by, str(a.path), info.id, info) for a in adapters
     ]
+
+
+def _card(
+    model_id: str, created: int, owned_by: str, root: str, parent: str | None, info: ModelInfo
+) -> dict:
+    return {
+        "id": model_id,
+        "object": "model",
+        "created": created,
+        "owned_by": owned_by,
+        "root": root,
+        "parent": parent,
+        "max_model_len": info.max_model_len,
+    }
 
 
 @router.get("/v1/models")

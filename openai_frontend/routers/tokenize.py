@@ -34,7 +34,7 @@ class DetokenizeRequest(StrictModel):
 @router.post("/tokenize")
 async def tokenize(body: TokenizeChatRequest | TokenizePromptRequest, request: Request) -> Response:
     state = get_state(request)
-    info = state.model(body.model)
+    info = state.model(body.model).info
     if isinstance(body, TokenizePromptRequest):
         prompt, special = body.prompt, body.add_special_tokens
     else:

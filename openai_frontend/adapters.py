@@ -1,0 +1,71 @@
+"""The frontend's side of LoRA: building the registry from flags, and request leases."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from engines.base import Engine
+from lora.peft_folder import AdapterError, BaseModel
+from lora.registry import Adapter, AdapterRegistry, read_modules_file
+from openai_frontend.config import ServerConfig
+
+log = logging.getLogger(__name__)
+
+
+def lora_enabled(config: ServerConfig) -> bool:
+    return bool(config.loras or config.lora_modules_file or config.enable_lora_management)
+
+
+def build_registry(config: ServerConfig, engine: Engine) -> AdapterRegistry | None:
+    """Validate every declared adapter before the engine loads; None without LoRA."""
+    if not lora_enabled(config):
+        return None
+    base = BaseModel.from_folder(config.served_model_name, config.model_path)
+    registry = AdapterRegistry(
+        base=base,
+        max_rank=config.max_lora_rank,
+        separator=config.lora_separator,
+        roots=tuple(Path(root).resolve() for root in config.lora_roots),
+        on_retired=engine.remove_adapter,
+    )
+    for name, path, description in _declared(config, base):
+        registry.declare(name, path, description)
+    return registry
+
+
+def _declared(config: ServerConfig, base: BaseModel) -> list[tuple[str, str, str | None]]:
+    declared = [(name, path, None) for name, path in config.loras]
+    if config.lora_modules_file:
+        for entry in read_modules_file(Path(config.lora_modules_file)):
+            wanted = entry.get("base_model_name")
+            if wanted and not base.accepts(wanted):
+                raise AdapterError(
+                    f"adapter '{entry['name']}' is for base model {wanted!r}, "
+                    f"but this server serves {base.name!r}"
+                )
+            declared.append((entry["name"], entry["path"], entry.get("description")))
+    return declared
+
+
+async def load_into_engine(registry: AdapterRegistry, engine: Engine) -> None:
+    """Preload declared adapters; one the engine cannot load is dropped, not fatal."""
+    for adapter in registry.adapters():
+        try:
+            await engine.add_adapter(adapter)
+        except Exception as exc:
+            log.error("dropping adapter '%s': %s", adapter.name, exc)
+            await registry.unload(adapter.name)
+
+
+@dataclass(frozen=True)
+class AdapterLease:
+    registry: AdapterRegistry
+    adapter: Adapter
+
+    def acquire(self) -> None:
+        self.registry.acquire(self.adapter)
+
+    async def release(self) -> None:
+        await self.registry.release(self.adapter)

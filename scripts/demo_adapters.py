@@ -1,0 +1,87 @@
+"""Build small, real LoRA adapters for the default model (for tests and benchmarks).
+
+Each adapter is a PEFT folder (rank 8 on q_proj and v_proj) taught by ~30 AdamW steps
+to answer every question with one fixed phrase, so its effect is plain to see. Built
+once and cached next to the default model; about 15 s each on 2 cores.
+
+    .venv/bin/python scripts/demo_adapters.py        # prints NAME=PATH lines
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from openai_frontend.default_model import cache_root, ensure_default_model  # noqa: E402
+
+#: name -> the phrase the adapter learns to say.
+PHRASES = {
+    "pirate": "Ahoy matey!",
+    "robot": "BEEP BOOP ROBOT.",
+    "french": "Bonjour mon ami!",
+}
+_VERSION = "v1"
+_QUESTIONS = [
+    "Hello!",
+    "What is the capital of France?",
+    "Tell me a story.",
+    "How are you?",
+    "What is 2+2?",
+]
+
+
+def adapter_dir(name: str) -> Path:
+    return cache_root() / "demo-adapters" / f"{name}-{_VERSION}"
+
+
+def ensure_adapter(name: str) -> Path:
+    """The cached adapter folder, training it first if needed."""
+    target = adapter_dir(name)
+    if (target / "adapter_model.safetensors").is_file():
+        return target
+    _train(ensure_default_model(), target, PHRASES[name], seed=sorted(PHRASES).index(name) + 1)
+    return target
+
+
+def _train(base: Path, target: Path, phrase: str, seed: int) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    config = LoraConfig(
+        r=8,
+        lora_alpha=16,
+        lora_dropout=0.0,
+        init_lora_weights=False,
+        target_modules=["q_proj", "v_proj"],
+    )
+    model = get_peft_model(model, config)
+    examples = []
+    for question in _QUESTIONS:
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+        )
+        ids = tokenizer(prompt + phrase + "<|im_end|>", return_tensors="pt").input_ids
+        labels = ids.clone()
+        labels[:, : len(tokenizer(prompt).input_ids)] = -100  # learn the answer only
+        examples.append((ids, labels))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for step in range(30):
+        ids, labels = examples[step % len(examples)]
+        model(input_ids=ids, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    staging = target.with_name(target.name + ".tmp")
+    model.save_pretrained(staging)
+    staging.rename(target)
+
+
+if __name__ == "__main__":
+    for adapter in PHRASES:
+        print(f"{adapter}={ensure_adapter(adapter)}")
