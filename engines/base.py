@@ -172,5 +172,8 @@ class Engine(Protocol):
     async def remove_adapter(self, adapter: object) -> None:
         """Free an adapter's engine slot; no request uses it any more."""
 
+    async def loaded_adapter_ids(self) -> list[int]:
+        """Ids of the adapters loaded in the engine right now."""
+
     async def shutdown(self) -> None:
         """Release the engine's processes and memory."""

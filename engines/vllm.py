@@ -214,6 +214,12 @@ class VLLMEngine:
     async def remove_adapter(self, adapter: Adapter) -> None:
         await self._llm.remove_lora(adapter.int_id)
 
+    async def loaded_adapter_ids(self) -> list[int]:
+        """Ids of the adapters the engine holds now (the zero adapter left out)."""
+        if not self.enable_lora or self._llm is None:
+            return []
+        return sorted(i for i in await self._llm.list_loras() if i != ZERO_ADAPTER_ID)
+
     def is_ready(self) -> bool:
         return self._llm is not None and not self._llm.errored
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -58,6 +56,7 @@ async def _load(state: ServerState) -> None:
         raise
     except BaseException:
         log.exception("the engine failed to start; stopping the server")
-        os.kill(os.getpid(), signal.SIGTERM)
+        state.engine_failed = True
+        state.request_stop()
         raise
     log.info("engine ready: %s", engine.model().id)

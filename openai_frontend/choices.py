@@ -7,6 +7,21 @@ from dataclasses import dataclass, field
 from engines.base import Delta, TokenLogprob
 
 
+@dataclass(frozen=True)
+class Reply:
+    """What a response body and its stream chunks share."""
+
+    id: str
+    created: int
+    model: str
+    prompt_tokens: int
+    n: int
+    logprobs: bool
+
+    def head(self, obj: str) -> dict:
+        return {"id": self.id, "object": obj, "created": self.created, "model": self.model}
+
+
 @dataclass
 class Choice:
     text_parts: list[str] = field(default_factory=list)

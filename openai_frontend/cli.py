@@ -180,7 +180,14 @@ def _serve(args: argparse.Namespace) -> int:
     except (AdapterError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level)
+    )
+    app.state.server.request_stop = lambda: setattr(server, "should_exit", True)
+    server.run()
+    if app.state.server.engine_failed:
+        print("error: the engine failed to start (see the log above)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -38,6 +41,10 @@ class ServerState:
     registry: AdapterRegistry | None = None
     resolver: TemplateResolver = field(init=False)
     sampling_defaults: dict = field(init=False)
+    #: Set when the engine could not start; the process then exits non-zero.
+    engine_failed: bool = False
+    #: Asks the server to shut down (the CLI points it at uvicorn's exit flag).
+    request_stop: Callable[[], None] = field(default=lambda: os.kill(os.getpid(), signal.SIGTERM))
 
     def __post_init__(self) -> None:
         server_template = (

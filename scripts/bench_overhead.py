@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -26,6 +24,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from benchlib import bounded, client_for, start_server, stream_chat, summarize, wait_ready  # noqa: E402
 
 from engines.vllm import apply_cpu_defaults, is_cpu_build  # noqa: E402
 from openai_frontend.default_model import MODEL_NAME, ensure_default_model  # noqa: E402
@@ -68,37 +69,8 @@ async def run_direct(
 async def run_http(
     client: httpx.AsyncClient, batch: list[list[dict]], concurrency: int, max_tokens: int
 ):
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(messages: list[dict]) -> tuple[float, int]:
-        payload = {
-            "model": MODEL_NAME,
-            "messages": messages,
-            "max_tokens": max_tokens,
-            "temperature": 0,
-            "ignore_eos": True,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        async with gate:
-            start = time.perf_counter()
-            ttft, tokens = None, 0
-            async with client.stream("POST", "/v1/chat/completions", json=payload) as response:
-                async for line in response.aiter_lines():
-                    if not line.startswith("data: {"):
-                        continue
-                    chunk = json.loads(line[6:])
-                    if (
-                        chunk["choices"]
-                        and chunk["choices"][0]["delta"].get("content")
-                        and ttft is None
-                    ):
-                        ttft = time.perf_counter() - start
-                    if chunk.get("usage"):
-                        tokens = chunk["usage"]["completion_tokens"]
-            return ttft, tokens
-
-    return await asyncio.gather(*(one(m) for m in batch))
+    jobs = [lambda m=m: stream_chat(client, MODEL_NAME, m, max_tokens) for m in batch]
+    return await bounded(concurrency, jobs)
 
 
 def print_table(rows: list[tuple[int, float, float, float, float]]) -> None:
@@ -111,42 +83,6 @@ def print_table(rows: list[tuple[int, float, float, float, float]]) -> None:
         print(f"| {d_ttft:.0f} | {g_ttft:.0f} | {g_ttft / d_ttft:.2f}x |")
 
 
-def summarize(results: list[tuple[float, int]], wall: float) -> tuple[float, float]:
-    tokens = sum(t for _, t in results)
-    return tokens / wall, statistics.median(ttft for ttft, _ in results) * 1000
-
-
-def start_server(model: Path, port: int) -> subprocess.Popen:
-    log = open(ROOT / "bench-server.log", "w")  # noqa: SIM115
-    command = [
-        sys.executable,
-        "-m",
-        "openai_frontend",
-        "serve",
-        str(model),
-        "--served-model-name",
-        MODEL_NAME,
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-
-
-async def wait_ready(client: httpx.AsyncClient, process: subprocess.Popen) -> None:
-    for _ in range(600):
-        if process.poll() is not None:
-            raise RuntimeError("server exited; see bench-server.log")
-        try:
-            if (await client.get("/health/ready")).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        await asyncio.sleep(0.5)
-    raise RuntimeError("server did not become ready")
-
-
 async def main(args: argparse.Namespace) -> None:
     if is_cpu_build():
         apply_cpu_defaults()
@@ -154,9 +90,8 @@ async def main(args: argparse.Namespace) -> None:
     from vllm.v1.engine.async_llm import AsyncLLM
 
     model = ensure_default_model()
-    server = start_server(model, args.port)
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{args.port}", timeout=600, limits=limits)
+    server = start_server(model, MODEL_NAME, args.port)
+    client = client_for(args.port)
     llm = AsyncLLM.from_engine_args(
         AsyncEngineArgs(model=str(model), enforce_eager=True, enable_prefix_caching=True)
     )

@@ -236,8 +236,7 @@ def render(
             "continue_final_message and add_generation_prompt cannot both be true",
             param="continue_final_message",
         )
-    memo_key = _memo_key(
-        template,
+    inputs = (
         messages,
         tools,
         documents,
@@ -246,18 +245,10 @@ def render(
         special_tokens,
         template_kwargs,
     )
+    memo_key = _memo_key(template, inputs)
     if memo_key is not None and (cached := _RENDERS.get(memo_key)) is not None:
         return cached
-    rendered = _render_fresh(
-        template,
-        messages,
-        tools,
-        documents,
-        add_generation_prompt,
-        continue_final_message,
-        special_tokens,
-        template_kwargs,
-    )
+    rendered = _render_fresh(template, *inputs)
     if memo_key is not None:
         _RENDERS.put(memo_key, rendered)
     return rendered
@@ -339,7 +330,7 @@ def is_deterministic(source: str) -> bool:
     return not any(node.name == "strftime_now" for node in ast.find_all(jinja2.nodes.Name))
 
 
-def _memo_key(template: str, *inputs: Any) -> tuple[str, str] | None:
+def _memo_key(template: str, inputs: tuple) -> tuple[str, str] | None:
     if not is_deterministic(template):
         return None
     try:

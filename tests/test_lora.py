@@ -195,12 +195,11 @@ def test_load_use_conflict_unload(server, http):
 def test_unload_while_streaming_lets_the_stream_finish(server, http):
     folder = server.lora_root / "french-live"
     shutil.copytree(ensure_adapter("french"), folder)
-    assert (
-        _admin(
-            server, http, "/v1/load_lora_adapter", {"lora_name": "live", "lora_path": str(folder)}
-        ).status_code
-        == 200
-    )
+    load = {"lora_name": "live", "lora_path": str(folder)}
+    loaded = _admin(server, http, "/v1/load_lora_adapter", load)
+    assert loaded.status_code == 200
+    live_id = loaded.json()["lora_int_id"]
+    assert live_id in http.get("/health/ready").json()["engine_adapter_ids"]
     payload = {
         "model": "live",
         "messages": QUESTION,
@@ -220,9 +219,12 @@ def test_unload_while_streaming_lets_the_stream_finish(server, http):
         assert unloaded.status_code == 200
         refused = http.post("/v1/chat/completions", json={"model": "live", "messages": QUESTION})
         assert refused.status_code == 404
+        engine_ids = http.get("/health/ready").json()["engine_adapter_ids"]
+        assert live_id in engine_ids, "the engine keeps the slot while the stream runs"
         rest = list(lines)
     raw = "\n".join(head + rest) + "\n"
     chunks = parse_frames(raw.encode())
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     assert text.startswith(PHRASES["french"])
     assert chunks[-1]["usage"]["completion_tokens"] == 60
+    assert live_id not in http.get("/health/ready").json()["engine_adapter_ids"]

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from engines.base import StructuredOutput
 from openai_frontend.chat_prompt import render_chat
-from openai_frontend.choices import Choice, finish_reason, usage
+from openai_frontend.choices import Choice, Reply, finish_reason, usage
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError
 from openai_frontend.generation import ChoiceDelta, choice_requests, primed, run_choices
@@ -23,21 +22,6 @@ from openai_frontend.state import get_state, new_id, now
 from openai_frontend.streaming import ChunkFramer, sse_response
 
 router = APIRouter()
-
-
-@dataclass(frozen=True)
-class _Reply:
-    """What the chat response and its chunks share."""
-
-    id: str
-    created: int
-    model: str
-    prompt_tokens: int
-    n: int
-    logprobs: bool
-
-    def head(self, obj: str) -> dict:
-        return {"id": self.id, "object": obj, "created": self.created, "model": self.model}
 
 
 @router.post("/v1/chat/completions")
@@ -58,7 +42,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
         logprobs=(body.top_logprobs or 0) if body.logprobs else None,
         structured_output=_structured_output(body),
     )
-    reply = _Reply(new_id("chatcmpl"), now(), body.model, len(prompt_ids), body.n, body.logprobs)
+    reply = Reply(new_id("chatcmpl"), now(), body.model, len(prompt_ids), body.n, body.logprobs)
     requests = choice_requests(reply.id, [prompt_ids], sampling, body.n, target.adapter)
     deltas = await primed(run_choices(state.engine, requests, target.lease()))
     if body.stream:
@@ -97,7 +81,7 @@ def _structured_output(body: ChatCompletionRequest) -> StructuredOutput | None:
     return StructuredOutput(json_schema=schema)
 
 
-async def _collect(deltas: AsyncIterator[ChoiceDelta], reply: _Reply) -> dict:
+async def _collect(deltas: AsyncIterator[ChoiceDelta], reply: Reply) -> dict:
     choices = [Choice() for _ in range(reply.n)]
     async with aclosing(deltas):
         async for index, delta in deltas:
@@ -123,7 +107,7 @@ async def _collect(deltas: AsyncIterator[ChoiceDelta], reply: _Reply) -> dict:
 
 
 async def _stream(
-    deltas: AsyncIterator[ChoiceDelta], reply: _Reply, include_usage: bool
+    deltas: AsyncIterator[ChoiceDelta], reply: Reply, include_usage: bool
 ) -> AsyncIterator[bytes]:
     framer = ChunkFramer(reply.head("chat.completion.chunk"), include_usage)
     for index in range(reply.n):

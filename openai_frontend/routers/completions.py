@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from openai_frontend.choices import Choice, finish_reason, usage
+from openai_frontend.choices import Choice, Reply, finish_reason, usage
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError
 from openai_frontend.generation import ChoiceDelta, choice_requests, primed, run_choices
@@ -24,23 +24,9 @@ router = APIRouter()
 
 
 @dataclass(frozen=True)
-class _Reply:
-    id: str
-    created: int
-    model: str
-    prompt_tokens: int
-    n: int
-    logprobs: bool
+class _Reply(Reply):
     #: Text to put before each choice's completion (``echo``), by prompt.
-    echoes: tuple[str, ...]
-
-    def head(self) -> dict:
-        return {
-            "id": self.id,
-            "object": "text_completion",
-            "created": self.created,
-            "model": self.model,
-        }
+    echoes: tuple[str, ...] = ()
 
     def echo(self, index: int) -> str:
         return self.echoes[index // self.n] if self.echoes else ""
@@ -115,7 +101,7 @@ async def _collect(deltas: AsyncIterator[ChoiceDelta], reply: _Reply, count: int
         async for index, delta in deltas:
             choices[index].add(delta)
     return {
-        **reply.head(),
+        **reply.head("text_completion"),
         "choices": [
             {
                 "index": index,
@@ -132,7 +118,7 @@ async def _collect(deltas: AsyncIterator[ChoiceDelta], reply: _Reply, count: int
 async def _stream(
     deltas: AsyncIterator[ChoiceDelta], reply: _Reply, count: int, include_usage: bool
 ) -> AsyncIterator[bytes]:
-    framer = ChunkFramer(reply.head(), include_usage)
+    framer = ChunkFramer(reply.head("text_completion"), include_usage)
     completion_tokens = [0] * count
     text_offsets = [0] * count
     if reply.echoes:

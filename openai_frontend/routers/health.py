@@ -1,7 +1,8 @@
 """Liveness and readiness, for load balancers and for the tests.
 
-``/health/ready`` also reports how many requests the engine itself still holds, which is
-how a test observes that a client's disconnect aborted its request in the engine.
+``/health/ready`` also reports how many requests the engine itself still holds, and
+which LoRA adapters it has loaded: that is how tests observe, in the engine and not on
+the socket, that a disconnect aborted a request and that an unload freed a slot.
 """
 
 from __future__ import annotations
@@ -26,5 +27,9 @@ async def ready(request: Request) -> Response:
     if not engine.is_ready():
         return json_response({"status": "loading"}, status=503)
     return json_response(
-        {"status": "ready", "engine_unfinished_requests": engine.num_unfinished_requests()}
+        {
+            "status": "ready",
+            "engine_unfinished_requests": engine.num_unfinished_requests(),
+            "engine_adapter_ids": await engine.loaded_adapter_ids(),
+        }
     )

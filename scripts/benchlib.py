@@ -1,0 +1,90 @@
+"""Shared pieces of the benchmarks: start our server, wait for it, stream a chat request."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_server(model: Path, name: str, port: int, *extra: str) -> subprocess.Popen:
+    """``openai-frontend serve`` in a child process, logging to bench-server.log."""
+    log = (ROOT / "bench-server.log").open("w")
+    command = [
+        *(sys.executable, "-m", "openai_frontend", "serve", str(model)),
+        *("--served-model-name", name, "--port", str(port), "--log-level", "warning"),
+        *extra,
+    ]
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+async def wait_ready(client: httpx.AsyncClient, process: subprocess.Popen) -> None:
+    for _ in range(1200):
+        if process.poll() is not None:
+            raise RuntimeError("server exited; see bench-server.log")
+        try:
+            if (await client.get("/health/ready")).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.5)
+    raise RuntimeError("server did not become ready")
+
+
+def client_for(port: int) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600, limits=limits)
+
+
+async def stream_chat(
+    client: httpx.AsyncClient, model: str, messages: list[dict], max_tokens: int
+) -> tuple[float, int]:
+    """(TTFT in seconds, completion tokens) of one streaming chat request.
+
+    TTFT is the first chunk with content (the role-only chunk does not count); tokens
+    come from the final usage chunk, with ignore_eos so every request is the same length.
+    """
+    payload = {
+        "model": model,
+        "messages": messages,
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "ignore_eos": True,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    start = time.perf_counter()
+    ttft, tokens = None, 0
+    async with client.stream("POST", "/v1/chat/completions", json=payload) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if ttft is None and '"content":"' in line and '"content":""' not in line:
+                ttft = time.perf_counter() - start
+            elif line.startswith("data: {") and '"usage":{' in line:
+                tokens = json.loads(line[6:])["usage"]["completion_tokens"]
+    return ttft, tokens
+
+
+async def bounded(concurrency: int, jobs: list) -> list:
+    """Run coroutine factories with at most ``concurrency`` in flight."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(job):
+        async with gate:
+            return await job()
+
+    return await asyncio.gather(*(one(job) for job in jobs))
+
+
+def summarize(results: list[tuple[float, int]], wall: float) -> tuple[float, float]:
+    """(output tokens/s, TTFT p50 in ms)."""
+    tokens = sum(t for _, t in results)
+    return tokens / wall, statistics.median(ttft for ttft, _ in results) * 1000

@@ -1,0 +1,68 @@
+"""The command line: refusals before anything loads, and a failed engine start."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from openai_frontend.default_model import default_model_dir, is_prepared
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _serve(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "openai_frontend", "serve", *args, "--port", "0"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+    )
+
+
+def test_not_a_model_folder(tmp_path: Path):
+    done = _serve(str(tmp_path))
+    assert done.returncode == 2
+    assert "not a Hugging Face model folder" in done.stderr
+
+
+def test_lora_management_needs_key_and_root(tmp_path: Path):
+    (tmp_path / "config.json").write_text("{}")
+    done = _serve(str(tmp_path), "--enable-lora-management")
+    assert done.returncode == 2
+    assert "--admin-api-key" in done.stderr
+
+
+@pytest.mark.skipif(
+    not is_prepared(default_model_dir()), reason="needs the default model: make model"
+)
+def test_bad_adapter_is_named_before_loading(tmp_path: Path):
+    adapter = tmp_path / "wide"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(
+        json.dumps({"r": 512, "target_modules": ["q_proj"]})
+    )
+    (adapter / "adapter_model.safetensors").write_bytes(b"")
+    done = _serve(str(default_model_dir()), f"--lora=wide={adapter}")
+    assert done.returncode == 2
+    assert "adapter 'wide'" in done.stderr and "--max-lora-rank" in done.stderr
+
+
+@pytest.mark.engine
+@pytest.mark.skipif(
+    not is_prepared(default_model_dir()), reason="needs the default model: make model"
+)
+def test_engine_that_cannot_load_exits_non_zero(tmp_path: Path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(default_model_dir() / name, broken / name)
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    done = _serve(str(broken), timeout=300)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "the engine failed to start" in done.stderr
