@@ -12,11 +12,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from engines.base import Engine
 from openai_frontend.adapters import build_registry, load_into_engine
 from openai_frontend.config import ServerConfig
 from openai_frontend.errors import install_error_handlers
+from openai_frontend.middleware import ApiKeyMiddleware, BodyLimitMiddleware, RequestIdMiddleware
 from openai_frontend.routers import chat, completions, health, lora_admin, models, tokenize
 from openai_frontend.state import ServerState
 
@@ -39,11 +41,31 @@ def create_app(config: ServerConfig, engine: Engine) -> FastAPI:
     app = FastAPI(title="openai-frontend", lifespan=lifespan)
     app.state.server = state
     install_error_handlers(app)
+    _add_middleware(app, config, state)
     for module in (chat, completions, models, health, tokenize):
         app.include_router(module.router)
     if config.enable_lora_management:
         app.include_router(lora_admin.router)
     return app
+
+
+def _add_middleware(app: FastAPI, config: ServerConfig, state: ServerState) -> None:
+    """Outermost first: request id and log, CORS, body limit, then user keys."""
+    app.add_middleware(
+        ApiKeyMiddleware, keys=config.api_keys, protect_metrics=config.protect_metrics
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_request_bytes)
+    if config.allowed_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.allowed_origins),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+            expose_headers=["X-Request-Id"],
+        )
+    app.add_middleware(
+        RequestIdMiddleware, on_status=lambda status: state.metrics.responses.labels(status).inc()
+    )
 
 
 async def _load(state: ServerState) -> None:

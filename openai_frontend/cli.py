@@ -60,11 +60,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-dir", type=Path, help=f"where the default model is kept (default: {cache_root()})"
     )
     serve.add_argument("--log-level", default="info")
+    _add_access_flags(serve)
     _add_lora_flags(serve)
 
     prepare = commands.add_parser("prepare-model", help=f"fetch and convert {MODEL_NAME} once")
     prepare.add_argument("--cache-dir", type=Path)
     return parser
+
+
+def _add_access_flags(serve: argparse.ArgumentParser) -> None:
+    access = serve.add_argument_group("access and limits")
+    env_key = os.environ.get("OPENAI_FRONTEND_API_KEY")
+    access.add_argument(
+        "--api-key",
+        action="append",
+        default=[env_key] if env_key else [],
+        help="a user key for /v1/*, /tokenize and /detokenize "
+        "(repeatable; env OPENAI_FRONTEND_API_KEY)",
+    )
+    access.add_argument(
+        "--protect-metrics", action="store_true", help="/metrics needs a user key too"
+    )
+    access.add_argument("--max-request-bytes", type=int, default=8 * 1024 * 1024)
+    access.add_argument(
+        "--allowed-origins",
+        action="append",
+        default=[],
+        help="CORS origins allowed (default: none)",
+    )
 
 
 def _add_lora_flags(serve: argparse.ArgumentParser) -> None:
@@ -157,6 +180,10 @@ def _serve(args: argparse.Namespace) -> int:
         enable_lora_management=args.enable_lora_management,
         lora_roots=tuple(args.lora_root),
         admin_api_key=args.admin_api_key,
+        api_keys=tuple(args.api_key),
+        protect_metrics=args.protect_metrics,
+        max_request_bytes=args.max_request_bytes,
+        allowed_origins=tuple(args.allowed_origins),
     )
     if config.enable_lora_management and not (config.admin_api_key and config.lora_roots):
         print(

@@ -30,3 +30,8 @@ class ServerConfig:
     enable_lora_management: bool = False
     lora_roots: tuple[str, ...] = ()
     admin_api_key: str | None = None
+    # Access and limits.
+    api_keys: tuple[str, ...] = ()
+    protect_metrics: bool = False
+    max_request_bytes: int = 8 * 1024 * 1024
+    allowed_origins: tuple[str, ...] = ()

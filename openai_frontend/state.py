@@ -16,6 +16,7 @@ from lora.registry import Adapter, AdapterRegistry
 from openai_frontend.adapters import AdapterLease
 from openai_frontend.config import ServerConfig
 from openai_frontend.errors import APIError, model_not_found
+from openai_frontend.metrics import Metrics
 from openai_frontend.sampling import read_generation_defaults
 from templates.sources import TemplateResolver, load_template_option, read_model_templates
 
@@ -27,6 +28,11 @@ class Target:
     info: ModelInfo
     adapter: Adapter | None = None
     registry: AdapterRegistry | None = None
+
+    @property
+    def label(self) -> str:
+        """The metrics label: the adapter's own name, else the model's."""
+        return self.adapter.name if self.adapter is not None else self.info.id
 
     def lease(self) -> AdapterLease | None:
         if self.adapter is None or self.registry is None:
@@ -41,6 +47,7 @@ class ServerState:
     registry: AdapterRegistry | None = None
     resolver: TemplateResolver = field(init=False)
     sampling_defaults: dict = field(init=False)
+    metrics: Metrics = field(default_factory=Metrics)
     #: Set when the engine could not start; the process then exits non-zero.
     engine_failed: bool = False
     #: Asks the server to shut down (the CLI points it at uvicorn's exit flag).

@@ -28,6 +28,8 @@ from demo_adapters import ensure_adapter  # noqa: E402
 STARTUP_TIMEOUT_S = 300
 ENGINE_FIXTURES = {"server", "client", "async_client", "http"}
 ADMIN_KEY = "test-admin-key"
+USER_KEY = "test-user-key"
+ALLOWED_ORIGIN = "http://chat-ui.example"
 SERVED_ADAPTERS = ("pirate", "robot")
 
 
@@ -42,6 +44,11 @@ class Server:
     #: The one --lora-root for run-time loads.
     lora_root: Path
     admin_key: str = ADMIN_KEY
+    api_key: str = USER_KEY
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -89,6 +96,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Server:
         *("--served-model-name", MODEL_NAME, "--port", str(port)),
         "--trust-request-chat-template",
         *(f"--lora={name}={path}" for name, path in adapters.items()),
+        *("--api-key", USER_KEY, "--allowed-origins", ALLOWED_ORIGIN),
         "--enable-lora-management",
         *("--admin-api-key", ADMIN_KEY, "--lora-root", str(lora_root)),
     ]
@@ -110,17 +118,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Server:
 
 @pytest.fixture(scope="session")
 def client(server: Server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url("/v1"), api_key="unused", max_retries=0, timeout=120)
+    return openai.OpenAI(
+        base_url=server.url("/v1"), api_key=server.api_key, max_retries=0, timeout=120
+    )
 
 
 @pytest.fixture
 def async_client(server: Server) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(
-        base_url=server.url("/v1"), api_key="unused", max_retries=0, timeout=120
+        base_url=server.url("/v1"), api_key=server.api_key, max_retries=0, timeout=120
     )
 
 
 @pytest.fixture(scope="session")
 def http(server: Server) -> httpx.Client:
-    with httpx.Client(base_url=server.base_url, timeout=120) as session:
+    with httpx.Client(base_url=server.base_url, timeout=120, headers=server.headers) as session:
         yield session

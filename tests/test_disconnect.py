@@ -34,7 +34,7 @@ def test_disconnect_aborts_in_engine(server, http):
         "stream": True,
     }
     with (
-        httpx.Client(base_url=server.base_url, timeout=60) as own,
+        httpx.Client(base_url=server.base_url, timeout=60, headers=server.headers) as own,
         own.stream("POST", "/v1/chat/completions", json=payload) as response,
     ):
         lines = response.iter_lines()
@@ -53,7 +53,7 @@ def test_non_streaming_disconnect_aborts_in_engine(server, http):
         "max_tokens": 2000,
         "ignore_eos": True,
     }
-    with httpx.Client(base_url=server.base_url, timeout=3) as own:
+    with httpx.Client(base_url=server.base_url, timeout=3, headers=server.headers) as own:
         try:
             own.post("/v1/completions", json=payload)
         except httpx.ReadTimeout:

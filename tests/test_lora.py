@@ -127,7 +127,9 @@ def test_mixed_concurrent_streams_match_solo(server):
         return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
 
     async def scenario() -> tuple[dict, list]:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=120) as client:
+        async with httpx.AsyncClient(
+            base_url=server.base_url, timeout=120, headers=server.headers
+        ) as client:
             solo = {(m, p): await stream(client, m, p) for m in models for p in PROMPTS}
             jobs = [(m, p) for _ in range(2) for p in PROMPTS for m in models]  # interleaved
             mixed = await asyncio.gather(*(stream(client, m, p) for m, p in jobs))
@@ -210,7 +212,7 @@ def test_unload_while_streaming_lets_the_stream_finish(server, http):
         "stream_options": {"include_usage": True},
     }
     with (
-        httpx.Client(base_url=server.base_url, timeout=120) as own,
+        httpx.Client(base_url=server.base_url, timeout=120, headers=server.headers) as own,
         own.stream("POST", "/v1/chat/completions", json=payload) as response,
     ):
         lines = response.iter_lines()

@@ -59,7 +59,8 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         echoes,
     )
     requests = choice_requests(reply.id, prompts, sampling, body.n, target.adapter)
-    deltas = await primed(run_choices(state.engine, requests, target.lease()))
+    running = run_choices(state.engine, requests, target.lease())
+    deltas = await primed(state.metrics.observe(target.label, reply.prompt_tokens, running))
     if body.stream:
         return sse_response(_stream(deltas, reply, len(requests), body.include_usage()))
     return json_response(

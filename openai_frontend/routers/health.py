@@ -1,4 +1,4 @@
-"""Liveness and readiness, for load balancers and for the tests.
+"""Liveness, readiness and Prometheus metrics.
 
 ``/health/ready`` also reports how many requests the engine itself still holds, and
 which LoRA adapters it has loaded: that is how tests observe, in the engine and not on
@@ -8,6 +8,7 @@ the socket, that a disconnect aborted a request and that an unload freed a slot.
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from openai_frontend.jsonresponse import json_response
@@ -19,6 +20,13 @@ router = APIRouter()
 @router.get("/health")
 async def health() -> Response:
     return json_response({"status": "ok"})
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus text format."""
+    body = get_state(request).metrics.render()
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/health/ready")

@@ -1,0 +1,101 @@
+"""Prometheus metrics, labelled by model (an adapter counts under its own name).
+
+Histograms follow vLLM's set (vllm#1870): time to first token, inter-token latency,
+end-to-end latency, prompt and generation lengths; counters of requests by finish
+reason, of HTTP responses by status, and of tokens; a gauge of running requests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from openai_frontend.generation import ChoiceDelta
+
+_PREFIX = "openai_frontend"
+_LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_TOKENS = (1, 8, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+
+
+class Metrics:
+    """One registry per app, so several apps in one process (tests) never collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        model = ["model"]
+
+        def histogram(name: str, doc: str, buckets: tuple) -> Histogram:
+            return Histogram(
+                f"{_PREFIX}_{name}", doc, model, buckets=buckets, registry=self.registry
+            )
+
+        self.ttft = histogram("time_to_first_token_seconds", "Time to first token.", _LATENCY)
+        self.itl = histogram(
+            "inter_token_latency_seconds", "Time between streamed deltas.", _LATENCY
+        )
+        self.e2e = histogram("e2e_request_latency_seconds", "End-to-end request latency.", _LATENCY)
+        self.prompt_length = histogram(
+            "request_prompt_tokens", "Prompt length per request.", _TOKENS
+        )
+        self.generation_length = histogram(
+            "request_generation_tokens", "Generated tokens per request.", _TOKENS
+        )
+        self.finished = Counter(
+            f"{_PREFIX}_request_success",
+            "Finished sequences by finish reason.",
+            ["model", "finish_reason"],
+            registry=self.registry,
+        )
+        self.responses = Counter(
+            f"{_PREFIX}_http_responses",
+            "HTTP responses by status code.",
+            ["status"],
+            registry=self.registry,
+        )
+        self.prompt_tokens = Counter(
+            f"{_PREFIX}_prompt_tokens", "Prompt tokens processed.", model, registry=self.registry
+        )
+        self.generation_tokens = Counter(
+            f"{_PREFIX}_generation_tokens", "Tokens generated.", model, registry=self.registry
+        )
+        self.running = Gauge(
+            f"{_PREFIX}_requests_running", "Requests generating now.", model, registry=self.registry
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    async def observe(
+        self, model: str, prompt_tokens: int, deltas: AsyncIterator[ChoiceDelta]
+    ) -> AsyncIterator[ChoiceDelta]:
+        """Pass deltas through, timing them; the books close however the stream ends."""
+        started = last = time.perf_counter()
+        first_seen = False
+        generated: dict[int, int] = {}
+        self.running.labels(model).inc()
+        try:
+            async with aclosing(deltas):
+                async for index, delta in deltas:
+                    now = time.perf_counter()
+                    if delta.token_ids:
+                        if not first_seen:
+                            self.ttft.labels(model).observe(now - started)
+                            first_seen = True
+                        else:
+                            self.itl.labels(model).observe(now - last)
+                        last = now
+                    generated[index] = delta.completion_tokens
+                    if delta.finish_reason is not None:
+                        self.finished.labels(model, delta.finish_reason).inc()
+                    yield index, delta
+        finally:
+            self.running.labels(model).dec()
+            total = sum(generated.values())
+            self.e2e.labels(model).observe(time.perf_counter() - started)
+            self.prompt_length.labels(model).observe(prompt_tokens)
+            self.generation_length.labels(model).observe(total)
+            self.prompt_tokens.labels(model).inc(prompt_tokens)
+            self.generation_tokens.labels(model).inc(total)

@@ -1,0 +1,169 @@
+"""Plain ASGI middleware (no BaseHTTPMiddleware: it breaks disconnect-driven aborts,
+vllm#10087): request ids with one JSON log line per request, user API keys, and a body
+size limit enforced before the body is parsed.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from openai_frontend.errors import error_body
+
+access_log = logging.getLogger("openai_frontend.access")
+
+#: Paths user keys protect (vLLM protects /v1 only; we add the tokenizer endpoints).
+PROTECTED_PREFIXES = ("/v1/", "/tokenize", "/detokenize")
+#: Admin endpoints check their own key; a user key never opens them.
+ADMIN_PATHS = frozenset({"/v1/load_lora_adapter", "/v1/unload_lora_adapter"})
+
+
+async def _send_error(
+    send: Send, status: int, body: dict, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class RequestIdMiddleware:
+    """``x-request-id`` on every response (the client's own, or a new one), and a JSON
+    access line per request with status and duration."""
+
+    def __init__(self, app: ASGIApp, on_status: Callable[[int], None] | None = None) -> None:
+        self.app = app
+        self.on_status = on_status
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if self.on_status is not None:
+                self.on_status(status)
+            access_log.info(
+                json.dumps(
+                    {
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        **scope["state"].get("log_fields", {}),
+                    }
+                )
+            )
+
+
+class ApiKeyMiddleware:
+    """``Authorization: Bearer KEY`` on the API paths, compared in constant time."""
+
+    def __init__(self, app: ASGIApp, keys: Sequence[str], protect_metrics: bool = False) -> None:
+        self.app = app
+        self.keys = [key.encode() for key in keys]
+        self.protect_metrics = protect_metrics
+
+    def _protected(self, path: str) -> bool:
+        if path in ADMIN_PATHS:
+            return False
+        if self.protect_metrics and path == "/metrics":
+            return True
+        return path.startswith(PROTECTED_PREFIXES)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.keys or not self._protected(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        header = _header(scope, b"authorization") or ""
+        scheme, _, token = header.partition(" ")
+        supplied = token.strip().encode()
+        valid = scheme.lower() == "bearer" and any(
+            hmac.compare_digest(supplied, key) for key in self.keys
+        )
+        if valid:
+            await self.app(scope, receive, send)
+            return
+        body = error_body(
+            "Incorrect API key provided. Send it as 'Authorization: Bearer KEY'.",
+            "invalid_request_error",
+            code="invalid_api_key",
+        )
+        await _send_error(send, 401, body, [(b"www-authenticate", b'Bearer realm="api"')])
+
+
+class BodyLimitMiddleware:
+    """413 for a body over ``max_bytes``: by Content-Length at once, or while it streams."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _send_error(send, 413, self._body())
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # FastAPI lets an HTTPException out of body reading unchanged; the
+                    # error handlers turn it into OpenAI's shape.
+                    raise HTTPException(413, self._message())
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _message(self) -> str:
+        return f"Request body exceeds {self.max_bytes} bytes."
+
+    def _body(self) -> dict:
+        return error_body(self._message(), "invalid_request_error", code="request_too_large")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None
