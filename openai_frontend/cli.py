@@ -88,6 +88,9 @@ def _add_access_flags(serve: argparse.ArgumentParser) -> None:
         default=[],
         help="CORS origins allowed (default: none)",
     )
+    access.add_argument("--max-concurrent-requests", type=int, help="requests generating at once")
+    access.add_argument("--max-queued-requests", type=int, help="requests waiting; then 429")
+    access.add_argument("--request-timeout", type=float, help="seconds before a request is stopped")
 
 
 def _add_lora_flags(serve: argparse.ArgumentParser) -> None:
@@ -184,6 +187,9 @@ def _serve(args: argparse.Namespace) -> int:
         protect_metrics=args.protect_metrics,
         max_request_bytes=args.max_request_bytes,
         allowed_origins=tuple(args.allowed_origins),
+        max_concurrent_requests=args.max_concurrent_requests,
+        max_queued_requests=args.max_queued_requests,
+        request_timeout=args.request_timeout,
     )
     if config.enable_lora_management and not (config.admin_api_key and config.lora_roots):
         print(

@@ -35,3 +35,6 @@ class ServerConfig:
     protect_metrics: bool = False
     max_request_bytes: int = 8 * 1024 * 1024
     allowed_origins: tuple[str, ...] = ()
+    max_concurrent_requests: int | None = None
+    max_queued_requests: int | None = None
+    request_timeout: float | None = None

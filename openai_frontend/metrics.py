@@ -65,6 +65,17 @@ class Metrics:
             f"{_PREFIX}_requests_running", "Requests generating now.", model, registry=self.registry
         )
 
+    def watch_admission(self, admission) -> None:
+        """Gauges read from the admission queue whenever /metrics is scraped."""
+        waiting = Gauge(
+            f"{_PREFIX}_requests_waiting", "Requests queued for a slot.", registry=self.registry
+        )
+        waiting.set_function(lambda: admission.waiting)
+        admitted = Gauge(
+            f"{_PREFIX}_requests_admitted", "Requests holding a slot.", registry=self.registry
+        )
+        admitted.set_function(lambda: admission.running)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

@@ -6,7 +6,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -14,8 +14,10 @@ from fastapi import Request
 from engines.base import Engine, ModelInfo
 from lora.registry import Adapter, AdapterRegistry
 from openai_frontend.adapters import AdapterLease
+from openai_frontend.admission import Admission, with_deadline
 from openai_frontend.config import ServerConfig
 from openai_frontend.errors import APIError, model_not_found
+from openai_frontend.generation import ChoiceDelta, primed, run_choices
 from openai_frontend.metrics import Metrics
 from openai_frontend.sampling import read_generation_defaults
 from templates.sources import TemplateResolver, load_template_option, read_model_templates
@@ -48,6 +50,7 @@ class ServerState:
     resolver: TemplateResolver = field(init=False)
     sampling_defaults: dict = field(init=False)
     metrics: Metrics = field(default_factory=Metrics)
+    admission: Admission = field(init=False)
     #: Set when the engine could not start; the process then exits non-zero.
     engine_failed: bool = False
     #: Asks the server to shut down (the CLI points it at uvicorn's exit flag).
@@ -62,10 +65,27 @@ class ServerState:
             server_template=server_template,
             trust_request_template=self.config.trust_request_chat_template,
         )
+        self.admission = Admission(
+            self.config.max_concurrent_requests, self.config.max_queued_requests
+        )
+        self.metrics.watch_admission(self.admission)
         self.sampling_defaults = {
             **read_generation_defaults(self.config.model_path),
             **self.config.generation_overrides,
         }
+
+    async def generate(
+        self, target: Target, requests: list, prompt_tokens: int
+    ) -> AsyncIterator[ChoiceDelta]:
+        """Admit, run, time and bound one request's choices; started before returning.
+
+        Everything that can refuse the request cheaply (rendering, tokenizing, sampling
+        checks) has run already; from here the request holds an engine slot.
+        """
+        await self.admission.enter()
+        running = run_choices(self.engine, requests, target.lease())
+        running = with_deadline(self.admission.hold(running), self.config.request_timeout)
+        return await primed(self.metrics.observe(target.label, prompt_tokens, running))
 
     def model(self, name: str) -> Target:
         """What ``name`` names (base or adapter): 404 if unknown, 503 while loading."""

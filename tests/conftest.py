@@ -97,6 +97,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Server:
         "--trust-request-chat-template",
         *(f"--lora={name}={path}" for name, path in adapters.items()),
         *("--api-key", USER_KEY, "--allowed-origins", ALLOWED_ORIGIN),
+        *("--max-concurrent-requests", "512", "--max-queued-requests", "1024"),
+        *("--request-timeout", "600"),
         "--enable-lora-management",
         *("--admin-api-key", ADMIN_KEY, "--lora-root", str(lora_root)),
     ]

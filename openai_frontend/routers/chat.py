@@ -13,7 +13,7 @@ from openai_frontend.chat_prompt import render_chat
 from openai_frontend.choices import Choice, Reply, finish_reason, usage
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError
-from openai_frontend.generation import ChoiceDelta, choice_requests, primed, run_choices
+from openai_frontend.generation import ChoiceDelta, choice_requests
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.logprobs import chat_logprobs
 from openai_frontend.sampling import build_sampling, token_budget
@@ -44,8 +44,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     )
     reply = Reply(new_id("chatcmpl"), now(), body.model, len(prompt_ids), body.n, body.logprobs)
     requests = choice_requests(reply.id, [prompt_ids], sampling, body.n, target.adapter)
-    running = run_choices(state.engine, requests, target.lease())
-    deltas = await primed(state.metrics.observe(target.label, len(prompt_ids), running))
+    deltas = await state.generate(target, requests, len(prompt_ids))
     if body.stream:
         return sse_response(_stream(deltas, reply, body.include_usage()))
     return json_response(await cancel_on_disconnect(request, _collect(deltas, reply)))

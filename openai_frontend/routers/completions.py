@@ -12,7 +12,7 @@ from starlette.responses import Response
 from openai_frontend.choices import Choice, Reply, finish_reason, usage
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError
-from openai_frontend.generation import ChoiceDelta, choice_requests, primed, run_choices
+from openai_frontend.generation import ChoiceDelta, choice_requests
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.logprobs import completion_logprobs
 from openai_frontend.sampling import build_sampling, token_budget
@@ -59,8 +59,7 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         echoes,
     )
     requests = choice_requests(reply.id, prompts, sampling, body.n, target.adapter)
-    running = run_choices(state.engine, requests, target.lease())
-    deltas = await primed(state.metrics.observe(target.label, reply.prompt_tokens, running))
+    deltas = await state.generate(target, requests, reply.prompt_tokens)
     if body.stream:
         return sse_response(_stream(deltas, reply, len(requests), body.include_usage()))
     return json_response(
