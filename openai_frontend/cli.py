@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -91,6 +92,12 @@ def _add_access_flags(serve: argparse.ArgumentParser) -> None:
     access.add_argument("--max-concurrent-requests", type=int, help="requests generating at once")
     access.add_argument("--max-queued-requests", type=int, help="requests waiting; then 429")
     access.add_argument("--request-timeout", type=float, help="seconds before a request is stopped")
+    access.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        help="on SIGTERM, seconds in-flight streams may finish before they are stopped",
+    )
 
 
 def _add_lora_flags(serve: argparse.ArgumentParser) -> None:
@@ -190,6 +197,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_concurrent_requests=args.max_concurrent_requests,
         max_queued_requests=args.max_queued_requests,
         request_timeout=args.request_timeout,
+        drain_timeout=args.drain_timeout,
     )
     if config.enable_lora_management and not (config.admin_api_key and config.lora_roots):
         print(
@@ -213,8 +221,14 @@ def _serve(args: argparse.Namespace) -> int:
     except (AdapterError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level)
+    server = _server_class()(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level=config.log_level,
+            timeout_graceful_shutdown=config.drain_timeout + 10,
+        )
     )
     app.state.server.request_stop = lambda: setattr(server, "should_exit", True)
     server.run()
@@ -222,6 +236,27 @@ def _serve(args: argparse.Namespace) -> int:
         print("error: the engine failed to start (see the log above)", file=sys.stderr)
         return 1
     return 0
+
+
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn that exits 0 after a graceful SIGTERM drain.
+
+        uvicorn re-raises the signal it caught once it has shut down, so the process
+        would die "by SIGTERM"; a drained shutdown is a clean exit for us.
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    self._captured_signals.clear()
+
+    return Server
 
 
 def _default_model(cache: Path | None) -> Path:

@@ -38,3 +38,4 @@ class ServerConfig:
     max_concurrent_requests: int | None = None
     max_queued_requests: int | None = None
     request_timeout: float | None = None
+    drain_timeout: float = 30.0

@@ -7,11 +7,16 @@ engine request (the generator chain closes down to the engine backend).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
+import anyio
 import orjson
 from sse_starlette import EventSourceResponse
+from sse_starlette.sse import AppStatus
 
 from openai_frontend.errors import APIError, error_body
 
@@ -33,20 +38,55 @@ def error_frame(exc: BaseException) -> bytes:
     )
 
 
-async def _guarded(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """Whatever happens after the headers went out, the stream ends well-formed."""
+SHUTDOWN_ERROR = APIError(
+    "The server is shutting down; this stream was stopped.", status=503, code="server_shutdown"
+)
+
+
+async def _guarded(
+    frames: AsyncIterator[bytes], shutdown: anyio.Event, drain_timeout: float
+) -> AsyncIterator[bytes]:
+    """Whatever happens after the headers went out, the stream ends well-formed.
+
+    On shutdown a stream may go on for ``drain_timeout`` seconds; then it is closed
+    (which aborts it in the engine) and ends with an error event and ``[DONE]``.
+    """
+    drain_deadline: float | None = None
     try:
-        async for chunk in frames:
-            yield chunk
+        async with aclosing(frames):
+            while True:
+                if shutdown.is_set() and drain_deadline is None:
+                    drain_deadline = time.monotonic() + drain_timeout
+                timeout = None if drain_deadline is None else drain_deadline - time.monotonic()
+                try:
+                    chunk = await asyncio.wait_for(anext(frames), timeout)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    yield error_frame(SHUTDOWN_ERROR)
+                    break
+                yield chunk
     except Exception as exc:
         log.exception("stream failed")
         yield error_frame(exc)
     yield DONE
 
 
-def sse_response(frames: AsyncIterator[bytes]) -> EventSourceResponse:
-    # ping=0: OpenAI sends no keep-alive comments, so neither do we.
-    return EventSourceResponse(_guarded(frames), ping=0, headers={"Cache-Control": "no-cache"})
+def sse_response(frames: AsyncIterator[bytes], drain_timeout: float = 30.0) -> EventSourceResponse:
+    """The stream as SSE; ping=0 because OpenAI sends no keep-alive comments either."""
+    shutdown = anyio.Event()
+    return EventSourceResponse(
+        _guarded(frames, shutdown, drain_timeout),
+        ping=0,
+        headers={"Cache-Control": "no-cache"},
+        shutdown_event=shutdown,
+        # sse-starlette would cancel the stream after this; ours ends itself first.
+        shutdown_grace_period=drain_timeout + 5,
+    )
+
+
+def is_shutting_down() -> bool:
+    return AppStatus.should_exit
 
 
 class ChunkFramer:

@@ -46,7 +46,9 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     requests = choice_requests(reply.id, [prompt_ids], sampling, body.n, target.adapter)
     deltas = await state.generate(target, requests, len(prompt_ids))
     if body.stream:
-        return sse_response(_stream(deltas, reply, body.include_usage()))
+        return sse_response(
+            _stream(deltas, reply, body.include_usage()), state.config.drain_timeout
+        )
     return json_response(await cancel_on_disconnect(request, _collect(deltas, reply)))
 
 

@@ -61,7 +61,9 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
     requests = choice_requests(reply.id, prompts, sampling, body.n, target.adapter)
     deltas = await state.generate(target, requests, reply.prompt_tokens)
     if body.stream:
-        return sse_response(_stream(deltas, reply, len(requests), body.include_usage()))
+        return sse_response(
+            _stream(deltas, reply, len(requests), body.include_usage()), state.config.drain_timeout
+        )
     return json_response(
         await cancel_on_disconnect(request, _collect(deltas, reply, len(requests)))
     )

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.state import get_state
+from openai_frontend.streaming import is_shutting_down
 
 router = APIRouter()
 
@@ -32,6 +33,8 @@ async def metrics(request: Request) -> Response:
 @router.get("/health/ready")
 async def ready(request: Request) -> Response:
     engine = get_state(request).engine
+    if is_shutting_down():
+        return json_response({"status": "draining"}, status=503)
     if not engine.is_ready():
         return json_response({"status": "loading"}, status=503)
     return json_response(
