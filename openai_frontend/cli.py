@@ -93,6 +93,9 @@ def _add_access_flags(serve: argparse.ArgumentParser) -> None:
     access.add_argument("--max-queued-requests", type=int, help="requests waiting; then 429")
     access.add_argument("--request-timeout", type=float, help="seconds before a request is stopped")
     access.add_argument(
+        "--log-prompts", action="store_true", help="put prompt text in the request log (off: never)"
+    )
+    access.add_argument(
         "--drain-timeout",
         type=float,
         default=30.0,
@@ -159,6 +162,7 @@ def _serve(args: argparse.Namespace) -> int:
     from openai_frontend.app import create_app
     from openai_frontend.sampling import check_overrides
 
+    _setup_logging()
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -198,6 +202,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_queued_requests=args.max_queued_requests,
         request_timeout=args.request_timeout,
         drain_timeout=args.drain_timeout,
+        log_prompts=args.log_prompts,
     )
     if config.enable_lora_management and not (config.admin_api_key and config.lora_roots):
         print(
@@ -236,6 +241,16 @@ def _serve(args: argparse.Namespace) -> int:
         print("error: the engine failed to start (see the log above)", file=sys.stderr)
         return 1
     return 0
+
+
+def _setup_logging() -> None:
+    """The access log is one bare JSON object per line, for log shippers."""
+    access = logging.getLogger("openai_frontend.access")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
 
 
 def _server_class():

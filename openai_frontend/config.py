@@ -39,3 +39,4 @@ class ServerConfig:
     max_queued_requests: int | None = None
     request_timeout: float | None = None
     drain_timeout: float = 30.0
+    log_prompts: bool = False

@@ -80,11 +80,20 @@ class Metrics:
         return generate_latest(self.registry)
 
     async def observe(
-        self, model: str, prompt_tokens: int, deltas: AsyncIterator[ChoiceDelta]
+        self,
+        model: str,
+        prompt_tokens: int,
+        deltas: AsyncIterator[ChoiceDelta],
+        log_fields: dict | None = None,
     ) -> AsyncIterator[ChoiceDelta]:
-        """Pass deltas through, timing them; the books close however the stream ends."""
+        """Pass deltas through, timing them; the books close however the stream ends.
+
+        ``log_fields`` (the request's access-log record) gets the same figures.
+        """
         started = last = time.perf_counter()
+        ttft = None
         first_seen = False
+        reasons: list[str] = []
         generated: dict[int, int] = {}
         self.running.labels(model).inc()
         try:
@@ -93,7 +102,8 @@ class Metrics:
                     now = time.perf_counter()
                     if delta.token_ids:
                         if not first_seen:
-                            self.ttft.labels(model).observe(now - started)
+                            ttft = now - started
+                            self.ttft.labels(model).observe(ttft)
                             first_seen = True
                         else:
                             self.itl.labels(model).observe(now - last)
@@ -101,12 +111,23 @@ class Metrics:
                     generated[index] = delta.completion_tokens
                     if delta.finish_reason is not None:
                         self.finished.labels(model, delta.finish_reason).inc()
+                        reasons.append(delta.finish_reason)
                     yield index, delta
         finally:
             self.running.labels(model).dec()
             total = sum(generated.values())
-            self.e2e.labels(model).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.e2e.labels(model).observe(elapsed)
             self.prompt_length.labels(model).observe(prompt_tokens)
             self.generation_length.labels(model).observe(total)
             self.prompt_tokens.labels(model).inc(prompt_tokens)
             self.generation_tokens.labels(model).inc(total)
+            if log_fields is not None:
+                log_fields.update(
+                    model=model,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=total,
+                    finish_reasons=reasons,
+                    ttft_ms=None if ttft is None else round(ttft * 1000, 2),
+                    generation_ms=round(elapsed * 1000, 2),
+                )

@@ -75,7 +75,7 @@ class ServerState:
         }
 
     async def generate(
-        self, target: Target, requests: list, prompt_tokens: int
+        self, target: Target, requests: list, prompt_tokens: int, log_fields: dict | None = None
     ) -> AsyncIterator[ChoiceDelta]:
         """Admit, run, time and bound one request's choices; started before returning.
 
@@ -85,7 +85,10 @@ class ServerState:
         await self.admission.enter()
         running = run_choices(self.engine, requests, target.lease())
         running = with_deadline(self.admission.hold(running), self.config.request_timeout)
-        return await primed(self.metrics.observe(target.label, prompt_tokens, running))
+        if log_fields is not None and target.adapter is not None:
+            log_fields["adapter"] = target.adapter.name
+        observed = self.metrics.observe(target.label, prompt_tokens, running, log_fields)
+        return await primed(observed)
 
     def model(self, name: str) -> Target:
         """What ``name`` names (base or adapter): 404 if unknown, 503 while loading."""
@@ -101,6 +104,11 @@ class ServerState:
 
 def get_state(request: Request) -> ServerState:
     return request.app.state.server
+
+
+def log_fields(request: Request) -> dict:
+    """This request's extra access-log fields (written by RequestIdMiddleware at the end)."""
+    return request.scope.setdefault("state", {}).setdefault("log_fields", {})
 
 
 def new_id(prefix: str) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import time
 
 import httpx
 import pytest
@@ -123,3 +125,27 @@ def test_metrics_count_requests_tokens_and_latency(server, http):
     assert _sample(after, "openai_frontend_http_responses_total", status="200") > 0
     assert "openai_frontend_inter_token_latency_seconds_bucket" in after
     assert "openai_frontend_e2e_request_latency_seconds_bucket" in after
+
+
+def test_one_json_log_line_per_request_without_prompt_text(server, http):
+    secret = "my secret prompt text"
+    http.post(
+        "/v1/chat/completions",
+        json={
+            "model": "pirate",
+            "messages": [{"role": "user", "content": secret}],
+            "max_tokens": 3,
+        },
+        headers={"X-Request-Id": "log-probe-1"},
+    )
+    time.sleep(0.5)
+    log = server.log_path.read_text()
+    lines = [json.loads(line) for line in log.splitlines() if '"log-probe-1"' in line]
+    assert len(lines) == 1
+    record = lines[0]
+    assert record["status"] == 200
+    assert record["model"] == "pirate" and record["adapter"] == "pirate"
+    assert record["completion_tokens"] == 3 and record["prompt_tokens"] > 0
+    assert record["ttft_ms"] > 0 and record["duration_ms"] >= record["ttft_ms"]
+    assert record["path"] == "/v1/chat/completions"
+    assert secret not in log, "no prompt text is logged without --log-prompts"

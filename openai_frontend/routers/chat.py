@@ -18,7 +18,7 @@ from openai_frontend.jsonresponse import json_response
 from openai_frontend.logprobs import chat_logprobs
 from openai_frontend.sampling import build_sampling, token_budget
 from openai_frontend.schemas.chat import ChatCompletionRequest
-from openai_frontend.state import get_state, new_id, now
+from openai_frontend.state import get_state, log_fields, new_id, now
 from openai_frontend.streaming import ChunkFramer, sse_response
 
 router = APIRouter()
@@ -30,7 +30,10 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     target = state.model(body.model)
     info = target.info
     _reject_unimplemented(body)
-    prompt_ids = state.engine.tokenize(render_chat(body, state.resolver), add_special_tokens=False)
+    prompt = render_chat(body, state.resolver)
+    if state.config.log_prompts:
+        log_fields(request)["prompt"] = prompt
+    prompt_ids = state.engine.tokenize(prompt, add_special_tokens=False)
     limit_param = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
     sampling = build_sampling(
         body,
@@ -44,7 +47,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     )
     reply = Reply(new_id("chatcmpl"), now(), body.model, len(prompt_ids), body.n, body.logprobs)
     requests = choice_requests(reply.id, [prompt_ids], sampling, body.n, target.adapter)
-    deltas = await state.generate(target, requests, len(prompt_ids))
+    deltas = await state.generate(target, requests, len(prompt_ids), log_fields(request))
     if body.stream:
         return sse_response(
             _stream(deltas, reply, body.include_usage()), state.config.drain_timeout

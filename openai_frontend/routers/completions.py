@@ -17,7 +17,7 @@ from openai_frontend.jsonresponse import json_response
 from openai_frontend.logprobs import completion_logprobs
 from openai_frontend.sampling import build_sampling, token_budget
 from openai_frontend.schemas.completions import CompletionRequest
-from openai_frontend.state import ServerState, get_state, new_id, now
+from openai_frontend.state import ServerState, get_state, log_fields, new_id, now
 from openai_frontend.streaming import ChunkFramer, sse_response
 
 router = APIRouter()
@@ -39,6 +39,8 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
     info = target.info
     _reject_unimplemented(body)
     prompts = [_prompt_ids(state, item, i) for i, item in enumerate(body.prompts())]
+    if state.config.log_prompts:
+        log_fields(request)["prompt"] = body.prompts()
     longest = max(len(ids) for ids in prompts)
     max_tokens = token_budget(body.token_limit(), longest, info.max_model_len, "max_tokens")
     sampling = build_sampling(
@@ -59,7 +61,7 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         echoes,
     )
     requests = choice_requests(reply.id, prompts, sampling, body.n, target.adapter)
-    deltas = await state.generate(target, requests, reply.prompt_tokens)
+    deltas = await state.generate(target, requests, reply.prompt_tokens, log_fields(request))
     if body.stream:
         return sse_response(
             _stream(deltas, reply, len(requests), body.include_usage()), state.config.drain_timeout
