@@ -1,0 +1,173 @@
+"""The frontend's own cost per request and per streamed frame, with no model behind it.
+
+The engine here is ``SyntheticTokenEngine``: an explicitly synthetic token source that
+exists only in this script. It yields one-token deltas as fast as the event loop lets
+it, so every microsecond measured is the gateway's (routing, validation, templating,
+tokenizing, SSE framing, HTTP) plus the client's. The gateway runs in its own process;
+the client (httpx) in this one. Reports non-streaming requests/s, streaming frames/s at
+concurrency 64, and microseconds per frame (1e6 / frames/s; client and gateway share
+the machine's two cores, so this is an upper bound on the gateway's own cost).
+
+    .venv/bin/python scripts/bench_gateway_overhead.py [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engines.base import Delta, GenerateRequest, ModelInfo  # noqa: E402
+from engines.hf_tokenizer import HFTokenizer  # noqa: E402
+from engines.vllm import SUPPORTED_SAMPLING  # noqa: E402
+from openai_frontend.app import create_app  # noqa: E402
+from openai_frontend.config import ServerConfig  # noqa: E402
+from openai_frontend.default_model import MODEL_NAME, ensure_default_model  # noqa: E402
+
+
+class SyntheticTokenEngine:
+    """NOT a model: emits ``max_tokens`` one-token deltas of the text " tok", instantly."""
+
+    supported_sampling = SUPPORTED_SAMPLING
+    supports_lora = False
+
+    def __init__(self, model_path: Path) -> None:
+        self._path = model_path
+        self._tokenizer = HFTokenizer(model_path)
+
+    async def start(self) -> None:
+        return None
+
+    def is_ready(self) -> bool:
+        return True
+
+    def model(self) -> ModelInfo:
+        return ModelInfo(id=MODEL_NAME, max_model_len=8192, path=self._path)
+
+    async def generate(self, request: GenerateRequest) -> AsyncIterator[Delta]:
+        total = request.sampling.max_tokens
+        for i in range(1, total + 1):
+            await asyncio.sleep(0)  # one event-loop turn per token, as a real engine's
+            yield Delta(" tok", [1], i, "length" if i == total else None)
+
+    async def abort(self, request_id: str) -> None:
+        return None
+
+    def num_unfinished_requests(self) -> int:
+        return 0
+
+    def tokenize(self, text: str, add_special_tokens: bool) -> list[int]:
+        return self._tokenizer.encode(text, add_special_tokens)
+
+    def detokenize(self, token_ids: list[int]) -> str:
+        return self._tokenizer.decode(token_ids)
+
+    async def add_adapter(self, adapter: object) -> None:
+        raise NotImplementedError
+
+    async def remove_adapter(self, adapter: object) -> None:
+        raise NotImplementedError
+
+    async def loaded_adapter_ids(self) -> list[int]:
+        return []
+
+    async def shutdown(self) -> None:
+        return None
+
+
+def serve(port: int) -> None:
+    """The gateway with the synthetic engine (run in its own process: no shared GIL)."""
+    model = ensure_default_model()
+    config = ServerConfig(model_path=model, served_model_name=MODEL_NAME, port=port)
+    app = create_app(config, SyntheticTokenEngine(model))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+async def wait_up(client: httpx.AsyncClient) -> None:
+    for _ in range(200):
+        try:
+            if (await client.get("/health/ready")).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("gateway did not start")
+
+
+MESSAGES = [{"role": "user", "content": "Hello there!"}]
+
+
+async def requests_per_second(client: httpx.AsyncClient, seconds: float, concurrency: int) -> float:
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal done
+        payload = {"model": MODEL_NAME, "messages": MESSAGES, "max_tokens": 1}
+        while time.perf_counter() < deadline:
+            (await client.post("/v1/chat/completions", json=payload)).raise_for_status()
+            done += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done / (time.perf_counter() - start)
+
+
+async def frames_per_second(client: httpx.AsyncClient, seconds: float, concurrency: int) -> float:
+    frames = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal frames
+        payload = {"model": MODEL_NAME, "messages": MESSAGES, "max_tokens": 256, "stream": True}
+        while time.perf_counter() < deadline:
+            async with client.stream("POST", "/v1/chat/completions", json=payload) as response:
+                async for line in response.aiter_lines():
+                    if line.startswith("data: "):
+                        frames += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return frames / (time.perf_counter() - start)
+
+
+async def main(args: argparse.Namespace) -> None:
+    server = subprocess.Popen([sys.executable, __file__, "--serve", str(args.port)])
+    limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{args.port}", timeout=60, limits=limits
+        ) as client:
+            await wait_up(client)
+            rps = await requests_per_second(client, args.seconds, 16)
+            fps = await frames_per_second(client, args.seconds, 64)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print("| measure | value |")
+    print("|---|---|")
+    print(f"| non-streaming requests/s (concurrency 16, 1 token) | {rps:.0f} |")
+    print(f"| streamed frames/s (concurrency 64) | {fps:.0f} |")
+    print(f"| µs per frame, client included (1e6 / frames/s) | {1e6 / fps:.1f} |")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--port", type=int, default=8125)
+    parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.serve:
+        serve(arguments.serve)
+    else:
+        asyncio.run(main(arguments))
