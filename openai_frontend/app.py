@@ -82,3 +82,25 @@ async def _load(state: ServerState) -> None:
         state.request_stop()
         raise
     log.info("engine ready: %s", engine.model().id)
+    await _watch(state)
+
+
+#: How often the engine's health is checked, and how long "failed" is reported before
+#: the process exits (so load balancers see it).
+WATCH_INTERVAL_S = 1.0
+FAILED_GRACE_S = 2.0
+
+
+async def _watch(state: ServerState) -> None:
+    """The policy for an engine that dies: report not-ready, then exit non-zero.
+
+    Streams on the dead engine already ended with an error event and [DONE]; a
+    supervisor (systemd, Kubernetes, `docker --restart`) restarts the process, which is
+    safer than re-creating an engine inside a process whose engine just crashed.
+    """
+    while state.engine.is_ready():
+        await asyncio.sleep(WATCH_INTERVAL_S)
+    log.error("the engine died; reporting not-ready and exiting with status 1")
+    state.engine_failed = True
+    await asyncio.sleep(FAILED_GRACE_S)
+    state.request_stop()

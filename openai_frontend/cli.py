@@ -238,7 +238,7 @@ def _serve(args: argparse.Namespace) -> int:
     app.state.server.request_stop = lambda: setattr(server, "should_exit", True)
     server.run()
     if app.state.server.engine_failed:
-        print("error: the engine failed to start (see the log above)", file=sys.stderr)
+        print("error: the engine failed (see the log above)", file=sys.stderr)
         return 1
     return 0
 

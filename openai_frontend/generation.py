@@ -70,6 +70,8 @@ async def run_choices(
             return
         async for item in _merge(streams):
             yield item
+    except (InvalidRequest, EngineDead) as exc:
+        raise engine_error(exc) from None  # as API errors, also mid-stream
     finally:
         if lease is not None:
             await lease.release()

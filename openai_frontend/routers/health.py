@@ -32,7 +32,10 @@ async def metrics(request: Request) -> Response:
 
 @router.get("/health/ready")
 async def ready(request: Request) -> Response:
-    engine = get_state(request).engine
+    state = get_state(request)
+    engine = state.engine
+    if state.engine_failed:
+        return json_response({"status": "engine failed"}, status=503)
     if is_shutting_down():
         return json_response({"status": "draining"}, status=503)
     if not engine.is_ready():
