@@ -64,7 +64,8 @@ def _add_middleware(app: FastAPI, config: ServerConfig, state: ServerState) -> N
             expose_headers=["X-Request-Id"],
         )
     app.add_middleware(
-        RequestIdMiddleware, on_status=lambda status: state.metrics.responses.labels(status).inc()
+        RequestIdMiddleware,
+        on_status=lambda status, model: state.metrics.responses.labels(model, status).inc(),
     )
 
 

@@ -51,8 +51,8 @@ class Metrics:
         )
         self.responses = Counter(
             f"{_PREFIX}_http_responses",
-            "HTTP responses by status code.",
-            ["status"],
+            "HTTP responses by status code (model empty before one is named).",
+            ["model", "status"],
             registry=self.registry,
         )
         self.prompt_tokens = Counter(

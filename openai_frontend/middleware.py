@@ -47,7 +47,7 @@ class RequestIdMiddleware:
     """``x-request-id`` on every response (the client's own, or a new one), and a JSON
     access line per request with status and duration."""
 
-    def __init__(self, app: ASGIApp, on_status: Callable[[int], None] | None = None) -> None:
+    def __init__(self, app: ASGIApp, on_status: Callable[[int, str], None] | None = None) -> None:
         self.app = app
         self.on_status = on_status
 
@@ -74,7 +74,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             if self.on_status is not None:
-                self.on_status(status)
+                self.on_status(status, scope["state"].get("log_fields", {}).get("model", ""))
             access_log.info(
                 json.dumps(
                     {

@@ -122,7 +122,7 @@ def test_metrics_count_requests_tokens_and_latency(server, http):
     assert _sample(after, length, finish_reason="length", **model) > _sample(
         before, length, finish_reason="length", **model
     )
-    assert _sample(after, "openai_frontend_http_responses_total", status="200") > 0
+    assert _sample(after, "openai_frontend_http_responses_total", **model, status="200") > 0
     assert "openai_frontend_inter_token_latency_seconds_bucket" in after
     assert "openai_frontend_e2e_request_latency_seconds_bucket" in after
 
