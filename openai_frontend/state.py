@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -21,6 +22,9 @@ from openai_frontend.generation import ChoiceDelta, primed, run_choices
 from openai_frontend.metrics import Metrics
 from openai_frontend.sampling import read_generation_defaults
 from templates.sources import TemplateResolver, load_template_option, read_model_templates
+
+#: Texts at least this long are tokenized off the event loop (~1 ms of tokenizing).
+LONG_TEXT_CHARS = 32_000
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,12 @@ class ServerState:
             log_fields["adapter"] = target.adapter.name
         observed = self.metrics.observe(target.label, prompt_tokens, running, log_fields)
         return await primed(observed)
+
+    async def tokenize(self, text: str, add_special_tokens: bool) -> list[int]:
+        """Token ids; a long text is tokenized in a worker thread so streams keep flowing."""
+        if len(text) < LONG_TEXT_CHARS:
+            return self.engine.tokenize(text, add_special_tokens)
+        return await asyncio.to_thread(self.engine.tokenize, text, add_special_tokens)
 
     def model(self, name: str) -> Target:
         """What ``name`` names (base or adapter): 404 if unknown, 503 while loading."""

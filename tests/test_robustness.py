@@ -169,3 +169,16 @@ def test_load_burst_loses_nothing(server):
         assert usage["completion_tokens"] == 4
         assert usage["total_tokens"] == usage["prompt_tokens"] + 4
     assert len(ids) == count, "no response lost or duplicated"
+
+
+def test_two_megabyte_prompt_is_parsed_and_refused_cleanly(server, http):
+    """Parsed and tokenized off the event loop (over the thresholds), then a 400."""
+    words = "lorem ipsum dolor sit amet " * 80_000  # ~2.2 MB, under the 8 MiB cap
+    response = http.post(
+        "/v1/chat/completions",
+        json={"model": server.model, "messages": [{"role": "user", "content": words}]},
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "context_length_exceeded"
+    assert "8192" in error["message"]

@@ -14,6 +14,7 @@ from openai_frontend.choices import Choice, Reply, finish_reason, usage
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError
 from openai_frontend.generation import ChoiceDelta, choice_requests
+from openai_frontend.jsonbody import OffLoopJSONRoute
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.logprobs import chat_logprobs
 from openai_frontend.sampling import build_sampling, token_budget
@@ -21,7 +22,7 @@ from openai_frontend.schemas.chat import ChatCompletionRequest
 from openai_frontend.state import get_state, log_fields, new_id, now
 from openai_frontend.streaming import ChunkFramer, sse_response
 
-router = APIRouter()
+router = APIRouter(route_class=OffLoopJSONRoute)
 
 
 @router.post("/v1/chat/completions")
@@ -33,7 +34,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     prompt = render_chat(body, state.resolver)
     if state.config.log_prompts:
         log_fields(request)["prompt"] = prompt
-    prompt_ids = state.engine.tokenize(prompt, add_special_tokens=False)
+    prompt_ids = await state.tokenize(prompt, add_special_tokens=False)
     limit_param = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
     sampling = build_sampling(
         body,

@@ -13,6 +13,7 @@ from openai_frontend.choices import Choice, Reply, finish_reason, usage
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError
 from openai_frontend.generation import ChoiceDelta, choice_requests
+from openai_frontend.jsonbody import OffLoopJSONRoute
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.logprobs import completion_logprobs
 from openai_frontend.sampling import build_sampling, token_budget
@@ -20,7 +21,7 @@ from openai_frontend.schemas.completions import CompletionRequest
 from openai_frontend.state import ServerState, get_state, log_fields, new_id, now
 from openai_frontend.streaming import ChunkFramer, sse_response
 
-router = APIRouter()
+router = APIRouter(route_class=OffLoopJSONRoute)
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
     target = state.model(body.model)
     info = target.info
     _reject_unimplemented(body)
-    prompts = [_prompt_ids(state, item, i) for i, item in enumerate(body.prompts())]
+    prompts = [await _prompt_ids(state, item) for item in body.prompts()]
     if state.config.log_prompts:
         log_fields(request)["prompt"] = body.prompts()
     longest = max(len(ids) for ids in prompts)
@@ -92,8 +93,8 @@ def _reject_unimplemented(body: CompletionRequest) -> None:
         )
 
 
-def _prompt_ids(state: ServerState, item: str | list[int], index: int) -> list[int]:
-    ids = state.engine.tokenize(item, add_special_tokens=True) if isinstance(item, str) else item
+async def _prompt_ids(state: ServerState, item: str | list[int]) -> list[int]:
+    ids = await state.tokenize(item, add_special_tokens=True) if isinstance(item, str) else item
     if not ids:
         raise APIError("The prompt is empty.", param="prompt")
     return ids

@@ -13,11 +13,12 @@ from lora.peft_folder import AdapterError
 from lora.registry import AdapterConflict, AdapterNotFound
 from openai_frontend.auth import require_key
 from openai_frontend.errors import APIError
+from openai_frontend.jsonbody import OffLoopJSONRoute
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.schemas.common import StrictModel
 from openai_frontend.state import ServerState, get_state
 
-router = APIRouter()
+router = APIRouter(route_class=OffLoopJSONRoute)
 
 
 class LoadAdapter(StrictModel):

@@ -8,12 +8,13 @@ from starlette.responses import Response
 
 from openai_frontend.chat_prompt import render_chat
 from openai_frontend.errors import APIError
+from openai_frontend.jsonbody import OffLoopJSONRoute
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.schemas.chat import ChatCompletionRequest
 from openai_frontend.schemas.common import StrictModel
 from openai_frontend.state import get_state
 
-router = APIRouter()
+router = APIRouter(route_class=OffLoopJSONRoute)
 
 
 class TokenizeChatRequest(ChatCompletionRequest):
@@ -39,7 +40,7 @@ async def tokenize(body: TokenizeChatRequest | TokenizePromptRequest, request: R
         prompt, special = body.prompt, body.add_special_tokens
     else:
         prompt, special = render_chat(body, state.resolver), False
-    tokens = state.engine.tokenize(prompt, add_special_tokens=special)
+    tokens = await state.tokenize(prompt, add_special_tokens=special)
     return json_response(
         {
             "count": len(tokens),
