@@ -95,6 +95,8 @@ class Metrics:
         first_seen = False
         reasons: list[str] = []
         generated: dict[int, int] = {}
+        # Labelled children resolved once per request, not once per token.
+        ttft_child, itl_child = self.ttft.labels(model), self.itl.labels(model)
         self.running.labels(model).inc()
         try:
             async with aclosing(deltas):
@@ -103,10 +105,10 @@ class Metrics:
                     if delta.token_ids:
                         if not first_seen:
                             ttft = now - started
-                            self.ttft.labels(model).observe(ttft)
+                            ttft_child.observe(ttft)
                             first_seen = True
                         else:
-                            self.itl.labels(model).observe(now - last)
+                            itl_child.observe(now - last)
                         last = now
                     generated[index] = delta.completion_tokens
                     if delta.finish_reason is not None:

@@ -86,9 +86,13 @@ class ServerState:
         Everything that can refuse the request cheaply (rendering, tokenizing, sampling
         checks) has run already; from here the request holds an engine slot.
         """
-        await self.admission.enter()
         running = run_choices(self.engine, requests, target.lease())
-        running = with_deadline(self.admission.hold(running), self.config.request_timeout)
+        # Each wrapper is one more async-generator hop per token: add only those in use.
+        if self.admission.max_running is not None:
+            await self.admission.enter()
+            running = self.admission.hold(running)
+        if self.config.request_timeout is not None:
+            running = with_deadline(running, self.config.request_timeout)
         if log_fields is not None and target.adapter is not None:
             log_fields["adapter"] = target.adapter.name
         observed = self.metrics.observe(target.label, prompt_tokens, running, log_fields)
