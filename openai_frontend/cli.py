@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from openai_frontend.bench.cli import add_parser as add_bench_parser
 from openai_frontend.config import ServerConfig
 from openai_frontend.default_model import (
     MODEL_NAME,
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_access_flags(serve)
     _add_lora_flags(serve)
 
+    add_bench_parser(commands)
     prepare = commands.add_parser("prepare-model", help=f"fetch and convert {MODEL_NAME} once")
     prepare.add_argument("--cache-dir", type=Path)
     return parser
@@ -147,6 +149,10 @@ def _name_path(value: str) -> tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "bench":
+        from openai_frontend.bench.cli import run as run_bench
+
+        return run_bench(args)
     if args.command == "prepare-model":
         print(ensure_default_model(args.cache_dir))
         return 0

@@ -26,7 +26,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from benchlib import bounded, client_for, start_server, stream_chat, summarize, wait_ready  # noqa: E402
+from benchlib import (  # noqa: E402
+    bounded,
+    client_for,
+    start_server,
+    stream_chat,
+    summarize,
+    tree_cpu_seconds,
+    wait_ready,
+)
 
 from engines.vllm import apply_cpu_defaults, is_cpu_build  # noqa: E402
 from openai_frontend.default_model import MODEL_NAME, ensure_default_model  # noqa: E402
@@ -73,6 +81,27 @@ async def run_http(
     return await bounded(concurrency, jobs)
 
 
+class CpuMeter:
+    """CPU seconds spent since the last lap by this process tree (the direct engine and
+    the HTTP client) and by the server's tree (API process and its engine), so a round
+    shows where the machine's cores went on each side."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.last = self._now()
+
+    def _now(self) -> tuple[float, float]:
+        server = tree_cpu_seconds(self.server_pid)
+        # The server is this process's child: its tree is inside ours, so take it out.
+        return tree_cpu_seconds(os.getpid()) - server, server
+
+    def lap(self) -> tuple[float, float]:
+        now = self._now()
+        spent = (now[0] - self.last[0], now[1] - self.last[1])
+        self.last = now
+        return spent
+
+
 def print_table(rows: list[tuple[int, float, float, float, float]]) -> None:
     print()
     print("| concurrency | direct tok/s | gateway tok/s | ratio ", end="")
@@ -109,17 +138,22 @@ async def main(args: argparse.Namespace) -> None:
                     ).json()["tokens"]
                     for m in batch
                 ]
+                cpu = CpuMeter(server.pid)
                 start = time.perf_counter()
                 results = await run_direct(llm, prompts, concurrency, args.max_tokens)
                 direct.append(summarize(results, time.perf_counter() - start))
+                direct_cpu = cpu.lap()
                 # The same prompts: each side has its own engine, so no cache is shared.
                 start = time.perf_counter()
                 results = await run_http(client, batch, concurrency, args.max_tokens)
                 gateway.append(summarize(results, time.perf_counter() - start))
+                gateway_cpu = cpu.lap()
                 (d_tps, d_ttft), (g_tps, g_ttft) = direct[-1], gateway[-1]
                 print(
-                    f"c={concurrency} round {round_no}: direct {d_tps:.0f} tok/s {d_ttft:.0f} ms,"
-                    f" gateway {g_tps:.0f} tok/s {g_ttft:.0f} ms",
+                    f"c={concurrency} round {round_no}: direct {d_tps:.0f} tok/s {d_ttft:.0f} ms"
+                    f" (cpu s: bench {direct_cpu[0]:.1f}, server {direct_cpu[1]:.1f}),"
+                    f" gateway {g_tps:.0f} tok/s {g_ttft:.0f} ms"
+                    f" (cpu s: bench {gateway_cpu[0]:.1f}, server {gateway_cpu[1]:.1f})",
                     flush=True,
                 )
             d_tps = statistics.median(r[0] for r in direct)

