@@ -12,6 +12,8 @@ from engines.base import Engine
 
 BACKENDS = {
     "vllm": ("engines.vllm", "VLLMEngine"),
+    "trtllm": ("engines.trtllm", "TRTLLMEngine"),
+    "remote": ("engines.remote", "RemoteEngine"),
 }
 
 

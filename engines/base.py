@@ -28,6 +28,18 @@ class EngineDead(RuntimeError):
     """The engine failed and cannot serve this or any later request."""
 
 
+class EngineError(RuntimeError):
+    """One request failed, but the engine still serves others (an upstream that went
+    away mid-stream, or no upstream available). ``status`` is the HTTP status the
+    client gets: 502 for a failed upstream, 503 when none is available, 429 when all
+    are overloaded."""
+
+    def __init__(self, message: str, status: int = 502) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
 @dataclass(frozen=True, slots=True)
 class StructuredOutput:
     """Guided decoding: exactly one of the fields is set."""

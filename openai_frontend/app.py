@@ -20,23 +20,34 @@ from openai_frontend.config import ServerConfig
 from openai_frontend.errors import install_error_handlers
 from openai_frontend.middleware import ApiKeyMiddleware, BodyLimitMiddleware, RequestIdMiddleware
 from openai_frontend.routers import chat, completions, health, lora_admin, models, tokenize
-from openai_frontend.state import ServerState
+from openai_frontend.state import ServedModel, ServerState
 
 log = logging.getLogger(__name__)
 
 
 def create_app(config: ServerConfig, engine: Engine) -> FastAPI:
     """The app for one model; adapter declarations are validated here, before loading."""
-    state = ServerState(config=config, engine=engine, registry=build_registry(config, engine))
+    return create_gateway(config, [serve_model(config, engine)])
+
+
+def serve_model(config: ServerConfig, engine: Engine) -> ServedModel:
+    """One model of the gateway, its adapters validated (before anything loads)."""
+    return ServedModel(config=config, engine=engine, registry=build_registry(config, engine))
+
+
+def create_gateway(config: ServerConfig, served: list[ServedModel]) -> FastAPI:
+    """The app for any number of models, routed by the request's ``model``."""
+    state = ServerState(config=config, models=served)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loading = asyncio.create_task(_load(state))
+        loading = [asyncio.create_task(_load(state, model)) for model in served]
         try:
             yield
         finally:
-            loading.cancel()
-            await engine.shutdown()
+            for task in loading:
+                task.cancel()
+            await asyncio.gather(*(model.engine.shutdown() for model in served))
 
     app = FastAPI(title="openai-frontend", lifespan=lifespan)
     app.state.server = state
@@ -69,21 +80,22 @@ def _add_middleware(app: FastAPI, config: ServerConfig, state: ServerState) -> N
     )
 
 
-async def _load(state: ServerState) -> None:
-    engine = state.engine
+async def _load(state: ServerState, served: ServedModel) -> None:
+    engine = served.engine
     try:
         await engine.start()
-        if state.registry is not None:
-            await load_into_engine(state.registry, engine)
+        if served.registry is not None:
+            await load_into_engine(served.registry, engine)
     except asyncio.CancelledError:
         raise
     except BaseException:
-        log.exception("the engine failed to start; stopping the server")
+        log.exception("the engine of '%s' failed to start; stopping the server", served.name)
         state.engine_failed = True
         state.request_stop()
         raise
     log.info("engine ready: %s", engine.model().id)
-    await _watch(state)
+    if getattr(engine, "in_process", True):
+        await _watch(state, engine)
 
 
 #: How often the engine's health is checked, and how long "failed" is reported before
@@ -92,14 +104,14 @@ WATCH_INTERVAL_S = 1.0
 FAILED_GRACE_S = 2.0
 
 
-async def _watch(state: ServerState) -> None:
+async def _watch(state: ServerState, engine: Engine) -> None:
     """The policy for an engine that dies: report not-ready, then exit non-zero.
 
     Streams on the dead engine already ended with an error event and [DONE]; a
     supervisor (systemd, Kubernetes, `docker --restart`) restarts the process, which is
     safer than re-creating an engine inside a process whose engine just crashed.
     """
-    while state.engine.is_ready():
+    while engine.is_ready():
         await asyncio.sleep(WATCH_INTERVAL_S)
     log.error("the engine died; reporting not-ready and exiting with status 1")
     state.engine_failed = True

@@ -61,7 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--cache-dir", type=Path, help=f"where the default model is kept (default: {cache_root()})"
     )
+    serve.add_argument(
+        "--config",
+        type=Path,
+        help="YAML declaring several models (see README); then no MODEL or per-model flags",
+    )
     serve.add_argument("--log-level", default="info")
+    _add_engine_flags(serve)
     _add_access_flags(serve)
     _add_lora_flags(serve)
 
@@ -69,6 +75,36 @@ def build_parser() -> argparse.ArgumentParser:
     prepare = commands.add_parser("prepare-model", help=f"fetch and convert {MODEL_NAME} once")
     prepare.add_argument("--cache-dir", type=Path)
     return parser
+
+
+def _add_engine_flags(serve: argparse.ArgumentParser) -> None:
+    from engines import BACKENDS
+
+    engine = serve.add_argument_group("engine")
+    engine.add_argument(
+        "--engine",
+        choices=sorted(BACKENDS),
+        default="vllm",
+        help="vllm (in process), trtllm (in process, needs TensorRT-LLM and a GPU), or "
+        "remote (upstream OpenAI-compatible servers; MODEL gives tokenizer and template)",
+    )
+    engine.add_argument("--tensor-parallel-size", "-tp", type=int, default=1)
+    engine.add_argument("--pipeline-parallel-size", "-pp", type=int, default=1)
+    engine.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="an upstream server's base URL for --engine remote (repeatable)",
+    )
+    engine.add_argument(
+        "--upstream-model", help="the model's name at the upstreams (default: the served name)"
+    )
+    engine.add_argument(
+        "--upstream-api-key",
+        default=os.environ.get("OPENAI_FRONTEND_UPSTREAM_API_KEY"),
+        help="bearer token for the upstreams (env OPENAI_FRONTEND_UPSTREAM_API_KEY)",
+    )
 
 
 def _add_access_flags(serve: argparse.ArgumentParser) -> None:
@@ -165,13 +201,16 @@ def _serve(args: argparse.Namespace) -> int:
     from engines import load_engine
     from lora.peft_folder import AdapterError
     from openai_frontend.adapters import lora_enabled
-    from openai_frontend.app import create_app
+    from openai_frontend.app import create_gateway, serve_model
     from openai_frontend.sampling import check_overrides
 
     _setup_logging()
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.config is not None and args.model:
+        print("error: give MODEL or --config, not both", file=sys.stderr)
+        return 2
     model_path = Path(args.model) if args.model else _default_model(args.cache_dir)
     if not (model_path / "config.json").is_file():
         print(
@@ -184,6 +223,12 @@ def _serve(args: argparse.Namespace) -> int:
         served_model_name=args.served_model_name or args.model or MODEL_NAME,
         host=args.host,
         port=args.port,
+        engine=args.engine,
+        tensor_parallel_size=args.tensor_parallel_size,
+        pipeline_parallel_size=args.pipeline_parallel_size,
+        upstreams=tuple(args.upstream),
+        upstream_model=args.upstream_model,
+        upstream_api_key=args.upstream_api_key,
         max_model_len=args.max_model_len,
         dtype=args.dtype,
         enforce_eager=args.enforce_eager,
@@ -215,20 +260,14 @@ def _serve(args: argparse.Namespace) -> int:
             "error: --enable-lora-management needs --admin-api-key and --lora-root", file=sys.stderr
         )
         return 2
-    engine = load_engine(
-        config.engine,
-        model_path=config.model_path,
-        served_model_name=config.served_model_name,
-        max_model_len=config.max_model_len,
-        dtype=config.dtype,
-        enforce_eager=config.enforce_eager,
-        enable_lora=lora_enabled(config),
-        max_loras=config.max_loras,
-        max_lora_rank=config.max_lora_rank,
-        max_cpu_loras=config.max_cpu_loras,
-    )
     try:
-        app = create_app(config, engine)
+        served = [
+            serve_model(
+                model, load_engine(model.engine, **engine_kwargs(model, lora_enabled(model)))
+            )
+            for model in _model_configs(args, config)
+        ]
+        app = create_gateway(config, served)
     except (AdapterError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -247,6 +286,55 @@ def _serve(args: argparse.Namespace) -> int:
         print("error: the engine failed (see the log above)", file=sys.stderr)
         return 1
     return 0
+
+
+def _model_configs(args: argparse.Namespace, config: ServerConfig) -> list[ServerConfig]:
+    """The one model of the flags, or every model of ``--config``."""
+    if args.config is None:
+        return [config]
+    from openai_frontend.gateway_config import per_model_configs, read_config
+
+    return per_model_configs(read_config(args.config), config, config.model_path)
+
+
+def engine_kwargs(config: ServerConfig, enable_lora: bool) -> dict:
+    """The chosen backend's constructor arguments, from the one-model flags."""
+    common = {
+        "model_path": config.model_path,
+        "served_model_name": config.served_model_name,
+        "max_model_len": config.max_model_len,
+    }
+    if config.engine == "remote":
+        if not config.upstreams:
+            raise ValueError("--engine remote needs at least one --upstream URL")
+        return {
+            **common,
+            "upstreams": list(config.upstreams),
+            "upstream_model": config.upstream_model,
+            "api_key": config.upstream_api_key,
+        }
+    if config.upstreams:
+        raise ValueError("--upstream is for --engine remote")
+    lora = {
+        "enable_lora": enable_lora,
+        "max_loras": config.max_loras,
+        "max_lora_rank": config.max_lora_rank,
+        "max_cpu_loras": config.max_cpu_loras,
+    }
+    parallel = {
+        "tensor_parallel_size": config.tensor_parallel_size,
+        "pipeline_parallel_size": config.pipeline_parallel_size,
+    }
+    if config.engine == "trtllm":
+        return {**common, **lora, **parallel, "lora_dirs": [Path(p) for _, p in config.loras]}
+    return {
+        **common,
+        **lora,
+        **parallel,
+        "distributed_executor_backend": config.distributed_executor_backend,
+        "dtype": config.dtype,
+        "enforce_eager": config.enforce_eager,
+    }
 
 
 def _setup_logging() -> None:

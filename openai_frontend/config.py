@@ -13,6 +13,13 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     engine: str = "vllm"
+    # Engine-specific: parallelism (vllm, trtllm) and upstreams (remote).
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    distributed_executor_backend: str | None = None
+    upstreams: tuple[str, ...] = ()
+    upstream_model: str | None = None
+    upstream_api_key: str | None = None
     max_model_len: int | None = None
     dtype: str = "auto"
     enforce_eager: bool = True

@@ -13,7 +13,15 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Protocol
 
-from engines.base import Delta, Engine, EngineDead, GenerateRequest, InvalidRequest, SamplingParams
+from engines.base import (
+    Delta,
+    Engine,
+    EngineDead,
+    EngineError,
+    GenerateRequest,
+    InvalidRequest,
+    SamplingParams,
+)
 from lora.registry import AdapterNotFound
 from openai_frontend.errors import APIError
 
@@ -70,7 +78,7 @@ async def run_choices(
             return
         async for item in _merge(streams):
             yield item
-    except (InvalidRequest, EngineDead) as exc:
+    except (InvalidRequest, EngineDead, EngineError) as exc:
         raise engine_error(exc) from None  # as API errors, also mid-stream
     finally:
         if lease is not None:
@@ -143,6 +151,8 @@ def engine_error(exc: BaseException) -> BaseException:
         return APIError(exc.message, param=exc.param)
     if isinstance(exc, AdapterNotFound):
         return APIError(str(exc), status=404, code="model_not_found")
+    if isinstance(exc, EngineError):
+        return APIError(exc.message, status=exc.status)
     if isinstance(exc, EngineDead):
         return APIError("The engine failed; the server is not ready.", status=503)
     return exc

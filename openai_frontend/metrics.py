@@ -102,7 +102,8 @@ class Metrics:
             async with aclosing(deltas):
                 async for index, delta in deltas:
                     now = time.perf_counter()
-                    if delta.token_ids:
+                    # New tokens, by count: remote engines stream text without ids.
+                    if delta.completion_tokens > generated.get(index, 0):
                         if not first_seen:
                             ttft = now - started
                             ttft_child.observe(ttft)

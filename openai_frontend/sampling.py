@@ -102,7 +102,7 @@ def build_sampling(
         spaces_between_special_tokens=request.spaces_between_special_tokens,
         structured_output=structured_output,
     )
-    _reject_unsupported(params, supported)
+    reject_unsupported(params, supported)
     return params
 
 
@@ -125,7 +125,7 @@ def _logit_bias(bias: dict[str, float] | None) -> dict[int, float] | None:
     return parsed
 
 
-def _reject_unsupported(params: SamplingParams, supported: frozenset[str]) -> None:
+def reject_unsupported(params: SamplingParams, supported: frozenset[str]) -> None:
     for name in sorted(params.fields_set() - supported):
         raise APIError(
             f"'{name}' is not supported by the engine serving this model.",

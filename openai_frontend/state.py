@@ -27,38 +27,19 @@ from templates.sources import TemplateResolver, load_template_option, read_model
 LONG_TEXT_CHARS = 32_000
 
 
-@dataclass(frozen=True)
-class Target:
-    """What a request's ``model`` resolved to: the base model, maybe with an adapter."""
-
-    info: ModelInfo
-    adapter: Adapter | None = None
-    registry: AdapterRegistry | None = None
-
-    @property
-    def label(self) -> str:
-        """The metrics label: the adapter's own name, else the model's."""
-        return self.adapter.name if self.adapter is not None else self.info.id
-
-    def lease(self) -> AdapterLease | None:
-        if self.adapter is None or self.registry is None:
-            return None
-        return AdapterLease(self.registry, self.adapter)
-
-
 @dataclass
-class ServerState:
+class ServedModel:
+    """One model of the gateway: its engine, adapters, templates and sampling defaults.
+
+    ``config`` is this model's own settings (name, folder, engine, template, defaults);
+    the server-wide ones (host, access, limits) are the same in every model's config.
+    """
+
     config: ServerConfig
     engine: Engine
     registry: AdapterRegistry | None = None
     resolver: TemplateResolver = field(init=False)
     sampling_defaults: dict = field(init=False)
-    metrics: Metrics = field(default_factory=Metrics)
-    admission: Admission = field(init=False)
-    #: Set when the engine could not start; the process then exits non-zero.
-    engine_failed: bool = False
-    #: Asks the server to shut down (the CLI points it at uvicorn's exit flag).
-    request_stop: Callable[[], None] = field(default=lambda: os.kill(os.getpid(), signal.SIGTERM))
 
     def __post_init__(self) -> None:
         server_template = (
@@ -69,14 +50,70 @@ class ServerState:
             server_template=server_template,
             trust_request_template=self.config.trust_request_chat_template,
         )
-        self.admission = Admission(
-            self.config.max_concurrent_requests, self.config.max_queued_requests
-        )
-        self.metrics.watch_admission(self.admission)
         self.sampling_defaults = {
             **read_generation_defaults(self.config.model_path),
             **self.config.generation_overrides,
         }
+
+    @property
+    def name(self) -> str:
+        return self.config.served_model_name
+
+    def names(self, name: str) -> Adapter | None | bool:
+        """False if ``name`` is not this model's; else its adapter, or None for the base."""
+        if name == self.name:
+            return None
+        adapter = self.registry.lookup(name) if self.registry is not None else None
+        return adapter if adapter is not None else False
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a request's ``model`` resolved to: a served model, maybe with an adapter."""
+
+    served: ServedModel
+    adapter: Adapter | None = None
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.served.engine.model()
+
+    @property
+    def engine(self) -> Engine:
+        return self.served.engine
+
+    @property
+    def label(self) -> str:
+        """The metrics label: the adapter's own name, else the model's."""
+        return self.adapter.name if self.adapter is not None else self.info.id
+
+    def lease(self) -> AdapterLease | None:
+        if self.adapter is None or self.served.registry is None:
+            return None
+        return AdapterLease(self.served.registry, self.adapter)
+
+
+@dataclass
+class ServerState:
+    config: ServerConfig
+    models: list[ServedModel]
+    metrics: Metrics = field(default_factory=Metrics)
+    admission: Admission = field(init=False)
+    #: Set when an engine could not start or died; the process then exits non-zero.
+    engine_failed: bool = False
+    #: Asks the server to shut down (the CLI points it at uvicorn's exit flag).
+    request_stop: Callable[[], None] = field(default=lambda: os.kill(os.getpid(), signal.SIGTERM))
+
+    def __post_init__(self) -> None:
+        self.admission = Admission(
+            self.config.max_concurrent_requests, self.config.max_queued_requests
+        )
+        self.metrics.watch_admission(self.admission)
+
+    @property
+    def lora_model(self) -> ServedModel | None:
+        """The model whose adapters the admin endpoints manage (the first with LoRA)."""
+        return next((m for m in self.models if m.registry is not None), None)
 
     async def generate(
         self, target: Target, requests: list, prompt_tokens: int, log_fields: dict | None = None
@@ -86,7 +123,7 @@ class ServerState:
         Everything that can refuse the request cheaply (rendering, tokenizing, sampling
         checks) has run already; from here the request holds an engine slot.
         """
-        running = run_choices(self.engine, requests, target.lease())
+        running = run_choices(target.engine, requests, target.lease())
         # Each wrapper is one more async-generator hop per token: add only those in use.
         if self.admission.max_running is not None:
             await self.admission.enter()
@@ -98,22 +135,32 @@ class ServerState:
         observed = self.metrics.observe(target.label, prompt_tokens, running, log_fields)
         return await primed(observed)
 
-    async def tokenize(self, text: str, add_special_tokens: bool) -> list[int]:
+    async def tokenize(self, target: Target, text: str, add_special_tokens: bool) -> list[int]:
         """Token ids; a long text is tokenized in a worker thread so streams keep flowing."""
         if len(text) < LONG_TEXT_CHARS:
-            return self.engine.tokenize(text, add_special_tokens)
-        return await asyncio.to_thread(self.engine.tokenize, text, add_special_tokens)
+            return target.engine.tokenize(text, add_special_tokens)
+        return await asyncio.to_thread(target.engine.tokenize, text, add_special_tokens)
+
+    def find(self, name: str) -> tuple[ServedModel, Adapter | None] | None:
+        """The served model (and adapter) ``name`` names, or None."""
+        for served in self.models:
+            adapter = served.names(name)
+            if adapter is not False:
+                return served, adapter
+        return None
+
+    def serves(self, name: str) -> bool:
+        return self.find(name) is not None
 
     def model(self, name: str) -> Target:
-        """What ``name`` names (base or adapter): 404 if unknown, 503 while loading."""
-        adapter = None
-        if name != self.config.served_model_name:
-            adapter = self.registry.lookup(name) if self.registry is not None else None
-            if adapter is None:
-                raise model_not_found(name)
-        if not self.engine.is_ready():
+        """What ``name`` names (a model or adapter): 404 if unknown, 503 while loading."""
+        found = self.find(name)
+        if found is None:
+            raise model_not_found(name)
+        served, adapter = found
+        if not served.engine.is_ready():
             raise APIError("The model is still loading; retry shortly.", status=503)
-        return Target(self.engine.model(), adapter, self.registry)
+        return Target(served, adapter)
 
 
 def get_state(request: Request) -> ServerState:

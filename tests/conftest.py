@@ -26,7 +26,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from demo_adapters import ensure_adapter  # noqa: E402
 
 STARTUP_TIMEOUT_S = 300
-ENGINE_FIXTURES = {"server", "client", "async_client", "http"}
+#: The conformance suite's per-backend ``engine`` fixture (tests/engines/).
+pytest_plugins = ["engine_fixtures"]
+
+ENGINE_FIXTURES = {"server", "client", "async_client", "http", "engine"}
 ADMIN_KEY = "test-admin-key"
 USER_KEY = "test-user-key"
 ALLOWED_ORIGIN = "http://chat-ui.example"
@@ -66,7 +69,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_ready(base_url: str, process: subprocess.Popen, log_path: Path) -> None:
+def _wait_ready(
+    base_url: str, process: subprocess.Popen, log_path: Path, path: str = "/health/ready"
+) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -74,7 +79,7 @@ def _wait_ready(base_url: str, process: subprocess.Popen, log_path: Path) -> Non
                 f"server exited with {process.returncode}:\n{log_path.read_text()[-4000:]}"
             )
         try:
-            if httpx.get(base_url + "/health/ready", timeout=2).status_code == 200:
+            if httpx.get(base_url + path, timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

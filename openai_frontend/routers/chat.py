@@ -31,18 +31,18 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     target = state.model(body.model)
     info = target.info
     _reject_unimplemented(body)
-    prompt = render_chat(body, state.resolver)
+    prompt = render_chat(body, target.served.resolver)
     if state.config.log_prompts:
         log_fields(request)["prompt"] = prompt
-    prompt_ids = await state.tokenize(prompt, add_special_tokens=False)
+    prompt_ids = await state.tokenize(target, prompt, add_special_tokens=False)
     limit_param = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
     sampling = build_sampling(
         body,
         max_tokens=token_budget(
             body.token_limit(), len(prompt_ids), info.max_model_len, limit_param
         ),
-        defaults=state.sampling_defaults,
-        supported=state.engine.supported_sampling,
+        defaults=target.served.sampling_defaults,
+        supported=target.engine.supported_sampling,
         logprobs=(body.top_logprobs or 0) if body.logprobs else None,
         structured_output=_structured_output(body),
     )

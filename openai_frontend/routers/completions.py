@@ -18,7 +18,7 @@ from openai_frontend.jsonresponse import json_response
 from openai_frontend.logprobs import completion_logprobs
 from openai_frontend.sampling import build_sampling, token_budget
 from openai_frontend.schemas.completions import CompletionRequest
-from openai_frontend.state import ServerState, get_state, log_fields, new_id, now
+from openai_frontend.state import ServerState, Target, get_state, log_fields, new_id, now
 from openai_frontend.streaming import ChunkFramer, sse_response
 
 router = APIRouter(route_class=OffLoopJSONRoute)
@@ -39,7 +39,7 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
     target = state.model(body.model)
     info = target.info
     _reject_unimplemented(body)
-    prompts = [await _prompt_ids(state, item) for item in body.prompts()]
+    prompts = [await _prompt_ids(state, target, item) for item in body.prompts()]
     if state.config.log_prompts:
         log_fields(request)["prompt"] = body.prompts()
     longest = max(len(ids) for ids in prompts)
@@ -47,11 +47,11 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
     sampling = build_sampling(
         body,
         max_tokens=max_tokens,
-        defaults=state.sampling_defaults,
-        supported=state.engine.supported_sampling,
+        defaults=target.served.sampling_defaults,
+        supported=target.engine.supported_sampling,
         logprobs=body.logprobs,
     )
-    echoes = tuple(state.engine.detokenize(ids) for ids in prompts) if body.echo else ()
+    echoes = tuple(target.engine.detokenize(ids) for ids in prompts) if body.echo else ()
     reply = _Reply(
         new_id("cmpl"),
         now(),
@@ -93,8 +93,10 @@ def _reject_unimplemented(body: CompletionRequest) -> None:
         )
 
 
-async def _prompt_ids(state: ServerState, item: str | list[int]) -> list[int]:
-    ids = await state.tokenize(item, add_special_tokens=True) if isinstance(item, str) else item
+async def _prompt_ids(state: ServerState, target: Target, item: str | list[int]) -> list[int]:
+    if isinstance(item, str):
+        item = await state.tokenize(target, item, add_special_tokens=True)
+    ids = item
     if not ids:
         raise APIError("The prompt is empty.", param="prompt")
     return ids

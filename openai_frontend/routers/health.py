@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
+from openai_frontend.errors import error_body
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.state import get_state
 from openai_frontend.streaming import is_shutting_down
@@ -31,19 +32,49 @@ async def metrics(request: Request) -> Response:
 
 
 @router.get("/health/ready")
-async def ready(request: Request) -> Response:
+async def ready(request: Request, model: str | None = None) -> Response:
+    """Ready when every model's engine is; ``?model=NAME`` asks about one model (or an
+    adapter of it) and answers 404 for a name this server does not serve."""
     state = get_state(request)
-    engine = state.engine
+    models = state.models
+    if model is not None:
+        found = state.find(model)
+        if found is None:
+            return json_response(
+                error_body(
+                    f"The model '{model}' does not exist.",
+                    "invalid_request_error",
+                    "model",
+                    "model_not_found",
+                ),
+                status=404,
+            )
+        models = [found[0]]
     if state.engine_failed:
         return json_response({"status": "engine failed"}, status=503)
     if is_shutting_down():
         return json_response({"status": "draining"}, status=503)
+    reports = {served.name: await _report(served.engine) for served in models}
+    loading = any(report["status"] != "ready" for report in reports.values())
+    first = next(iter(reports.values()))
+    body = {
+        "status": "loading" if loading else "ready",
+        # The single-model shape, kept at the top level: the first model's figures.
+        **{k: v for k, v in first.items() if k != "status"},
+        "models": reports,
+    }
+    return json_response(body, status=503 if loading else 200)
+
+
+async def _report(engine) -> dict:
     if not engine.is_ready():
-        return json_response({"status": "loading"}, status=503)
-    return json_response(
-        {
+        report = {"status": "loading"}
+    else:
+        report = {
             "status": "ready",
             "engine_unfinished_requests": engine.num_unfinished_requests(),
             "engine_adapter_ids": await engine.loaded_adapter_ids(),
         }
-    )
+    if hasattr(engine, "upstream_status"):  # the remote engine's view of its upstreams
+        report["upstreams"] = engine.upstream_status()
+    return report

@@ -16,7 +16,7 @@ from openai_frontend.errors import APIError
 from openai_frontend.jsonbody import OffLoopJSONRoute
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.schemas.common import StrictModel
-from openai_frontend.state import ServerState, get_state
+from openai_frontend.state import ServedModel, get_state
 
 router = APIRouter(route_class=OffLoopJSONRoute)
 
@@ -31,18 +31,20 @@ class UnloadAdapter(StrictModel):
     lora_int_id: int | None = None
 
 
-def _admin_state(request: Request) -> ServerState:
+def _lora_model(request: Request) -> ServedModel:
+    """The model whose adapters these endpoints manage: the first with LoRA enabled."""
     state = get_state(request)
     require_key(request, state.config.admin_api_key or "", "admin")
-    if state.registry is None or not state.engine.is_ready():
+    served = state.lora_model
+    if served is None or not served.engine.is_ready():
         raise APIError("The engine is still loading; retry shortly.", status=503)
-    return state
+    return served
 
 
 @router.post("/v1/load_lora_adapter")
 async def load_adapter(body: LoadAdapter, request: Request) -> Response:
-    state = _admin_state(request)
-    registry = state.registry
+    served = _lora_model(request)
+    registry = served.registry
     known = registry.lookup(body.lora_name)
     try:
         adapter = registry.declare_confined(body.lora_name, body.lora_path)
@@ -52,7 +54,7 @@ async def load_adapter(body: LoadAdapter, request: Request) -> Response:
         raise APIError(str(exc), param="lora_path") from None
     if known is None:
         try:
-            await state.engine.add_adapter(adapter)
+            await served.engine.add_adapter(adapter)
         except Exception as exc:
             await registry.unload(adapter.name)
             raise APIError(str(exc), param="lora_path") from None
@@ -63,9 +65,9 @@ async def load_adapter(body: LoadAdapter, request: Request) -> Response:
 
 @router.post("/v1/unload_lora_adapter")
 async def unload_adapter(body: UnloadAdapter, request: Request) -> Response:
-    state = _admin_state(request)
+    served = _lora_model(request)
     try:
-        adapter = await state.registry.unload(body.lora_name)
+        adapter = await served.registry.unload(body.lora_name)
     except AdapterNotFound as exc:
         raise APIError(str(exc), status=404, param="lora_name", code="model_not_found") from None
     return json_response({"object": "lora_adapter", "id": adapter.name, "deleted": True})

@@ -17,15 +17,20 @@ router = APIRouter()
 
 
 def _cards(state: ServerState) -> list[dict]:
-    """The base model, then each adapter with ``parent`` set to it (vLLM's shape)."""
-    if not state.engine.is_ready():
-        return []
-    info = state.engine.model()
-    base = _card(info.id, info.created, info.owned_by, str(info.path or info.id), None, info)
-    adapters = state.registry.adapters() if state.registry is not None else []
-    return [base] + [
-        _card(a.name, info.created, info.owned_by, str(a.path), info.id, info) for a in adapters
-    ]
+    """Each loaded model, then its adapters with ``parent`` set to it (vLLM's shape)."""
+    cards = []
+    for served in state.models:
+        if not served.engine.is_ready():
+            continue
+        info = served.engine.model()
+        cards.append(
+            _card(info.id, info.created, info.owned_by, str(info.path or info.id), None, info)
+        )
+        adapters = served.registry.adapters() if served.registry is not None else []
+        cards.extend(
+            _card(a.name, info.created, info.owned_by, str(a.path), info.id, info) for a in adapters
+        )
+    return cards
 
 
 def _card(

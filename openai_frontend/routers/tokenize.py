@@ -35,12 +35,13 @@ class DetokenizeRequest(StrictModel):
 @router.post("/tokenize")
 async def tokenize(body: TokenizeChatRequest | TokenizePromptRequest, request: Request) -> Response:
     state = get_state(request)
-    info = state.model(body.model).info
+    target = state.model(body.model)
+    info = target.info
     if isinstance(body, TokenizePromptRequest):
         prompt, special = body.prompt, body.add_special_tokens
     else:
-        prompt, special = render_chat(body, state.resolver), False
-    tokens = await state.tokenize(prompt, add_special_tokens=special)
+        prompt, special = render_chat(body, target.served.resolver), False
+    tokens = await state.tokenize(target, prompt, add_special_tokens=special)
     return json_response(
         {
             "count": len(tokens),
@@ -54,8 +55,8 @@ async def tokenize(body: TokenizeChatRequest | TokenizePromptRequest, request: R
 @router.post("/detokenize")
 async def detokenize(body: DetokenizeRequest, request: Request) -> Response:
     state = get_state(request)
-    state.model(body.model)
+    target = state.model(body.model)
     try:
-        return json_response({"prompt": state.engine.detokenize(body.tokens)})
+        return json_response({"prompt": target.engine.detokenize(body.tokens)})
     except (ValueError, OverflowError, TypeError) as exc:
         raise APIError(f"tokens cannot be decoded: {exc}", param="tokens") from None

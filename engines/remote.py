@@ -1,0 +1,430 @@
+"""One model served by upstream OpenAI-compatible servers: vllm serve, trtllm-serve, or
+another openai-frontend.
+
+The frontend renders the chat template and tokenizes with the model's own tokenizer
+(``model_path``), as for any engine; this backend sends the token ids to an upstream's
+``/v1/completions`` with ``stream: true``, parses the upstream's SSE and yields neutral
+deltas, so the frontend re-emits its own exact frames whatever the upstream's quirks.
+
+Routing is least-outstanding-requests over the healthy upstreams. A background check
+asks each upstream ``/health`` and then ``/v1/models``; one that fails a check or a
+request is ejected and re-admitted by the first check that passes after a cooldown.
+A request that fails before its first byte is retried once on another upstream; one
+that fails after streaming started is never retried (the client gets an error event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import orjson
+
+from engines.base import (
+    Delta,
+    EngineError,
+    GenerateRequest,
+    InvalidRequest,
+    ModelInfo,
+    SamplingParams,
+)
+from engines.hf_tokenizer import HFTokenizer
+
+log = logging.getLogger(__name__)
+
+#: What an OpenAI-compatible upstream with vLLM's sampling extensions honours through
+#: ``/v1/completions``. Not here, so rejected with a 400: ``logprobs`` (an upstream's
+#: logprobs name tokens by text, not id), ``prompt_logprobs`` and ``structured_output``
+#: (upstreams spell guided decoding differently).
+SUPPORTED_SAMPLING = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "top_k",
+        "min_p",
+        "seed",
+        "stop",
+        "stop_token_ids",
+        "presence_penalty",
+        "frequency_penalty",
+        "repetition_penalty",
+        "min_tokens",
+        "ignore_eos",
+        "logit_bias",
+        "include_stop_str_in_output",
+        "skip_special_tokens",
+        "spaces_between_special_tokens",
+    }
+)
+
+#: Fields sent only when they differ from the OpenAI default, so plain OpenAI-compatible
+#: upstreams (which may refuse vLLM's extensions) see them only when asked for.
+_OPTIONAL = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "repetition_penalty",
+    "min_tokens",
+)
+
+
+def completion_body(request: GenerateRequest, model: str) -> dict:
+    """The upstream ``/v1/completions`` request for one sequence; pure, unit-tested."""
+    params: SamplingParams = request.sampling
+    unsupported = params.fields_set() - SUPPORTED_SAMPLING
+    if unsupported:
+        name = sorted(unsupported)[0]
+        raise InvalidRequest(f"the remote engine does not support '{name}'", name)
+    body: dict = {
+        "model": model,
+        "prompt": list(request.prompt_token_ids),
+        "max_tokens": params.max_tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    for name in _OPTIONAL:
+        value = getattr(params, name)
+        if value is not None:
+            body[name] = value
+    if params.stop:
+        body["stop"] = list(params.stop)
+    if params.stop_token_ids:
+        body["stop_token_ids"] = list(params.stop_token_ids)
+    if params.logit_bias:
+        body["logit_bias"] = {str(token): bias for token, bias in params.logit_bias.items()}
+    for name in ("ignore_eos", "include_stop_str_in_output"):
+        if getattr(params, name):
+            body[name] = True
+    for name in ("skip_special_tokens", "spaces_between_special_tokens"):
+        if not getattr(params, name):
+            body[name] = False
+    return body
+
+
+@dataclass
+class Upstream:
+    url: str
+    outstanding: int = 0
+    healthy: bool = False
+    ejected_until: float = 0.0
+    served: int = 0
+    failures: int = 0
+    last_error: str | None = None
+
+    def eject(self, reason: str, cooldown: float) -> None:
+        if self.healthy:
+            log.warning("upstream %s ejected: %s", self.url, reason)
+        self.healthy = False
+        self.ejected_until = time.monotonic() + cooldown
+        self.failures += 1
+        self.last_error = reason
+
+
+class _BeforeFirstByte(Exception):
+    """A failure that may be retried on another upstream."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass
+class RemoteEngine:
+    """One model behind one or more upstream OpenAI-compatible servers."""
+
+    model_path: Path
+    served_model_name: str
+    upstreams: list[str]
+    #: The model's name at the upstreams (default: the served name).
+    upstream_model: str | None = None
+    api_key: str | None = None
+    max_model_len: int | None = None
+    health_interval: float = 2.0
+    eject_cooldown: float = 5.0
+    connect_timeout: float = 5.0
+    supported_sampling: frozenset[str] = SUPPORTED_SAMPLING
+    #: Adapters are the upstreams' own: a request for adapter NAME asks them for NAME.
+    supports_lora: bool = True
+    #: Not an engine in this process: upstreams come and go without the gateway exiting
+    #: (the engine-death policy applies to in-process engines only).
+    in_process: bool = False
+    _pool: list[Upstream] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        if not self.upstreams:
+            raise ValueError("the remote engine needs at least one upstream URL")
+        self._pool = [Upstream(url.rstrip("/")) for url in self.upstreams]
+        self._client: httpx.AsyncClient | None = None
+        self._tokenizer: HFTokenizer | None = None
+        self._info: ModelInfo | None = None
+        self._checker: asyncio.Task | None = None
+        self._running: dict[str, httpx.Response] = {}
+        self._turn = itertools.count()
+
+    @property
+    def model_name(self) -> str:
+        return self.upstream_model or self.served_model_name
+
+    async def start(self) -> None:
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        self._client = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(None, connect=self.connect_timeout),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
+        )
+        self._tokenizer = await asyncio.to_thread(HFTokenizer, self.model_path)
+        await self._wait_for_an_upstream()
+        max_len = self.max_model_len or await self._upstream_max_len()
+        self._info = ModelInfo(
+            id=self.served_model_name,
+            max_model_len=max_len,
+            path=self.model_path,
+            created=int(time.time()),
+            owned_by="remote",
+        )
+        self._checker = asyncio.create_task(self._check_forever())
+
+    async def _wait_for_an_upstream(self) -> None:
+        """Until one upstream passes a check, the gateway is not ready (no cooldown here:
+        at start every upstream may simply still be loading its model)."""
+        while True:
+            for upstream in self._pool:
+                upstream.ejected_until = 0.0
+            await self._check_all()
+            if any(upstream.healthy for upstream in self._pool):
+                return
+            await asyncio.sleep(self.health_interval)
+
+    async def _upstream_max_len(self) -> int:
+        """``max_model_len`` as a vLLM-style upstream lists it, else the tokenizer's."""
+        for upstream in self._pool:
+            with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, TypeError):
+                models = (await self._client.get(upstream.url + "/v1/models")).json()["data"]
+                for entry in models:
+                    if entry["id"] == self.model_name and entry.get("max_model_len"):
+                        return int(entry["max_model_len"])
+        return int(self._tokenizer._tokenizer.model_max_length)
+
+    # Health ---------------------------------------------------------------------------
+
+    async def _check_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.health_interval)
+            await self._check_all()
+
+    async def _check_all(self) -> None:
+        await asyncio.gather(*(self._check(upstream) for upstream in self._pool))
+
+    async def _check(self, upstream: Upstream) -> None:
+        """``/health``, then ``/v1/models`` listing our model; an ejected upstream waits
+        out its cooldown before a passing check re-admits it."""
+        if not upstream.healthy and time.monotonic() < upstream.ejected_until:
+            return
+        try:
+            (await self._client.get(upstream.url + "/health", timeout=5)).raise_for_status()
+            response = await self._client.get(upstream.url + "/v1/models", timeout=5)
+            response.raise_for_status()
+            names = {entry.get("id") for entry in response.json().get("data", [])}
+            if self.model_name not in names:
+                raise ValueError(f"it does not list model '{self.model_name}'")
+        except (httpx.HTTPError, ValueError) as exc:
+            upstream.eject(f"health check: {type(exc).__name__}: {exc}", self.eject_cooldown)
+            return
+        if not upstream.healthy:
+            log.info("upstream %s admitted", upstream.url)
+        upstream.healthy = True
+        upstream.last_error = None
+
+    def is_ready(self) -> bool:
+        return self._info is not None and any(u.healthy for u in self._pool)
+
+    def upstream_status(self) -> list[dict]:
+        """Per upstream: health, in-flight and served counts, the last error."""
+        return [
+            {
+                "url": u.url,
+                "healthy": u.healthy,
+                "outstanding": u.outstanding,
+                "served": u.served,
+                "failures": u.failures,
+                "last_error": u.last_error,
+            }
+            for u in self._pool
+        ]
+
+    # Requests -------------------------------------------------------------------------
+
+    def _pick(self, exclude: Upstream | None = None) -> Upstream | None:
+        """The healthy upstream with the fewest requests in flight (ties take turns)."""
+        candidates = [u for u in self._pool if u.healthy and u is not exclude]
+        if not candidates:
+            return None
+        least = min(u.outstanding for u in candidates)
+        tied = [u for u in candidates if u.outstanding == least]
+        return tied[next(self._turn) % len(tied)]
+
+    async def generate(self, request: GenerateRequest) -> AsyncIterator[Delta]:
+        body = completion_body(request, self._adapter_model(request.adapter))
+        first = self._pick()
+        if first is None:
+            raise EngineError(f"no healthy upstream for '{self.served_model_name}'", 503)
+        try:
+            async for delta in self._stream(first, request.request_id, body):
+                yield delta
+            return
+        except _BeforeFirstByte as failure:
+            if isinstance(failure.error, InvalidRequest):
+                raise failure.error from None
+            second = self._pick(exclude=first)
+            if second is None:
+                raise failure.error from None
+            log.warning(
+                "upstream %s failed before its first byte (%s); retrying on %s",
+                first.url,
+                failure.error,
+                second.url,
+            )
+        try:  # the one retry; a failure after its first byte reaches the client
+            async for delta in self._stream(second, request.request_id, body):
+                yield delta
+        except _BeforeFirstByte as failure:
+            raise failure.error from None
+
+    def _adapter_model(self, adapter) -> str:
+        return adapter.name if adapter is not None else self.model_name
+
+    async def _stream(self, upstream: Upstream, request_id: str, body: dict):
+        upstream.outstanding += 1
+        started = False
+        try:
+            async with self._client.stream(
+                "POST", upstream.url + "/v1/completions", json=body
+            ) as response:
+                if response.status_code >= 400:
+                    raise _BeforeFirstByte(await self._refusal(upstream, response))
+                self._running[request_id] = response
+                async for delta in _deltas(response):
+                    started = True
+                    yield delta
+            upstream.served += 1
+        except httpx.HTTPError as exc:
+            upstream.eject(f"{type(exc).__name__}: {exc}", self.eject_cooldown)
+            error = EngineError(f"upstream {upstream.url} failed: {type(exc).__name__}")
+            if not started:
+                raise _BeforeFirstByte(error) from None
+            raise error from None
+        except UpstreamErrorEvent as exc:
+            raise EngineError(f"upstream {upstream.url} failed mid-stream: {exc}") from None
+        finally:
+            upstream.outstanding -= 1
+            self._running.pop(request_id, None)
+
+    async def _refusal(self, upstream: Upstream, response: httpx.Response) -> Exception:
+        """An upstream's error answer as ours: 4xx are the request's fault, and pass
+        through with the upstream's message; 5xx and 429 eject or retry."""
+        raw = await response.aread()
+        try:
+            error = orjson.loads(raw)["error"]
+            message, param = error.get("message") or str(error), error.get("param")
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            message, param = raw.decode(errors="replace")[:300], None
+        status = response.status_code
+        if status == 429:
+            return EngineError(f"upstream {upstream.url} is overloaded: {message}", 429)
+        if status >= 500:
+            upstream.eject(f"HTTP {status}: {message}", self.eject_cooldown)
+            return EngineError(f"upstream {upstream.url} answered {status}: {message}")
+        if status == 404:
+            return InvalidRequest(message, "model")
+        return InvalidRequest(message, param)
+
+    async def abort(self, request_id: str) -> None:
+        """Closing the upstream stream aborts the request there."""
+        response = self._running.pop(request_id, None)
+        if response is not None:
+            await response.aclose()
+
+    def num_unfinished_requests(self) -> int:
+        return sum(u.outstanding for u in self._pool)
+
+    def model(self) -> ModelInfo:
+        if self._info is None:
+            raise RuntimeError("engine not started")
+        return self._info
+
+    def tokenize(self, text: str, add_special_tokens: bool) -> list[int]:
+        return self._tokenizer.encode(text, add_special_tokens)
+
+    def detokenize(self, token_ids: list[int]) -> str:
+        return self._tokenizer.decode(token_ids)
+
+    async def add_adapter(self, adapter) -> None:
+        """The upstreams load their own adapters; nothing to do here."""
+
+    async def remove_adapter(self, adapter) -> None:
+        """The upstreams unload their own adapters; nothing to do here."""
+
+    async def loaded_adapter_ids(self) -> list[int]:
+        return []
+
+    async def shutdown(self) -> None:
+        if self._checker is not None:
+            self._checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checker
+        if self._client is not None:
+            await self._client.aclose()
+
+
+class UpstreamErrorEvent(Exception):
+    """The upstream sent an error object in its stream."""
+
+
+async def _deltas(response: httpx.Response) -> AsyncIterator[Delta]:
+    """An upstream's completion stream as deltas, each yielded as soon as it arrives;
+    the last one waits for the usage chunk, whose count is exact."""
+    completion_tokens = 0
+    final: Delta | None = None
+    async for line in response.aiter_lines():
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            break
+        chunk = orjson.loads(data)
+        if "error" in chunk:
+            error = chunk["error"]
+            raise UpstreamErrorEvent(error.get("message") if isinstance(error, dict) else error)
+        for choice in chunk.get("choices") or []:
+            text = choice.get("text") or ""
+            if text:
+                completion_tokens += 1  # one token a chunk, until usage says otherwise
+            reason = choice.get("finish_reason")
+            if reason is None:
+                if text:
+                    yield Delta(text, [], completion_tokens)
+            else:
+                final = Delta(text, [], completion_tokens, _finish(reason))
+        usage = chunk.get("usage")
+        if usage and final is not None:
+            final.completion_tokens = usage["completion_tokens"]
+    if final is None:
+        raise UpstreamErrorEvent("the stream ended without a finish reason")
+    yield final
+
+
+def _finish(reason: str | None) -> str | None:
+    if reason is None:
+        return None
+    return reason if reason in ("stop", "length") else "abort"

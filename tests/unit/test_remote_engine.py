@@ -1,0 +1,203 @@
+"""The remote engine's pure parts and its fault handling, without a real upstream.
+
+Upstream faults are injected with ``httpx.MockTransport``: a FAULT-INJECTING fake
+upstream, used only here, to produce failures a healthy real server will not (a 500
+before the first byte, a stream cut mid-way). Real upstreams are in tests/test_remote.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+
+from engines.base import EngineError, GenerateRequest, InvalidRequest, SamplingParams
+from engines.remote import RemoteEngine, completion_body
+from openai_frontend.default_model import default_model_dir, is_prepared
+
+needs_tokenizer = pytest.mark.skipif(
+    not is_prepared(default_model_dir()),
+    reason="needs the default model's tokenizer (`make model` prepares it)",
+)
+
+
+def request(**sampling) -> GenerateRequest:
+    return GenerateRequest("r1", [1, 2, 3], SamplingParams(**{"max_tokens": 4, **sampling}))
+
+
+def test_body_sends_only_what_was_asked():
+    assert completion_body(request(), "m") == {
+        "model": "m",
+        "prompt": [1, 2, 3],
+        "max_tokens": 4,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+
+
+def test_body_maps_vllm_extensions_and_logit_bias_keys():
+    body = completion_body(
+        request(
+            temperature=0.0,
+            top_k=5,
+            stop=("x",),
+            stop_token_ids=(7,),
+            logit_bias={9: -1.0},
+            ignore_eos=True,
+            skip_special_tokens=False,
+        ),
+        "m",
+    )
+    assert body["temperature"] == 0.0 and body["top_k"] == 5
+    assert body["stop"] == ["x"] and body["stop_token_ids"] == [7]
+    assert body["logit_bias"] == {"9": -1.0}  # JSON object keys are strings
+    assert body["ignore_eos"] is True and body["skip_special_tokens"] is False
+
+
+def test_undeclared_fields_are_refused_by_name():
+    with pytest.raises(InvalidRequest) as refused:
+        completion_body(request(logprobs=2), "m")
+    assert refused.value.param == "logprobs"
+
+
+def sse(*chunks: str) -> bytes:
+    return "".join(f"data: {chunk}\n\n" for chunk in chunks).encode()
+
+
+GOOD_STREAM = sse(
+    '{"choices":[{"index":0,"text":"Hel","finish_reason":null}]}',
+    '{"choices":[{"index":0,"text":"lo","finish_reason":"length"}]}',
+    '{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}',
+    "[DONE]",
+)
+
+
+def engine_with(handler, upstreams=("http://a", "http://b")) -> RemoteEngine:
+    engine = RemoteEngine(Path(default_model_dir()), "m", list(upstreams))
+    engine._client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    for upstream in engine._pool:
+        upstream.healthy = True
+    return engine
+
+
+async def run(engine: RemoteEngine, req: GenerateRequest | None = None):
+    return [delta async for delta in engine.generate(req or request())]
+
+
+def test_stream_becomes_deltas_with_exact_usage():
+    engine = engine_with(lambda _: httpx.Response(200, content=GOOD_STREAM))
+    deltas = asyncio.run(run(engine))
+    assert [d.text for d in deltas] == ["Hel", "lo"]
+    assert [d.finish_reason for d in deltas] == [None, "length"]
+    assert deltas[-1].completion_tokens == 2
+    assert engine.num_unfinished_requests() == 0
+
+
+def test_a_failure_before_the_first_byte_is_retried_on_the_other_upstream():
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.host)
+        if request.url.host == calls[0] and len(calls) == 1:
+            return httpx.Response(500, json={"error": {"message": "boom"}})
+        return httpx.Response(200, content=GOOD_STREAM)
+
+    engine = engine_with(handler)
+    deltas = asyncio.run(run(engine))
+    assert deltas[-1].finish_reason == "length"
+    assert len(calls) == 2 and calls[0] != calls[1]
+    first = next(u for u in engine._pool if u.url == f"http://{calls[0]}")
+    assert first.healthy is False and "500" in first.last_error  # ejected
+
+
+def test_a_failure_after_streaming_started_is_not_retried():
+    cut = sse('{"choices":[{"index":0,"text":"Hel","finish_reason":null}]}')
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.host)
+        return httpx.Response(200, content=cut)  # ends without finish, usage or [DONE]
+
+    engine = engine_with(handler)
+    with pytest.raises(EngineError) as failed:
+        asyncio.run(run(engine))
+    assert failed.value.status == 502 and len(calls) == 1
+
+
+def test_an_error_event_mid_stream_is_an_engine_error():
+    stream = sse(
+        '{"choices":[{"index":0,"text":"Hel","finish_reason":null}]}',
+        '{"error":{"message":"engine died","type":"server_error"}}',
+    )
+    engine = engine_with(lambda _: httpx.Response(200, content=stream))
+    with pytest.raises(EngineError, match="engine died"):
+        asyncio.run(run(engine))
+
+
+@pytest.mark.parametrize(
+    "status, error, raised, detail",
+    [
+        (400, {"message": "bad top_k", "param": "top_k"}, InvalidRequest, "top_k"),
+        (404, {"message": "no such model"}, InvalidRequest, "model"),
+    ],
+)
+def test_upstream_refusals_pass_through(status, error, raised, detail):
+    engine = engine_with(lambda _: httpx.Response(status, json={"error": error}))
+    with pytest.raises(raised) as refused:
+        asyncio.run(run(engine))
+    assert refused.value.param == detail
+    assert all(u.healthy for u in engine._pool)  # the request's fault, not the upstream's
+
+
+def test_overloaded_everywhere_is_429_and_none_healthy_is_503():
+    engine = engine_with(lambda _: httpx.Response(429, json={"error": {"message": "busy"}}))
+    with pytest.raises(EngineError) as busy:
+        asyncio.run(run(engine))
+    assert busy.value.status == 429
+    for upstream in engine._pool:
+        upstream.healthy = False
+    with pytest.raises(EngineError) as none:
+        asyncio.run(run(engine))
+    assert none.value.status == 503
+
+
+def test_least_outstanding_wins():
+    engine = engine_with(
+        lambda _: httpx.Response(200, content=GOOD_STREAM), ("http://a", "http://b", "http://c")
+    )
+    a, b, c = engine._pool
+    a.outstanding, b.outstanding, c.outstanding = 3, 1, 2
+    assert engine._pick() is b
+    b.healthy = False
+    assert engine._pick() is c
+
+
+@needs_tokenizer
+def test_health_checks_eject_and_readmit_after_cooldown():
+    state = {"up": True}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not state["up"]:
+            raise httpx.ConnectError("refused")
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json={"data": [{"id": "m", "max_model_len": 99}]})
+        return httpx.Response(200, json={})
+
+    async def scenario():
+        engine = RemoteEngine(default_model_dir(), "m", ["http://a"], eject_cooldown=0.2)
+        engine._client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        await engine._check_all()
+        assert engine._pool[0].healthy and await engine._upstream_max_len() == 99
+        state["up"] = False
+        await engine._check_all()
+        assert not engine._pool[0].healthy
+        state["up"] = True
+        await engine._check_all()  # still cooling down: stays out
+        assert not engine._pool[0].healthy
+        await asyncio.sleep(0.25)
+        await engine._check_all()
+        assert engine._pool[0].healthy
+
+    asyncio.run(scenario())
