@@ -6,16 +6,22 @@ and every backend counts tokens the same way.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+
+_LOADING = threading.Lock()
 
 
 class HFTokenizer:
     """A thin wrapper over ``transformers.AutoTokenizer`` with the calls engines need."""
 
     def __init__(self, model_path: Path | str) -> None:
-        from transformers import AutoTokenizer
+        # Several models may load their tokenizers in worker threads at once, and
+        # transformers' lazy module import is not thread-safe (seen: ImportError).
+        with _LOADING:
+            from transformers import AutoTokenizer
 
-        self._tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+            self._tokenizer = AutoTokenizer.from_pretrained(str(model_path))
 
     def encode(self, text: str, add_special_tokens: bool) -> list[int]:
         return self._tokenizer.encode(text, add_special_tokens=add_special_tokens)

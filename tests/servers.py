@@ -37,9 +37,11 @@ def launch(command: list[str], log_path: Path) -> Running:
     return Running(process, f"http://127.0.0.1:{port}", log_path)
 
 
-def ours(model: Path, log_path: Path, *flags: str) -> Running:
+def ours(model: Path | None, log_path: Path, *flags: str) -> Running:
+    """``openai-frontend serve [MODEL] FLAGS`` (no MODEL with ``--config``)."""
     command = [
-        *(sys.executable, "-m", "openai_frontend", "serve", str(model)),
+        *(sys.executable, "-m", "openai_frontend", "serve"),
+        *([str(model)] if model is not None else []),
         *("--port", "{port}", "--log-level", "warning"),
         *flags,
     ]
