@@ -16,7 +16,7 @@ from openai_frontend.errors import APIError
 
 
 class Admission:
-    def __init__(self, max_running: int | None, max_waiting: int | None) -> None:
+    def __init__(self, max_running: int, max_waiting: int | None) -> None:
         self.max_running = max_running
         self.max_waiting = max_waiting
         self.running = 0
@@ -28,7 +28,7 @@ class Admission:
 
     async def enter(self) -> None:
         """Take a slot, waiting in line if needed; 429 when the line is full."""
-        if self.max_running is None or (self.running < self.max_running and not self._waiters):
+        if self.running < self.max_running and not self._waiters:
             self.running += 1
             return
         if self.max_waiting is not None and len(self._waiters) >= self.max_waiting:

@@ -255,6 +255,9 @@ def _serve(args: argparse.Namespace) -> int:
         drain_timeout=args.drain_timeout,
         log_prompts=args.log_prompts,
     )
+    if config.max_queued_requests is not None and config.max_concurrent_requests is None:
+        print("error: --max-queued-requests needs --max-concurrent-requests", file=sys.stderr)
+        return 2
     if config.enable_lora_management and not (config.admin_api_key and config.lora_roots):
         print(
             "error: --enable-lora-management needs --admin-api-key and --lora-root", file=sys.stderr

@@ -98,17 +98,20 @@ class ServerState:
     config: ServerConfig
     models: list[ServedModel]
     metrics: Metrics = field(default_factory=Metrics)
-    admission: Admission = field(init=False)
+    #: Only with --max-concurrent-requests: unlimited servers skip admission entirely.
+    admission: Admission | None = field(init=False)
     #: Set when an engine could not start or died; the process then exits non-zero.
     engine_failed: bool = False
     #: Asks the server to shut down (the CLI points it at uvicorn's exit flag).
     request_stop: Callable[[], None] = field(default=lambda: os.kill(os.getpid(), signal.SIGTERM))
 
     def __post_init__(self) -> None:
-        self.admission = Admission(
-            self.config.max_concurrent_requests, self.config.max_queued_requests
-        )
-        self.metrics.watch_admission(self.admission)
+        self.admission = None
+        if self.config.max_concurrent_requests is not None:
+            self.admission = Admission(
+                self.config.max_concurrent_requests, self.config.max_queued_requests
+            )
+            self.metrics.watch_admission(self.admission)
 
     @property
     def lora_model(self) -> ServedModel | None:
@@ -125,7 +128,7 @@ class ServerState:
         """
         running = run_choices(target.engine, requests, target.lease())
         # Each wrapper is one more async-generator hop per token: add only those in use.
-        if self.admission.max_running is not None:
+        if self.admission is not None:
             await self.admission.enter()
             running = self.admission.hold(running)
         if self.config.request_timeout is not None:

@@ -38,6 +38,21 @@ def test_lora_management_needs_key_and_root(tmp_path: Path):
     assert "--admin-api-key" in done.stderr
 
 
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (("--max-queued-requests", "4"), "--max-queued-requests needs --max-concurrent-requests"),
+        (("--engine", "remote"), "--engine remote needs at least one --upstream"),
+        (("--upstream", "http://127.0.0.1:9"), "--upstream is for --engine remote"),
+    ],
+)
+def test_flags_that_do_not_fit_together(tmp_path: Path, flags, message):
+    (tmp_path / "config.json").write_text("{}")
+    done = _serve(str(tmp_path), *flags)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
 @pytest.mark.skipif(
     not is_prepared(default_model_dir()), reason="needs the default model: make model"
 )

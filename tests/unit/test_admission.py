@@ -56,16 +56,6 @@ def test_a_waiter_that_leaves_takes_no_slot():
     assert (gate.running, gate.waiting) == (0, 0)
 
 
-def test_unlimited_admission_never_waits():
-    async def scenario() -> int:
-        gate = Admission(max_running=None, max_waiting=None)
-        for _ in range(1000):
-            await gate.enter()
-        return gate.running
-
-    assert asyncio.run(scenario()) == 1000
-
-
 def test_deadline_stops_and_closes_the_stream():
     closed = []
 
