@@ -90,6 +90,12 @@ class SamplingParams:
         }
 
 
+#: Every sampling field an engine may declare (``max_tokens`` is always honoured, and
+#: the frontend offers ``prompt_logprobs`` to no engine yet).
+ALL_SAMPLING = frozenset(
+    name for name in SamplingParams.__dataclass_fields__ if name not in ("max_tokens",)
+)
+
 _NEUTRAL_DEFAULTS = {
     name: f.default
     for name, f in SamplingParams.__dataclass_fields__.items()

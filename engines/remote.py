@@ -28,6 +28,7 @@ import httpx
 import orjson
 
 from engines.base import (
+    ALL_SAMPLING,
     Delta,
     EngineError,
     GenerateRequest,
@@ -43,26 +44,7 @@ log = logging.getLogger(__name__)
 #: ``/v1/completions``. Not here, so rejected with a 400: ``logprobs`` (an upstream's
 #: logprobs name tokens by text, not id), ``prompt_logprobs`` and ``structured_output``
 #: (upstreams spell guided decoding differently).
-SUPPORTED_SAMPLING = frozenset(
-    {
-        "temperature",
-        "top_p",
-        "top_k",
-        "min_p",
-        "seed",
-        "stop",
-        "stop_token_ids",
-        "presence_penalty",
-        "frequency_penalty",
-        "repetition_penalty",
-        "min_tokens",
-        "ignore_eos",
-        "logit_bias",
-        "include_stop_str_in_output",
-        "skip_special_tokens",
-        "spaces_between_special_tokens",
-    }
-)
+SUPPORTED_SAMPLING = ALL_SAMPLING - {"logprobs", "prompt_logprobs", "structured_output"}
 
 #: Fields sent only when they differ from the OpenAI default, so plain OpenAI-compatible
 #: upstreams (which may refuse vLLM's extensions) see them only when asked for.

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from engines import EngineUnavailable
 from engines.base import (
+    ALL_SAMPLING,
     Delta,
     EngineDead,
     GenerateRequest,
@@ -33,27 +34,7 @@ from engines.hf_tokenizer import HFTokenizer
 #: ``logit_bias`` (TensorRT-LLM takes a dense ``embedding_bias`` tensor, not a sparse
 #: per-token map) and ``prompt_logprobs`` (the frontend does not offer it for any engine).
 #: ``n`` and ``best_of`` are fanned out by the frontend into one request per choice.
-SUPPORTED_SAMPLING = frozenset(
-    {
-        "temperature",
-        "top_p",
-        "top_k",
-        "min_p",
-        "seed",
-        "stop",
-        "stop_token_ids",
-        "presence_penalty",
-        "frequency_penalty",
-        "repetition_penalty",
-        "min_tokens",
-        "ignore_eos",
-        "logprobs",
-        "include_stop_str_in_output",
-        "skip_special_tokens",
-        "spaces_between_special_tokens",
-        "structured_output",
-    }
-)
+SUPPORTED_SAMPLING = ALL_SAMPLING - {"logit_bias", "prompt_logprobs"}
 
 _PASSED_AS_IS = (
     "temperature",

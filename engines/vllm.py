@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 from engines.base import (
+    ALL_SAMPLING,
     Delta,
     EngineDead,
     GenerateRequest,
@@ -32,28 +33,7 @@ from lora.registry import Adapter
 log = logging.getLogger(__name__)
 
 #: SamplingParams fields this backend maps one to one onto vLLM's own.
-SUPPORTED_SAMPLING = frozenset(
-    {
-        "temperature",
-        "top_p",
-        "top_k",
-        "min_p",
-        "seed",
-        "stop",
-        "stop_token_ids",
-        "presence_penalty",
-        "frequency_penalty",
-        "repetition_penalty",
-        "min_tokens",
-        "ignore_eos",
-        "logit_bias",
-        "logprobs",
-        "include_stop_str_in_output",
-        "skip_special_tokens",
-        "spaces_between_special_tokens",
-        "structured_output",
-    }
-)
+SUPPORTED_SAMPLING = ALL_SAMPLING - {"prompt_logprobs"}
 
 
 def to_vllm_kwargs(params: SamplingParams) -> dict:
