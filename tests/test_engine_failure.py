@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import threading
 
 import httpx
 import psutil
 import pytest
-from conftest import ROOT, _free_port, _wait_ready
+from servers import ours, wait_ready
 from spec import assert_valid
 
 from openai_frontend.default_model import MODEL_NAME, ensure_default_model
@@ -29,17 +28,12 @@ def _engine_core(server: subprocess.Popen) -> psutil.Process:
 
 
 def test_engine_death_mid_stream(tmp_path):
-    port = _free_port()
-    log_path = tmp_path / "server.log"
-    command = [
-        *(sys.executable, "-m", "openai_frontend", "serve", str(ensure_default_model())),
-        *("--served-model-name", MODEL_NAME, "--port", str(port)),
-    ]
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    base_url = f"http://127.0.0.1:{port}"
+    running = ours(
+        ensure_default_model(), tmp_path / "server.log", "--served-model-name", MODEL_NAME
+    )
+    process, base_url = running.process, running.base_url
     try:
-        _wait_ready(base_url, process, log_path)
+        wait_ready(running)
         frames: list[str] = []
         started = threading.Event()
 

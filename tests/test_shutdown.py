@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import threading
 import time
 
 import httpx
 import pytest
-from conftest import ROOT, _free_port, _wait_ready
+from servers import ours, wait_ready
 from spec import assert_valid
 
 from openai_frontend.default_model import MODEL_NAME, ensure_default_model
@@ -43,17 +41,14 @@ def _collect(base_url: str, max_tokens: int, out: dict, started: threading.Event
 
 
 def test_sigterm_drains_then_stops(tmp_path):
-    port = _free_port()
-    log_path = tmp_path / "server.log"
-    command = [
-        *(sys.executable, "-m", "openai_frontend", "serve", str(ensure_default_model())),
-        *("--served-model-name", MODEL_NAME, "--port", str(port), "--drain-timeout", "4"),
-    ]
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    base_url = f"http://127.0.0.1:{port}"
+    running = ours(
+        ensure_default_model(),
+        tmp_path / "server.log",
+        *("--served-model-name", MODEL_NAME, "--drain-timeout", "4"),
+    )
+    process, base_url = running.process, running.base_url
     try:
-        _wait_ready(base_url, process, log_path)
+        wait_ready(running)
         short, long = {}, {}
         events = [threading.Event(), threading.Event()]
         threads = [

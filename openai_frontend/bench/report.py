@@ -18,11 +18,10 @@ def _ms(stats: dict | None, key: str) -> str:
 
 
 def table(result: dict) -> str:
-    """The summary as a Markdown table, readable on a terminal and pasteable."""
+    """The summary as Markdown tables (throughput, then latency), readable on a terminal."""
     lines = [
-        "| concurrency | rate | ok/sent | req/s | out tok/s | goodput | TTFT p50 | TTFT p99 "
-        "| TPOT p50 | ITL p50 | E2E p50 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| concurrency | rate | ok/sent | req/s | out tok/s | goodput req/s | duration s |",
+        "|---|---|---|---|---|---|---|",
     ]
     for run in result["runs"]:
         s = run["summary"]
@@ -30,11 +29,18 @@ def table(result: dict) -> str:
         lines.append(
             f"| {run['concurrency']} | {run['request_rate']} | {s['completed']}/{s['requests']} "
             f"| {s['request_throughput']:.2f} | {s['output_throughput']:.1f} | {goodput} "
-            f"| {_ms(s['ttft_ms'], 'p50')} | {_ms(s['ttft_ms'], 'p99')} "
-            f"| {_ms(s['tpot_ms'], 'p50')} | {_ms(s['itl_ms'], 'p50')} "
-            f"| {_ms(s['e2el_ms'], 'p50')} |"
+            f"| {s['duration_s']:.1f} |"
         )
-    lines.append("(latencies in ms)")
+    lines += [
+        "",
+        "| concurrency | metric (ms) | mean | p50 | p90 | p99 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in result["runs"]:
+        for key in ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms"):
+            stats = run["summary"][key]
+            cells = " | ".join(_ms(stats, k) for k in ("mean", "p50", "p90", "p99"))
+            lines.append(f"| {run['concurrency']} | {key[:-3].upper()} | {cells} |")
     for run in result["runs"]:
         lines.extend(_errors(run))
         lines.extend(_server_highlights(run))

@@ -142,3 +142,19 @@ def test_burstier_arrivals_keep_the_rate_but_spread_more():
 def test_infinite_rate_sends_at_once():
     gaps = arrival_gaps(rate=float("inf"), burstiness=1.0, rng=random.Random(1))
     assert [next(gaps) for _ in range(3)] == [0.0, 0.0, 0.0]
+
+
+def test_terminal_table_shows_throughput_and_latency_statistics():
+    from openai_frontend.bench.report import table
+
+    records = [
+        record(0, ttft=0.100, itl=[0.010, 0.030], output_tokens=3),
+        record(1, ttft=0.300, itl=[0.020], output_tokens=2),
+        record(2, ttft=None, itl=[], output_tokens=0, ok=False, status=500, error="boom"),
+    ]
+    summary = summarize(records, duration=2.0, slos={})
+    run = {"concurrency": 4, "request_rate": "inf", "summary": summary, "server_metrics": []}
+    text = table({"runs": [run]})
+    assert "| 4 | inf | 2/3 | 1.00 | 2.5 | - | 2.0 |" in text
+    assert "| 4 | TTFT | 200.0 | 200.0 | 280.0 | 298.0 |" in text
+    assert "concurrency 4: 1 failed with status 500: boom" in text
