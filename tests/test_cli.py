@@ -80,5 +80,5 @@ def test_engine_that_cannot_load_exits_non_zero(tmp_path: Path):
     (broken / "model.safetensors").write_bytes(b"not safetensors")
     done = _serve(str(broken), timeout=300)
     assert done.returncode == 1, done.stderr[-2000:]
-    assert "the engine failed to start" in done.stderr
+    assert "failed to start; stopping the server" in done.stderr
     assert "error: the engine failed" in done.stderr
