@@ -55,7 +55,8 @@ async def run_load(
     gate = asyncio.Semaphore(plan.concurrency)
     records: list[RequestRecord] = []
     tasks: list[asyncio.Task] = []
-    progress = tqdm(total=plan.num_requests, desc=label, unit="req", leave=False)
+    # disable=None: a bar on a terminal, none in a log file.
+    progress = tqdm(total=plan.num_requests, desc=label, unit="req", leave=False, disable=None)
     start = time.perf_counter()
 
     async def one(prompt: Prompt, record: RequestRecord) -> None:
