@@ -152,6 +152,7 @@ class RemoteEngine:
         self._info: ModelInfo | None = None
         self._checker: asyncio.Task | None = None
         self._running: dict[str, httpx.Response] = {}
+        self._aborted: set[str] = set()
         self._turn = itertools.count()
 
     @property
@@ -297,20 +298,27 @@ class RemoteEngine:
                     raise _BeforeFirstByte(await self._refusal(upstream, response))
                 self._running[request_id] = response
                 async for delta in _deltas(response):
+                    if request_id in self._aborted:
+                        return
                     started = True
                     yield delta
             upstream.served += 1
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.StreamError) as exc:
+            if request_id in self._aborted:  # closed by abort(): not the upstream's fault
+                return
             upstream.eject(f"{type(exc).__name__}: {exc}", self.eject_cooldown)
             error = EngineError(f"upstream {upstream.url} failed: {type(exc).__name__}")
             if not started:
                 raise _BeforeFirstByte(error) from None
             raise error from None
-        except UpstreamErrorEvent as exc:
+        except (UpstreamErrorEvent, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            if request_id in self._aborted:
+                return
             raise EngineError(f"upstream {upstream.url} failed mid-stream: {exc}") from None
         finally:
             upstream.outstanding -= 1
             self._running.pop(request_id, None)
+            self._aborted.discard(request_id)
 
     async def _refusal(self, upstream: Upstream, response: httpx.Response) -> Exception:
         """An upstream's error answer as ours: 4xx are the request's fault, and pass
@@ -335,6 +343,7 @@ class RemoteEngine:
         """Closing the upstream stream aborts the request there."""
         response = self._running.pop(request_id, None)
         if response is not None:
+            self._aborted.add(request_id)
             await response.aclose()
 
     def num_unfinished_requests(self) -> int:

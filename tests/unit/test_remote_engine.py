@@ -201,3 +201,32 @@ def test_health_checks_eject_and_readmit_after_cooldown():
         assert engine._pool[0].healthy
 
     asyncio.run(scenario())
+
+
+def test_a_garbled_stream_is_an_engine_error_not_a_crash():
+    stream = sse('{"choices":[{"index":0,"text":"Hel","finish_reason":null}]}', "{not json")
+    engine = engine_with(lambda _: httpx.Response(200, content=stream))
+    with pytest.raises(EngineError, match="mid-stream"):
+        asyncio.run(run(engine))
+
+
+def test_abort_ends_the_stream_at_its_next_read_without_ejecting_the_upstream():
+    async def slow_stream():
+        yield b'data: {"choices":[{"index":0,"text":"Hel","finish_reason":null}]}\n\n'
+        await asyncio.sleep(0.3)  # the abort lands while the engine waits for this
+        yield b'data: {"choices":[{"index":0,"text":"lo","finish_reason":null}]}\n\n'
+        yield b"data: [DONE]\n\n"
+
+    engine = engine_with(lambda _: httpx.Response(200, content=slow_stream()))
+
+    async def scenario():
+        req = request()
+        stream = engine.generate(req)
+        first = await anext(stream)
+        await engine.abort(req.request_id)
+        rest = [delta async for delta in stream]
+        return first, rest
+
+    first, rest = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert first.text == "Hel" and rest == []
+    assert all(u.healthy for u in engine._pool) and engine.num_unfinished_requests() == 0
