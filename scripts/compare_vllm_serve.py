@@ -108,7 +108,7 @@ async def main(args: argparse.Namespace) -> None:
             await warm_up(client, SHAPE, corpus, LoadPlan(concurrency=4, warmup=8), tokenizer)
         rows = []
         for concurrency in args.concurrency:
-            count = max(4, concurrency * 2)
+            count = max(8, concurrency * 2)  # at least 8: a p50 of 4 is too coarse
             results: dict[str, list[dict]] = {"vllm": [], "ours": []}
             for round_no in range(args.rounds):
                 # The same prompts for both sides in a round; new ones every round.
