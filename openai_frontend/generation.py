@@ -67,9 +67,11 @@ async def run_choices(
     ``lease`` is held from the first step to the last, so an adapter that is unloaded
     meanwhile keeps its engine slot until this request is done with it.
     """
-    if lease is not None:
-        lease.acquire()
+    acquired = False
     try:
+        if lease is not None:
+            lease.acquire()  # the adapter may have been unloaded since lookup: a 404
+            acquired = True
         streams = [_tagged(engine, index, request) for index, request in enumerate(requests)]
         if len(streams) == 1:
             async with aclosing(streams[0]) as only:
@@ -78,10 +80,10 @@ async def run_choices(
             return
         async for item in _merge(streams):
             yield item
-    except (InvalidRequest, EngineDead, EngineError) as exc:
-        raise engine_error(exc) from None  # as API errors, also mid-stream
+    except (InvalidRequest, EngineDead, EngineError, AdapterNotFound) as exc:
+        raise engine_error(exc) from None  # the one place they become API errors
     finally:
-        if lease is not None:
+        if acquired:
             await lease.release()
 
 
@@ -128,10 +130,7 @@ async def primed(stream: AsyncIterator[ChoiceDelta]) -> AsyncIterator[ChoiceDelt
         first = await anext(stream)
     except StopAsyncIteration:
         first = None
-    except Exception as exc:
-        await stream.aclose()
-        raise engine_error(exc) from None
-    except BaseException:
+    except BaseException:  # already an API error if it came from the engine (run_choices)
         await stream.aclose()
         raise
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from engines.base import SamplingParams
 from openai_frontend.generation import _merge, choice_requests
 
@@ -53,3 +55,33 @@ def test_closing_merge_early_closes_the_others():
 
     asyncio.run(run())
     assert sorted(closed) == ["a", "b"]
+
+
+class _UnloadedLease:
+    """A lease whose adapter was unloaded between lookup and the first step."""
+
+    released = False
+
+    def acquire(self) -> None:
+        from lora.registry import AdapterNotFound
+
+        raise AdapterNotFound("adapter 'gone' was unloaded")
+
+    async def release(self) -> None:
+        self.released = True
+
+
+def test_an_adapter_unloaded_before_the_first_step_is_a_404_and_nothing_is_released():
+    from openai_frontend.errors import APIError
+    from openai_frontend.generation import primed, run_choices
+
+    lease = _UnloadedLease()
+    requests = choice_requests("r", [[1]], SamplingParams(max_tokens=1), 1, None)
+
+    async def start():
+        return await primed(run_choices(engine=None, requests=requests, lease=lease))
+
+    with pytest.raises(APIError) as refused:
+        asyncio.run(start())
+    assert refused.value.status == 404 and refused.value.code == "model_not_found"
+    assert lease.released is False
