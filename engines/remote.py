@@ -37,6 +37,7 @@ from engines.base import (
     SamplingParams,
 )
 from engines.hf_tokenizer import HFTokenizer
+from engines.sampling_map import PASSED_AS_IS, refuse_undeclared
 
 log = logging.getLogger(__name__)
 
@@ -48,26 +49,14 @@ SUPPORTED_SAMPLING = ALL_SAMPLING - {"logprobs", "prompt_logprobs", "structured_
 
 #: Fields sent only when they differ from the OpenAI default, so plain OpenAI-compatible
 #: upstreams (which may refuse vLLM's extensions) see them only when asked for.
-_OPTIONAL = (
-    "temperature",
-    "top_p",
-    "top_k",
-    "min_p",
-    "seed",
-    "presence_penalty",
-    "frequency_penalty",
-    "repetition_penalty",
-    "min_tokens",
-)
+#: (logprobs is not offered; logit_bias needs its keys as strings, below.)
+_OPTIONAL = tuple(name for name in PASSED_AS_IS if name not in ("logprobs", "logit_bias"))
 
 
 def completion_body(request: GenerateRequest, model: str) -> dict:
     """The upstream ``/v1/completions`` request for one sequence; pure, unit-tested."""
     params: SamplingParams = request.sampling
-    unsupported = params.fields_set() - SUPPORTED_SAMPLING
-    if unsupported:
-        name = sorted(unsupported)[0]
-        raise InvalidRequest(f"the remote engine does not support '{name}'", name)
+    refuse_undeclared(params, SUPPORTED_SAMPLING, "the remote engine")
     body: dict = {
         "model": model,
         "prompt": list(request.prompt_token_ids),

@@ -29,25 +29,13 @@ from engines.base import (
     TokenLogprob,
 )
 from engines.hf_tokenizer import HFTokenizer
+from engines.sampling_map import engine_kwargs, guide, refuse_undeclared
 
 #: What ``tensorrt_llm.SamplingParams`` can honour. Not here, so rejected with a 400:
 #: ``logit_bias`` (TensorRT-LLM takes a dense ``embedding_bias`` tensor, not a sparse
 #: per-token map) and ``prompt_logprobs`` (the frontend does not offer it for any engine).
 #: ``n`` and ``best_of`` are fanned out by the frontend into one request per choice.
 SUPPORTED_SAMPLING = ALL_SAMPLING - {"logit_bias", "prompt_logprobs"}
-
-_PASSED_AS_IS = (
-    "temperature",
-    "top_p",
-    "top_k",
-    "min_p",
-    "seed",
-    "presence_penalty",
-    "frequency_penalty",
-    "repetition_penalty",
-    "min_tokens",
-    "logprobs",
-)
 
 
 def to_trtllm_kwargs(params: SamplingParams) -> dict:
@@ -57,31 +45,11 @@ def to_trtllm_kwargs(params: SamplingParams) -> dict:
     output comes back as ``guided_decoding`` keyword arguments for
     ``tensorrt_llm.sampling_params.GuidedDecodingParams``.
     """
-    unsupported = params.fields_set() - SUPPORTED_SAMPLING
-    if unsupported:
-        name = sorted(unsupported)[0]
-        raise InvalidRequest(f"TensorRT-LLM does not support '{name}'", name)
-    kwargs: dict = {"max_tokens": params.max_tokens, "n": 1}
-    for name in _PASSED_AS_IS:
-        value = getattr(params, name)
-        if value is not None:
-            kwargs[name] = value
-    if params.stop:
-        kwargs["stop"] = list(params.stop)
-    if params.stop_token_ids:
-        kwargs["stop_token_ids"] = list(params.stop_token_ids)
-    kwargs["ignore_eos"] = params.ignore_eos
-    kwargs["include_stop_str_in_output"] = params.include_stop_str_in_output
-    kwargs["skip_special_tokens"] = params.skip_special_tokens
-    kwargs["spaces_between_special_tokens"] = params.spaces_between_special_tokens
-    kwargs["detokenize"] = True
-    structured = params.structured_output
+    refuse_undeclared(params, SUPPORTED_SAMPLING, "TensorRT-LLM")
+    kwargs = {**engine_kwargs(params), "n": 1, "detokenize": True}
+    structured = guide(params)
     if structured is not None:
-        kwargs["guided_decoding"] = (
-            {"json": structured.json_schema}
-            if structured.json_schema is not None
-            else {"json_object": True}
-        )
+        kwargs["guided_decoding"] = structured
     return kwargs
 
 

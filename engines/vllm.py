@@ -27,6 +27,7 @@ from engines.base import (
     TokenLogprob,
 )
 from engines.hf_tokenizer import HFTokenizer
+from engines.sampling_map import engine_kwargs, guide
 from engines.vllm_zero_lora import ZERO_ADAPTER_ID, ZERO_ADAPTER_NAME, write_zero_adapter
 from lora.registry import Adapter
 
@@ -42,38 +43,10 @@ def to_vllm_kwargs(params: SamplingParams) -> dict:
     Pure, so it is unit-tested without vLLM. ``None`` fields are left out so vLLM's own
     defaults apply.
     """
-    kwargs: dict = {"max_tokens": params.max_tokens}
-    for name in (
-        "temperature",
-        "top_p",
-        "top_k",
-        "min_p",
-        "seed",
-        "presence_penalty",
-        "frequency_penalty",
-        "repetition_penalty",
-        "min_tokens",
-        "logprobs",
-        "logit_bias",
-    ):
-        value = getattr(params, name)
-        if value is not None:
-            kwargs[name] = value
-    if params.stop:
-        kwargs["stop"] = list(params.stop)
-    if params.stop_token_ids:
-        kwargs["stop_token_ids"] = list(params.stop_token_ids)
-    kwargs["ignore_eos"] = params.ignore_eos
-    kwargs["include_stop_str_in_output"] = params.include_stop_str_in_output
-    kwargs["skip_special_tokens"] = params.skip_special_tokens
-    kwargs["spaces_between_special_tokens"] = params.spaces_between_special_tokens
-    structured = params.structured_output
+    kwargs = engine_kwargs(params)
+    structured = guide(params)
     if structured is not None:
-        kwargs["structured_outputs"] = (
-            {"json": structured.json_schema}
-            if structured.json_schema is not None
-            else {"json_object": True}
-        )
+        kwargs["structured_outputs"] = structured
     return kwargs
 
 
