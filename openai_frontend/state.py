@@ -59,12 +59,9 @@ class ServedModel:
     def name(self) -> str:
         return self.config.served_model_name
 
-    def names(self, name: str) -> Adapter | None | bool:
-        """False if ``name`` is not this model's; else its adapter, or None for the base."""
-        if name == self.name:
-            return None
-        adapter = self.registry.lookup(name) if self.registry is not None else None
-        return adapter if adapter is not None else False
+    def adapter(self, name: str) -> Adapter | None:
+        """This model's adapter called ``name``, if it has one."""
+        return self.registry.lookup(name) if self.registry is not None else None
 
 
 @dataclass(frozen=True)
@@ -147,8 +144,10 @@ class ServerState:
     def find(self, name: str) -> tuple[ServedModel, Adapter | None] | None:
         """The served model (and adapter) ``name`` names, or None."""
         for served in self.models:
-            adapter = served.names(name)
-            if adapter is not False:
+            if name == served.name:
+                return served, None
+            adapter = served.adapter(name)
+            if adapter is not None:
                 return served, adapter
         return None
 
