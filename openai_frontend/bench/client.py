@@ -8,10 +8,9 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
+from openai_frontend.bench import ENDPOINTS
 from openai_frontend.bench.corpus import Prompt, Tokenizer
 from openai_frontend.bench.metrics import RequestRecord
-
-ENDPOINTS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
 
 
 @dataclass(frozen=True)
