@@ -67,16 +67,12 @@ class Admission:
             self.leave()
 
 
-async def with_deadline(stream: AsyncIterator, seconds: float | None) -> AsyncIterator:
+async def with_deadline(stream: AsyncIterator, seconds: float) -> AsyncIterator:
     """End ``stream`` after ``seconds`` in all: the engine request is aborted (the stream
     is closed) and the client gets a timeout error (a final ``data:`` event when
     streaming)."""
-    deadline = asyncio.get_running_loop().time() + (seconds or 0)
+    deadline = asyncio.get_running_loop().time() + seconds
     async with aclosing(stream):
-        if seconds is None:
-            async for item in stream:
-                yield item
-            return
         while True:
             remaining = deadline - asyncio.get_running_loop().time()
             try:
