@@ -92,7 +92,6 @@ class Metrics:
         """
         started = last = time.perf_counter()
         ttft = None
-        first_seen = False
         reasons: list[str] = []
         generated: dict[int, int] = {}
         # Labelled children resolved once per request, not once per token.
@@ -104,10 +103,9 @@ class Metrics:
                     now = time.perf_counter()
                     # New tokens, by count: remote engines stream text without ids.
                     if delta.completion_tokens > generated.get(index, 0):
-                        if not first_seen:
+                        if ttft is None:
                             ttft = now - started
                             ttft_child.observe(ttft)
-                            first_seen = True
                         else:
                             itl_child.observe(now - last)
                         last = now
