@@ -159,6 +159,10 @@ class Engine(Protocol):
     supported_sampling: frozenset[str]
     #: Whether requests may carry a LoRA adapter.
     supports_lora: bool
+    #: True for an engine in this process: if it stops being ready it has died, and the
+    #: server exits for its supervisor to restart it. False for remote upstreams, which
+    #: come and go while the gateway keeps serving.
+    in_process: bool
 
     async def start(self) -> None:
         """Load the model. Slow; the server answers ``/health`` meanwhile."""

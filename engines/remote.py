@@ -127,9 +127,8 @@ class RemoteEngine:
     supported_sampling: frozenset[str] = SUPPORTED_SAMPLING
     #: Adapters are the upstreams' own: a request for adapter NAME asks them for NAME.
     supports_lora: bool = True
-    #: Not an engine in this process: upstreams come and go without the gateway exiting
-    #: (the engine-death policy applies to in-process engines only).
-    in_process: bool = False
+    #: Upstreams come and go without the gateway exiting (see engines.base.Engine).
+    in_process = False
     _pool: list[Upstream] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:

@@ -111,6 +111,7 @@ class TRTLLMEngine:
     #: Anything else for ``tensorrt_llm.LLM(...)`` (from a --config file's engine_args).
     extra_llm_args: dict = field(default_factory=dict)
     supported_sampling: frozenset[str] = SUPPORTED_SAMPLING
+    in_process = True
 
     def __post_init__(self) -> None:
         self._llm = None

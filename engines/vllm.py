@@ -93,6 +93,7 @@ class VLLMEngine:
     #: e.g. "ray" to spread tensor/pipeline parallelism over several nodes.
     distributed_executor_backend: str | None = None
     supported_sampling: frozenset[str] = SUPPORTED_SAMPLING
+    in_process = True
 
     def __post_init__(self) -> None:
         self._llm = None

@@ -94,7 +94,7 @@ async def _load(state: ServerState, served: ServedModel) -> None:
         state.request_stop()
         raise
     log.info("engine ready: %s", engine.model().id)
-    if getattr(engine, "in_process", True):
+    if engine.in_process:
         await _watch(state, engine)
 
 

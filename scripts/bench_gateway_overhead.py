@@ -40,6 +40,7 @@ class SyntheticTokenEngine:
 
     supported_sampling = SUPPORTED_SAMPLING
     supports_lora = False
+    in_process = True
 
     def __init__(self, model_path: Path) -> None:
         self._path = model_path
