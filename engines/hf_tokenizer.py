@@ -26,6 +26,11 @@ class HFTokenizer:
     def encode(self, text: str, add_special_tokens: bool) -> list[int]:
         return self._tokenizer.encode(text, add_special_tokens=add_special_tokens)
 
+    @property
+    def model_max_length(self) -> int:
+        """The context length the tokenizer was saved with."""
+        return int(self._tokenizer.model_max_length)
+
     def decode(self, token_ids: list[int]) -> str:
         return self._tokenizer.decode(token_ids)
 

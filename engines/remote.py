@@ -185,7 +185,7 @@ class RemoteEngine:
                 for entry in models:
                     if entry["id"] == self.model_name and entry.get("max_model_len"):
                         return int(entry["max_model_len"])
-        return int(self._tokenizer._tokenizer.model_max_length)
+        return self._tokenizer.model_max_length
 
     # Health ---------------------------------------------------------------------------
 
