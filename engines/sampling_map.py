@@ -34,7 +34,7 @@ def refuse_undeclared(params: SamplingParams, supported: frozenset[str], engine:
         raise InvalidRequest(f"{engine} does not support '{name}'", name)
 
 
-def engine_kwargs(params: SamplingParams) -> dict:
+def sampling_kwargs(params: SamplingParams) -> dict:
     """Keyword arguments shared by vLLM and TensorRT-LLM (structured output aside)."""
     kwargs: dict = {"max_tokens": params.max_tokens}
     for name in PASSED_AS_IS:

@@ -29,7 +29,7 @@ from engines.base import (
     TokenLogprob,
 )
 from engines.hf_tokenizer import HFTokenizer
-from engines.sampling_map import engine_kwargs, guide, refuse_undeclared
+from engines.sampling_map import guide, refuse_undeclared, sampling_kwargs
 
 #: What ``tensorrt_llm.SamplingParams`` can honour. Not here, so rejected with a 400:
 #: ``logit_bias`` (TensorRT-LLM takes a dense ``embedding_bias`` tensor, not a sparse
@@ -46,7 +46,7 @@ def to_trtllm_kwargs(params: SamplingParams) -> dict:
     ``tensorrt_llm.sampling_params.GuidedDecodingParams``.
     """
     refuse_undeclared(params, SUPPORTED_SAMPLING, "TensorRT-LLM")
-    kwargs = {**engine_kwargs(params), "n": 1, "detokenize": True}
+    kwargs = {**sampling_kwargs(params), "n": 1, "detokenize": True}
     structured = guide(params)
     if structured is not None:
         kwargs["guided_decoding"] = structured

@@ -27,7 +27,7 @@ from engines.base import (
     TokenLogprob,
 )
 from engines.hf_tokenizer import HFTokenizer
-from engines.sampling_map import engine_kwargs, guide
+from engines.sampling_map import guide, sampling_kwargs
 from engines.vllm_zero_lora import ZERO_ADAPTER_ID, ZERO_ADAPTER_NAME, write_zero_adapter
 from lora.registry import Adapter
 
@@ -43,7 +43,7 @@ def to_vllm_kwargs(params: SamplingParams) -> dict:
     Pure, so it is unit-tested without vLLM. ``None`` fields are left out so vLLM's own
     defaults apply.
     """
-    kwargs = engine_kwargs(params)
+    kwargs = sampling_kwargs(params)
     structured = guide(params)
     if structured is not None:
         kwargs["structured_outputs"] = structured
