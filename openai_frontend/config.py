@@ -21,7 +21,8 @@ class ServerConfig:
     upstream_model: str | None = None
     upstream_api_key: str | None = None
     max_model_len: int | None = None
-    dtype: str = "auto"
+    #: None: not given, so the model's default (see default_model.default_dtype).
+    dtype: str | None = None
     enforce_eager: bool = True
     chat_template: str | None = None
     trust_request_chat_template: bool = False

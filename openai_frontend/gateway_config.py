@@ -42,7 +42,7 @@ class _Strict(BaseModel):
 
 class EngineArgs(_Strict):
     max_model_len: int | None = Field(None, gt=0)
-    dtype: str = "auto"
+    dtype: str | None = None
     enforce_eager: bool = True
     tensor_parallel_size: int = Field(1, ge=1)
     pipeline_parallel_size: int = Field(1, ge=1)

@@ -23,6 +23,8 @@ from openai_frontend.metrics import Metrics
 from openai_frontend.sampling import read_generation_defaults
 from templates.sources import TemplateResolver, load_template_option, read_model_templates
 
+#: What a request that arrives while the model loads is told to wait, in seconds.
+LOADING_RETRY_AFTER_S = 5
 #: Texts at least this long are tokenized off the event loop (~1 ms of tokenizing).
 LONG_TEXT_CHARS = 32_000
 
@@ -38,6 +40,8 @@ class ServedModel:
     config: ServerConfig
     engine: Engine
     registry: AdapterRegistry | None = None
+    #: When the server started serving it (the ``created`` of its model card).
+    created: int = field(default_factory=lambda: int(time.time()))
     resolver: TemplateResolver = field(init=False)
     sampling_defaults: dict = field(init=False)
 
@@ -161,7 +165,12 @@ class ServerState:
             raise model_not_found(name)
         served, adapter = found
         if not served.engine.is_ready():
-            raise APIError("The model is still loading; retry shortly.", status=503)
+            raise APIError(
+                f"The model `{name}` is still loading; retry shortly.",
+                status=503,
+                code="model_loading",
+                headers={"Retry-After": str(LOADING_RETRY_AFTER_S)},
+            )
         return Target(served, adapter)
 
 

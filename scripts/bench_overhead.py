@@ -36,7 +36,7 @@ from benchlib import (  # noqa: E402
     wait_ready,
 )
 
-from engines.vllm import apply_cpu_defaults, is_cpu_build  # noqa: E402
+from engines.builds import apply_cpu_defaults, is_cpu_build  # noqa: E402
 from openai_frontend.default_model import MODEL_NAME, ensure_default_model  # noqa: E402
 
 

@@ -28,8 +28,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engines.builds import apply_cpu_defaults, is_cpu_build  # noqa: E402
 from engines.hf_tokenizer import HFTokenizer  # noqa: E402
-from engines.vllm import apply_cpu_defaults, is_cpu_build  # noqa: E402
 from openai_frontend.bench.client import RequestShape  # noqa: E402
 from openai_frontend.bench.corpus import LengthSampler, synthetic_prompts  # noqa: E402
 from openai_frontend.bench.load import LoadPlan, run_load, warm_up  # noqa: E402
@@ -89,9 +89,24 @@ async def one_side(client, prompts, concurrency: int, count: int, tokenizer) -> 
 
 async def main(args: argparse.Namespace) -> None:
     model = ensure_default_model()
-    tokenizer = HFTokenizer(model)
     ports = {"vllm": args.port, "ours": args.port + 1}
     processes = servers(model, ports["vllm"], ports["ours"])
+    ready_paths = {"vllm": "/health", "ours": "/health/ready"}
+    rows = await run_interleaved(model, processes, ports, ready_paths, args)
+    print_table(rows, args)
+
+
+async def run_interleaved(
+    model: Path,
+    processes: dict[str, subprocess.Popen],
+    ports: dict[str, int],
+    ready_paths: dict[str, str],
+    args: argparse.Namespace,
+) -> list[tuple]:
+    """The same load against each side in turn (order alternating by round), per
+    concurrency; rows of (concurrency, medians of each side in ``ports`` order).
+    Stops the processes at the end."""
+    tokenizer = HFTokenizer(model)
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     clients = {
         name: httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600, limits=limits)
@@ -101,20 +116,20 @@ async def main(args: argparse.Namespace) -> None:
     corpus = synthetic_prompts(
         tokenizer, LengthSampler(args.input_len, 0, rng), LengthSampler(128, 0, rng), seed=1
     )
+    names = tuple(ports)
     try:
-        await wait_ready(clients["vllm"], processes["vllm"], "/health")
-        await wait_ready(clients["ours"], processes["ours"], "/health/ready")
+        for name in names:
+            await wait_ready(clients[name], processes[name], ready_paths[name])
         for client in clients.values():
             await warm_up(client, SHAPE, corpus, LoadPlan(concurrency=4, warmup=8), tokenizer)
         rows = []
         for concurrency in args.concurrency:
             count = max(8, concurrency * 2)  # at least 8: a p50 of 4 is too coarse
-            results: dict[str, list[dict]] = {"vllm": [], "ours": []}
+            results: dict[str, list[dict]] = {name: [] for name in names}
             for round_no in range(args.rounds):
                 # The same prompts for both sides in a round; new ones every round.
                 prompts = list(itertools.islice(corpus, count))
-                order = ("vllm", "ours") if round_no % 2 == 0 else ("ours", "vllm")
-                for name in order:
+                for name in names if round_no % 2 == 0 else names[::-1]:
                     summary = await one_side(clients[name], prompts, concurrency, count, tokenizer)
                     if summary["failed"]:
                         raise RuntimeError(f"{name}: {summary['errors']}")
@@ -125,8 +140,8 @@ async def main(args: argparse.Namespace) -> None:
                         f"{summary['ttft_ms']['p50']:.0f} ms p99 {summary['ttft_ms']['p99']:.0f}",
                         flush=True,
                     )
-            rows.append((concurrency, *(medians(results[name]) for name in ("vllm", "ours"))))
-        print_table(rows, args)
+            rows.append((concurrency, *(medians(results[name]) for name in names)))
+        return rows
     finally:
         for client in clients.values():
             await client.aclose()
@@ -157,16 +172,16 @@ def print_table(rows, args: argparse.Namespace) -> None:
         print(f"| {v_p99:.0f} ms | {o_p99:.0f} ms | {o_p99 / v_p99:.2f}x |")
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(description: str = __doc__, port: int = 8130) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 32]
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--input-len", type=int, default=128)
-    parser.add_argument("--port", type=int, default=8130)
+    parser.add_argument("--port", type=int, default=port)
     return parser.parse_args()
 
 

