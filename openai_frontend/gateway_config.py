@@ -9,6 +9,9 @@
         chat_template: chatml           # optional override
         sampling_defaults: {temperature: 0.7}
         loras: [{name: pirate, path: /adapters/pirate}]
+      - name: fast
+        engine: trtllm                  # engine_args.llm_args: more tensorrt_llm.LLM kwargs
+        engine_args: {llm_args: {kv_cache_config: {free_gpu_memory_fraction: 0.8}}}
       - name: big
         engine: remote
         model: /models/Big              # tokenizer and chat template only

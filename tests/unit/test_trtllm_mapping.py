@@ -40,6 +40,7 @@ from engines.trtllm_lora import ALL_DENSE_MODULES, lora_target_modules
 from lora.registry import Adapter
 from openai_frontend.cli import engine_kwargs
 from openai_frontend.config import ServerConfig
+from openai_frontend.gateway_config import ConfigError, per_model_configs, read_config
 from openai_frontend.generation import choice_requests
 
 HAS_TRTLLM = importlib.util.find_spec("tensorrt_llm") is not None
@@ -300,6 +301,21 @@ def test_the_cli_passes_dtype_eager_and_config_llm_args(tmp_path):
     engine = TRTLLMEngine(**kwargs)
     assert (engine.dtype, engine.enforce_eager) == ("float16", False)
     assert llm_kwargs(engine)["kv_cache_config"] == {"free_gpu_memory_fraction": 0.5}
+
+
+def test_a_config_files_llm_args_fill_extra_llm_args_for_trtllm_only(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        f"models: [{{name: a, engine: trtllm, model: {tmp_path}, "
+        "engine_args: {llm_args: {kv_cache_config: {free_gpu_memory_fraction: 0.8}}}}]"
+    )
+    (config,) = per_model_configs(read_config(path), ServerConfig(tmp_path, "x"), None)
+    engine = TRTLLMEngine(**engine_kwargs(config, enable_lora=False))
+    assert engine.extra_llm_args == {"kv_cache_config": {"free_gpu_memory_fraction": 0.8}}
+    path.write_text("models: [{name: a, engine_args: {llm_args: {x: 1}}}]")
+    with pytest.raises(ConfigError, match="TensorRT-LLM engine argument"):
+        read_config(path)
 
 
 def test_context_length_is_always_an_int(tmp_path):
