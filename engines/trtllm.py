@@ -286,9 +286,8 @@ class TRTLLMEngine:
             )
         except (ValueError, TypeError) as exc:  # parameters it refused before queueing
             raise InvalidRequest(str(exc)) from None
-        except RuntimeError as exc:  # "LLM is shutting down"
-            self._failed = True
-            raise EngineDead(str(exc)) from exc
+        except RuntimeError as exc:  # "LLM is shutting down", or a RequestError
+            raise self._failure(exc) from exc
 
     async def _results(self, promise) -> AsyncIterator:
         """The promise's results; its exceptions as ours (nothing else is caught)."""
@@ -299,10 +298,14 @@ class TRTLLMEngine:
             except StopAsyncIteration:
                 return
             except Exception as exc:
-                failure = engine_failure(exc, self._request_error)
-                self._failed = self._failed or isinstance(failure, EngineDead)
-                raise failure from exc
+                raise self._failure(exc) from exc
             yield result
+
+    def _failure(self, exc: Exception) -> Exception:
+        """``exc`` as ours; a dead engine stays dead (``is_ready()`` turns false)."""
+        failure = engine_failure(exc, self._request_error)
+        self._failed = self._failed or isinstance(failure, EngineDead)
+        return failure
 
     def _release(self, request_id: str, promise) -> None:
         """Forget a request once TensorRT-LLM is done with it; abort it if it is not.
@@ -324,8 +327,10 @@ class TRTLLMEngine:
             async with asyncio.timeout(SETTLE_SECONDS):
                 async for _ in promise:
                     pass
-        except Exception:  # noqa: S110 (timed out or failed: either way no longer ours)
-            pass
+        except TimeoutError:
+            pass  # no longer ours to wait for
+        except Exception as exc:
+            self._failure(exc)  # a dead engine shows in is_ready(); a RequestError does not
         finally:
             self._unfinished.discard(request_id)
 

@@ -110,6 +110,8 @@ class LLM:
 
     #: What the next requests play back, one list of steps per request.
     scripts: list[list] = []
+    #: Raised by the next ``generate_async`` instead of queueing, when set.
+    refuse_next: Exception | None = None
     built: list[LLM] = []
 
     def __init__(self, model: str, **kwargs) -> None:
@@ -121,6 +123,9 @@ class LLM:
         LLM.built.append(self)
 
     def generate_async(self, inputs, sampling_params=None, lora_request=None, streaming=False):
+        if LLM.refuse_next is not None:
+            refusal, LLM.refuse_next = LLM.refuse_next, None
+            raise refusal
         self.submitted.append((inputs, sampling_params, lora_request))
         result = ScriptedResult(LLM.scripts.pop(0))
         self.results.append(result)
@@ -133,6 +138,7 @@ class LLM:
 def install(monkeypatch) -> types.ModuleType:
     """Make ``import tensorrt_llm`` (and the submodules the engine uses) import this."""
     LLM.scripts = []
+    LLM.refuse_next = None
     LLM.built = []
     root = types.ModuleType("tensorrt_llm")
     root.LLM = LLM

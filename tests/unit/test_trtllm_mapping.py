@@ -361,13 +361,13 @@ def started(tmp_path, monkeypatch):
     return engine, trtllm.LLM
 
 
-def run_request(engine, sampling: SamplingParams, steps: list, take: int | None = None):
+def run_request(engine, sampling: SamplingParams, steps: list, take=None, adapter=None):
     """Deltas of one request playing ``steps``; ``take`` closes the stream early."""
     scripted_trtllm.LLM.scripts.append(steps)
 
     async def go():
         deltas = []
-        stream = engine.generate(GenerateRequest("r1", [1, 2, 3], sampling))
+        stream = engine.generate(GenerateRequest("r1", [1, 2, 3], sampling, adapter))
         async for delta in stream:
             deltas.append(delta)
             if take is not None and len(deltas) == take:
@@ -439,6 +439,28 @@ def test_any_other_error_marks_the_engine_dead_through_public_api_only(started):
     with pytest.raises(EngineDead):
         run_request(engine, SamplingParams(max_tokens=1), [RuntimeError("worker died")])
     assert not engine.is_ready()
+
+
+def test_a_refusal_at_submit_is_a_400_and_a_shut_down_llm_is_dead(started):
+    engine, llm = started
+    llm.refuse_next = ValueError("prompt too long")
+    with pytest.raises(InvalidRequest, match="prompt too long"):
+        run_request(engine, SamplingParams(max_tokens=1), [])
+    assert engine.is_ready() and engine.num_unfinished_requests() == 0
+    llm.refuse_next = RuntimeError("LLM is shutting down")
+    with pytest.raises(EngineDead):
+        run_request(engine, SamplingParams(max_tokens=1), [])
+    assert not engine.is_ready()
+
+
+def test_an_adapter_request_names_its_lora(started):
+    engine, llm = started
+    adapter = Adapter(name="pirate", path=Path("/adapters/pirate"), int_id=3, rank=8)
+    run_request(
+        engine, SamplingParams(max_tokens=1), [Step([5], finish_reason="stop")], None, adapter
+    )
+    lora = llm.built[0].submitted[0][2]
+    assert (lora.lora_name, lora.lora_int_id, lora.lora_path) == ("pirate", 3, "/adapters/pirate")
 
 
 @pytest.mark.skipif(HAS_TRTLLM, reason="tensorrt_llm is installed on this machine")
