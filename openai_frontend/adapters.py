@@ -35,17 +35,30 @@ def build_registry(config: ServerConfig, engine: Engine) -> AdapterRegistry | No
     return registry
 
 
-def _declared(config: ServerConfig, base: BaseModel) -> list[tuple[str, str, str | None]]:
-    declared = [(name, path, None) for name, path in config.loras]
+def declared_adapter_paths(config: ServerConfig) -> list[Path]:
+    """Folders of every adapter declared at start, for engines that must know them then
+    (TensorRT-LLM sizes its LoRA cache from them)."""
+    return [Path(entry["path"]).resolve() for entry in _entries(config)]
+
+
+def _entries(config: ServerConfig) -> list[dict]:
+    """Adapters declared by --lora / a config file, then by --lora-modules-file."""
+    entries = [{"name": name, "path": path} for name, path in config.loras]
     if config.lora_modules_file:
-        for entry in read_modules_file(Path(config.lora_modules_file)):
-            wanted = entry.get("base_model_name")
-            if wanted and not base.accepts(wanted):
-                raise AdapterError(
-                    f"adapter '{entry['name']}' is for base model {wanted!r}, "
-                    f"but this server serves {base.name!r}"
-                )
-            declared.append((entry["name"], entry["path"], entry.get("description")))
+        entries += read_modules_file(Path(config.lora_modules_file))
+    return entries
+
+
+def _declared(config: ServerConfig, base: BaseModel) -> list[tuple[str, str, str | None]]:
+    declared = []
+    for entry in _entries(config):
+        wanted = entry.get("base_model_name")
+        if wanted and not base.accepts(wanted):
+            raise AdapterError(
+                f"adapter '{entry['name']}' is for base model {wanted!r}, "
+                f"but this server serves {base.name!r}"
+            )
+        declared.append((entry["name"], entry["path"], entry.get("description")))
     return declared
 
 

@@ -334,7 +334,7 @@ def engine_kwargs(config: ServerConfig, enable_lora: bool) -> dict:
         "pipeline_parallel_size": config.pipeline_parallel_size,
     }
     if config.engine == "trtllm":
-        return {**common, **lora, **parallel, "lora_dirs": [Path(p) for _, p in config.loras]}
+        return {**common, **lora, **parallel, **_trtllm_kwargs(config, enable_lora)}
     return {
         **common,
         **lora,
@@ -342,6 +342,19 @@ def engine_kwargs(config: ServerConfig, enable_lora: bool) -> dict:
         "distributed_executor_backend": config.distributed_executor_backend,
         "dtype": config.dtype or default_dtype(config.model_path),
         "enforce_eager": config.enforce_eager,
+    }
+
+
+def _trtllm_kwargs(config: ServerConfig, enable_lora: bool) -> dict:
+    """TensorRT-LLM's own: it must know every adapter folder at start, not only --lora's."""
+    from openai_frontend.adapters import declared_adapter_paths
+
+    return {
+        "dtype": config.dtype,
+        "enforce_eager": config.enforce_eager,
+        "lora_dirs": declared_adapter_paths(config) if enable_lora else [],
+        "lora_runtime_loads": config.enable_lora_management,
+        "extra_llm_args": dict(config.llm_args),
     }
 
 

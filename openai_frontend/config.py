@@ -17,6 +17,8 @@ class ServerConfig:
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
     distributed_executor_backend: str | None = None
+    #: trtllm only: more keyword arguments for ``tensorrt_llm.LLM`` (a config file's).
+    llm_args: dict = field(default_factory=dict)
     upstreams: tuple[str, ...] = ()
     upstream_model: str | None = None
     upstream_api_key: str | None = None

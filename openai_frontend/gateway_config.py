@@ -9,6 +9,9 @@
         chat_template: chatml           # optional override
         sampling_defaults: {temperature: 0.7}
         loras: [{name: pirate, path: /adapters/pirate}]
+      - name: fast
+        engine: trtllm                  # engine_args.llm_args: more tensorrt_llm.LLM kwargs
+        engine_args: {llm_args: {kv_cache_config: {free_gpu_memory_fraction: 0.8}}}
       - name: big
         engine: remote
         model: /models/Big              # tokenizer and chat template only
@@ -50,6 +53,8 @@ class EngineArgs(_Strict):
     max_loras: int = Field(4, ge=1)
     max_lora_rank: int = Field(16, ge=1)
     max_cpu_loras: int | None = Field(None, ge=1)
+    #: trtllm only: more keyword arguments for ``tensorrt_llm.LLM`` (its LlmArgs).
+    llm_args: dict = {}
 
 
 class LoraEntry(_Strict):
@@ -77,6 +82,8 @@ class ModelEntry(_Strict):
             raise ValueError("'upstreams' is only for 'engine: remote'")
         if self.engine != "vllm" and self.engine_args.distributed_executor_backend:
             raise ValueError("'distributed_executor_backend' is a vLLM engine argument")
+        if self.engine != "trtllm" and self.engine_args.llm_args:
+            raise ValueError("'llm_args' is a TensorRT-LLM engine argument")
         return self
 
 
@@ -133,6 +140,7 @@ def per_model_configs(
                 tensor_parallel_size=args.tensor_parallel_size,
                 pipeline_parallel_size=args.pipeline_parallel_size,
                 distributed_executor_backend=args.distributed_executor_backend,
+                llm_args=args.llm_args,
                 max_loras=args.max_loras,
                 max_lora_rank=args.max_lora_rank,
                 max_cpu_loras=args.max_cpu_loras,

@@ -94,7 +94,7 @@ def engine(request, runner) -> EngineUnderTest:
             served_model_name=MODEL_NAME,
             enable_lora=True,
             max_loras=2,
-            lora_dirs=[ensure_adapter("pirate")],
+            lora_dirs=[ensure_adapter(name) for name in ("pirate", "robot")],
         )
         under_test = EngineUnderTest("trtllm", built, runner, _demo_adapters())
     runner.run(built.start())
