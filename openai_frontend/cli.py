@@ -350,7 +350,7 @@ def _trtllm_kwargs(config: ServerConfig, enable_lora: bool) -> dict:
     from openai_frontend.adapters import declared_adapter_paths
 
     return {
-        "dtype": config.dtype,
+        "dtype": config.dtype or "auto",
         "enforce_eager": config.enforce_eager,
         "lora_dirs": declared_adapter_paths(config) if enable_lora else [],
         "lora_runtime_loads": config.enable_lora_management,
