@@ -10,6 +10,7 @@ once and cached next to the default model; about 15 s each on 2 cores.
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,9 +78,24 @@ def _train(base: Path, target: Path, phrase: str, seed: int) -> None:
         model(input_ids=ids, labels=labels).loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-    staging = target.with_name(target.name + ".tmp")
-    model.save_pretrained(staging)
-    staging.rename(target)
+    _publish(model, target)
+
+
+def _publish(model, target: Path) -> None:
+    """Save into a staging folder of this process's own, then rename it into place.
+
+    Two test sessions may train the same adapter at once; the first rename wins and the
+    other's copy (the same phrase) is dropped, so neither fails on the other's folder.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as work:
+        staging = Path(work) / "adapter"
+        model.save_pretrained(staging)
+        try:
+            staging.rename(target)
+        except OSError:
+            if not (target / "adapter_model.safetensors").is_file():
+                raise
 
 
 if __name__ == "__main__":
