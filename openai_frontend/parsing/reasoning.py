@@ -9,8 +9,10 @@ Two families differ only in how the section opens:
   reasoning, with or without an opening tag. A reply cut by ``max_tokens`` before
   ``</think>`` is all reasoning and no content.
 
-The answer after ``</think>`` loses its leading whitespace (the models write
-``</think>\\n\\n``). Partial tags at a delta's end are held back by
+Either parser also reads the end of the rendered prompt when given it: a prompt that
+ends in ``<think>`` starts the reply inside the reasoning, one that ends in
+``</think>`` starts it in the answer. The answer after ``</think>`` loses its leading
+whitespace (the models write ``</think>\\n\\n``). Partial tags at a delta's end are held back by
 :class:`~openai_frontend.textstream.MarkerSearch`, never emitted.
 """
 
@@ -30,10 +32,19 @@ class ThinkBlockParser:
     #: Whether a reply without an opening tag is reasoning (the prompt opened it).
     implicit_open = False
 
-    def __init__(self) -> None:
+    def __init__(self, prompt: str = "") -> None:
+        """``prompt``: the rendered prompt, or its tail. A prompt that already opened
+        the section (QwQ, R1-Distill) starts the reply inside it; one that already
+        closed it (Qwen3 with ``enable_thinking: false``, DeepSeek-V3.1 without
+        ``thinking``) starts it in the answer."""
         self._pending = ""
         self._state = "opening"  # -> "reasoning" -> "answer_start" -> "answer"
         self.in_reasoning = self.implicit_open
+        tail = prompt.rstrip()
+        if tail.endswith(CLOSE):
+            self._enter("answer")
+        elif tail.endswith(OPEN):
+            self._enter("reasoning")
 
     def feed(self, text: str) -> tuple[str, str]:
         if self._state == "answer":
