@@ -11,8 +11,7 @@ QWEN3_THINKING = (
     "The capital of France is Paris."
 )
 R1_OPENED_BY_PROMPT = (
-    "Okay, so I need to add 2 and 2. That makes 4.\n</think>\n\n"
-    "**Answer:** 2 + 2 = 4"
+    "Okay, so I need to add 2 and 2. That makes 4.\n</think>\n\n**Answer:** 2 + 2 = 4"
 )
 
 

@@ -48,8 +48,8 @@ separators = st.sampled_from(["", "\n", "\n\n", " "])
 def hermes(draw, calls) -> tuple[str, str]:
     before = draw(texts)
     blocks = [
-        '<tool_call>\n{"name": %s, "arguments": %s}\n</tool_call>%s'
-        % (json.dumps(name), json.dumps(args), draw(separators))
+        f'<tool_call>\n{{"name": {json.dumps(name)}, "arguments": {json.dumps(args)}}}'
+        f"\n</tool_call>{draw(separators)}"
         for name, args in calls
     ]
     return before + "".join(blocks), before

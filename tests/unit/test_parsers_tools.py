@@ -75,7 +75,8 @@ def test_hermes_html_in_content_is_released():
 
 def test_call_streams_as_header_then_arguments():
     parser = make_output_parser(None, "hermes")
-    deltas = stream(parser, ['<tool_call>{"name": "f", "arguments": {"x": [1, 2]}}', "</tool_call>"])
+    block = '<tool_call>{"name": "f", "arguments": {"x": [1, 2]}}'
+    deltas = stream(parser, [block, "</tool_call>"])
     pieces = [piece.to_openai() for delta in deltas for piece in delta.tool_calls]
     call_id = pieces[0]["id"]
     assert call_id.startswith("call_")
@@ -122,7 +123,8 @@ def test_mistral_v03_list():
 
 def test_mistral_v11_named_calls():
     text = '[TOOL_CALLS]get_weather[ARGS]{"city": "Paris"}[TOOL_CALLS]get_time[ARGS]{}'
-    assert calls(whole(None, "mistral", text)) == [("get_weather", {"city": "Paris"}), ("get_time", {})]
+    expected = [("get_weather", {"city": "Paris"}), ("get_time", {})]
+    assert calls(whole(None, "mistral", text)) == expected
 
 
 def test_mistral_marker_without_calls_is_content():
@@ -171,7 +173,10 @@ def test_text_after_pythonic_calls_is_content():
 
 
 def test_reasoning_then_calls():
-    text = '<think>\nI should call f.\n</think>\n\n<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call>'
+    text = (
+        "<think>\nI should call f.\n</think>\n\n"
+        '<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call>'
+    )
     fields = whole("qwen3", "hermes", text)
     assert fields["reasoning_content"] == "\nI should call f.\n"
     assert fields["content"] is None and calls(fields) == [("f", {})]
@@ -182,3 +187,13 @@ def test_reasoning_then_calls():
 def test_non_json_arguments_never_raise():
     text = '<tool_call>{"name": "f", "arguments": {"x": NaN}}</tool_call>'
     assert whole(None, "hermes", text) == {"content": text}
+
+
+def test_mistral_false_marker_gives_up_at_once_so_a_later_call_still_parses():
+    """The decision that a marker starts no call must not depend on how much text
+    followed it in the same delta (else streamed and whole replies would differ)."""
+    text = '[TOOL_CALLS] sorry[TOOL_CALLS][{"name": "h", "arguments": {}}]'
+    fields = whole(None, "mistral", text)
+    assert fields["content"] == "[TOOL_CALLS] sorry"
+    assert calls(fields) == [("h", {})]
+    assert without_ids(streamed(None, "mistral", [text[:15], text[15:]])) == without_ids(fields)
