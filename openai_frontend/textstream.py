@@ -17,6 +17,7 @@ non-streamed result".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 REPLACEMENT = "\ufffd"
@@ -62,11 +63,12 @@ class MarkerSearch:
 
     def __init__(self, markers: Sequence[str]) -> None:
         self.markers = tuple(marker for marker in markers if marker)
-        self._starts = frozenset(marker[0] for marker in self.markers)
+        starts = "".join(sorted({re.escape(marker[0]) for marker in self.markers}))
+        self._start = re.compile(f"[{starts}]").search if starts else None
 
     def could_start(self, text: str) -> bool:
         """False when no marker can begin anywhere in ``text``: the per-delta fast path."""
-        return any(char in text for char in self._starts)
+        return self._start is not None and self._start(text) is not None
 
     def first(self, text: str) -> tuple[int, str] | None:
         """Where the earliest marker in ``text`` starts, and which (the first listed on a tie)."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 
@@ -44,7 +45,8 @@ class ParsedDelta:
 
     content: str = ""
     reasoning: str = ""
-    tool_calls: list[ToolCallDelta] = field(default_factory=list)
+    #: A tuple until a parser adds calls: no list to allocate on the per-delta path.
+    tool_calls: Sequence[ToolCallDelta] = ()
 
     def __bool__(self) -> bool:
         return bool(self.content or self.reasoning or self.tool_calls)
@@ -52,7 +54,8 @@ class ParsedDelta:
     def add(self, other: ParsedDelta) -> ParsedDelta:
         self.content += other.content
         self.reasoning += other.reasoning
-        self.tool_calls.extend(other.tool_calls)
+        if other.tool_calls:
+            self.tool_calls = [*self.tool_calls, *other.tool_calls]
         return self
 
     def to_openai(self) -> dict[str, Any]:
@@ -117,6 +120,8 @@ class ReasoningParser(Protocol):
 
     #: True while the text fed so far is still inside the reasoning section.
     in_reasoning: bool
+    #: True once all later text is answer, unchanged: the caller may skip ``feed``.
+    passthrough: bool
 
     def feed(self, text: str) -> tuple[str, str]: ...
 

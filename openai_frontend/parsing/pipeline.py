@@ -51,7 +51,7 @@ class OutputParser:
         if self._reasoning is None and self._tools is None:
             return ParsedDelta(content=text)
         thought, answer = "", text
-        if self._reasoning is not None:
+        if self._reasoning is not None and not self._reasoning.passthrough:
             was_reasoning = self._reasoning.in_reasoning
             thought, answer = self._reasoning.feed(text)
             if was_reasoning or thought or self._reasoning.in_reasoning:

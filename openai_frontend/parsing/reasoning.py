@@ -40,6 +40,7 @@ class ThinkBlockParser:
         self._pending = ""
         self._state = "opening"  # -> "reasoning" -> "answer_start" -> "answer"
         self.in_reasoning = self.implicit_open
+        self.passthrough = False
         tail = prompt.rstrip()
         if tail.endswith(CLOSE):
             self._enter("answer")
@@ -64,8 +65,8 @@ class ThinkBlockParser:
     def finish(self) -> tuple[str, str]:
         """Whatever was held back: a partial tag stays in the section it was found in."""
         rest, self._pending = self._pending, ""
-        state, self._state = self._state, "answer"
-        self.in_reasoning = False
+        state = self._state
+        self._enter("answer")
         if state == "reasoning" or (state == "opening" and self.implicit_open):
             return rest, ""
         return "", "" if state == "answer_start" else rest
@@ -94,6 +95,7 @@ class ThinkBlockParser:
     def _enter(self, state: str) -> None:
         self._state = state
         self.in_reasoning = state == "reasoning"
+        self.passthrough = state == "answer"
 
 
 class Qwen3ReasoningParser(ThinkBlockParser):

@@ -92,7 +92,7 @@ class BlockToolParser:
             out.content += self._opened + self._pending[:end]
             self._state = "content"
         else:
-            out.tool_calls.extend(self._numbering.deltas(calls))
+            out.tool_calls = [*out.tool_calls, *self._numbering.deltas(calls)]
             self._state = "sniff"
         self._pending = self._pending[end:]
         return True
