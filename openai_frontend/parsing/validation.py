@@ -23,8 +23,15 @@ _MODES = ("none", "auto", "required")
 
 
 def validate_tools(
-    tools: list[dict[str, Any]] | None, tool_choice: str | dict[str, Any] | None
+    tools: list[dict[str, Any]] | None,
+    tool_choice: str | dict[str, Any] | None,
+    parallel_tool_calls: bool | None = None,
 ) -> None:
+    if parallel_tool_calls is not None and not tools:
+        raise APIError(
+            "parallel_tool_calls is only allowed when 'tools' are specified.",
+            param="parallel_tool_calls",
+        )
     names: set[str] = set()
     for index, tool in enumerate(tools or []):
         name = _validate_tool(tool, f"tools[{index}]")

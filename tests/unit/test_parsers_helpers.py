@@ -110,9 +110,9 @@ def test_unknown_parser_names_are_named():
     assert isinstance(make_output_parser(), OutputParser)
 
 
-def rejected(tools, tool_choice=None) -> APIError:
+def rejected(tools, tool_choice=None, parallel_tool_calls=None) -> APIError:
     with pytest.raises(APIError) as caught:
-        validate_tools(tools, tool_choice)
+        validate_tools(tools, tool_choice, parallel_tool_calls)
     assert caught.value.status == 400
     return caught.value
 
@@ -135,6 +135,8 @@ def test_tool_choice_naming_an_unknown_function():
 def test_required_without_tools():
     assert rejected(None, "required").param == "tool_choice"
     assert rejected([], NAMED).param == "tool_choice"
+    assert rejected(None, None, parallel_tool_calls=False).param == "parallel_tool_calls"
+    validate_tools(TOOLS, "auto", parallel_tool_calls=False)
 
 
 def test_invalid_parameters_schema():
