@@ -16,6 +16,7 @@ nothing is lost and nothing raises. Whitespace between or after calls is dropped
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from openai_frontend.parsing.base import CallNumbering, ParsedCall, ParsedDelta
@@ -118,6 +119,21 @@ class BlockToolParser:
         self._opened = opened
         self._cursor = 0
 
+    def _decode_when_closed(self, body: str, start: int = 0) -> tuple[Any, int] | None:
+        """The JSON value at ``body[start:]`` (leading whitespace skipped) and where it
+        ends in ``body``; decoded only when a closing bracket arrived since the last
+        try, so a long value costs one decode per bracket, not one per delta."""
+        if _CLOSER.search(body, max(start, self._cursor)) is None:
+            self._cursor = len(body)
+            return None
+        self._cursor = len(body)
+        head = body[start:].lstrip()
+        decoded = decode_json_prefix(head)
+        if decoded is None:
+            return None
+        value, end = decoded
+        return value, len(body) - len(head) + end
+
 
 def call_from_object(value: Any, arguments_keys: tuple[str, ...] = ("arguments",)) -> ParsedCall:
     """``{"name": ..., "arguments": {...}}`` as a call; ValueError if it is not one.
@@ -135,6 +151,7 @@ def call_from_object(value: Any, arguments_keys: tuple[str, ...] = ("arguments",
 
 
 _DECODER = json.JSONDecoder()
+_CLOSER = re.compile(r"[]}]")
 
 
 def decode_json_prefix(text: str) -> tuple[Any, int] | None:

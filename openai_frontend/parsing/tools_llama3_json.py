@@ -15,7 +15,6 @@ from openai_frontend.parsing.tools_block import (
     BlockToolParser,
     Closed,
     call_from_object,
-    decode_json_prefix,
 )
 
 PYTHON_TAG = "<|python_tag|>"
@@ -35,12 +34,10 @@ class Llama3JsonToolParser(BlockToolParser):
         return None if PYTHON_TAG.startswith(body) else -1
 
     def _close(self, body: str) -> Closed | None:
-        head = body.lstrip()
-        decoded = decode_json_prefix(head)
+        decoded = self._decode_when_closed(body)
         if decoded is None:
             return None
         value, end = decoded
-        end += len(body) - len(head)
         try:
             return [call_from_object(value, ("parameters", "arguments"))], end
         except ValueError:

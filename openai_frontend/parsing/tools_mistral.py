@@ -13,13 +13,13 @@ a list of call objects is content, marker included.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from openai_frontend.parsing.base import ParsedCall
 from openai_frontend.parsing.tools_block import (
     BlockToolParser,
     Closed,
     call_from_object,
-    decode_json_prefix,
 )
 
 MARKER = "[TOOL_CALLS]"
@@ -32,40 +32,36 @@ class MistralToolParser(BlockToolParser):
     opens = (MARKER,)
 
     def _close(self, body: str) -> Closed | None:
-        head = body.lstrip()
-        skipped = len(body) - len(head)
-        if head.startswith("["):
-            return _call_list(head, skipped)
+        if body.lstrip().startswith("["):
+            return _call_list(self._decode_when_closed(body))
         named = _NAMED.match(body)
         if named:
-            return _named_call(named.group(1), body, named.end())
+            return _named_call(named.group(1), self._decode_when_closed(body, named.end()))
         so_far = _NAME_SO_FAR.fullmatch(body)
         if so_far and ARGS.startswith(so_far.group(1) or ""):
             return None  # a name, maybe a piece of [ARGS]: wait
         return None, 0  # not a call: the marker alone becomes content
 
 
-def _call_list(head: str, skipped: int) -> Closed | None:
-    decoded = decode_json_prefix(head)
+def _call_list(decoded: tuple[Any, int] | None) -> Closed | None:
     if decoded is None:
         return None
     value, end = decoded
     try:
         if not isinstance(value, list) or not value:
             raise ValueError("not a list of calls")
-        return [call_from_object(item) for item in value], skipped + end
+        return [call_from_object(item) for item in value], end
     except ValueError:
-        return None, skipped + end
+        return None, end
 
 
-def _named_call(name: str, body: str, start: int) -> Closed | None:
-    decoded = decode_json_prefix(body[start:])
+def _named_call(name: str, decoded: tuple[Any, int] | None) -> Closed | None:
     if decoded is None:
         return None
     arguments, end = decoded
-    if not isinstance(arguments, dict):
-        return None, start + end
     try:
-        return [ParsedCall.of(name, arguments)], start + end
+        if not isinstance(arguments, dict):
+            raise ValueError("arguments are not an object")
+        return [ParsedCall.of(name, arguments)], end
     except ValueError:
-        return None, start + end
+        return None, end
