@@ -11,6 +11,11 @@ parses exactly as the whole text does.
 Markup that turns out invalid is returned as content, verbatim, and so is a block still
 open when generation ends (cut by ``max_tokens``): the client sees what the model wrote,
 nothing is lost and nothing raises. Whitespace between or after calls is dropped.
+
+A call is emitted once its block has closed and parsed: its header (id, name) and its
+whole ``arguments`` in one fragment. Streaming the arguments while the model writes
+them would show the client calls that a broken block later turns into content, and the
+streamed answer would then differ from the non-streamed one.
 """
 
 from __future__ import annotations

@@ -197,3 +197,11 @@ def test_mistral_false_marker_gives_up_at_once_so_a_later_call_still_parses():
     assert fields["content"] == "[TOOL_CALLS] sorry"
     assert calls(fields) == [("h", {})]
     assert without_ids(streamed(None, "mistral", [text[:15], text[15:]])) == without_ids(fields)
+
+
+def test_delta_objects_carry_only_their_channels():
+    parsed = make_output_parser("qwen3", None).parse(Delta("<think>hm</think>ok", [1], 1, "stop"))
+    assert parsed.to_openai() == {"reasoning_content": "hm", "content": "ok"}
+    plain = make_output_parser()
+    assert plain.parse(Delta("<tool_call>", [1], 1)).to_openai() == {"content": "<tool_call>"}
+    assert plain.parse(Delta("", [], 1, "stop")).to_openai() == {}
