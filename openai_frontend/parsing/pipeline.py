@@ -5,12 +5,21 @@ left is then parsed for tool calls. Streamed and non-streamed replies go through
 same code: a non-streamed reply feeds the same deltas (or the whole text once) and
 accumulates the results in a :class:`MessageBuilder`.
 
-Router wiring, per choice::
+Router wiring (names from ``.registry``, ``.validation`` and ``.forced``)::
 
-    parser = make_output_parser(reasoning_name, tool_name)   # once per choice
-    parsed = parser.parse(delta)                              # each engine Delta
-    chunk["delta"] = parsed.to_openai()                       # if parsed: stream it
+    validate_tools(body.tools, body.tool_choice, body.parallel_tool_calls)  # per request
+    validate_tool_messages(body.messages)
+    schema = forced_tool_schema(body.tools, body.tool_choice, body.parallel_tool_calls)
+    # -> StructuredOutput(json_schema=schema) when not None
+    tools = tool_parser_for_request(configured_tool_parser, body.tools, body.tool_choice)
+    parser = make_output_parser(configured_reasoning_parser, tools, prompt)  # per choice
+    parsed = parser.parse(delta)                    # each engine Delta of that choice
+    chunk["delta"] = parsed.to_openai()             # stream it if parsed (or logprobs)
     finish_reason = chat_finish_reason(delta.finish_reason, parser.called_tools)
+
+(``tool_parser_for_request`` builds a fresh parser: call it once per choice.)
+A held-back delta parses to an empty :class:`ParsedDelta`; its logprobs, if any, still
+belong to that chunk.
 
 ``usage.completion_tokens_details.reasoning_tokens`` is ``parser.reasoning_tokens``
 summed over choices: the engine's ``completion_tokens`` count at the last delta that
