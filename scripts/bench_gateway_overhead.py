@@ -8,7 +8,11 @@ the client (httpx) in this one. Reports non-streaming requests/s, streaming fram
 concurrency 64, and microseconds per frame (1e6 / frames/s; client and gateway share
 the machine's two cores, so this is an upper bound on the gateway's own cost).
 
-    .venv/bin/python scripts/bench_gateway_overhead.py [--seconds 10]
+``--reply reasoning-tools`` makes the engine stream, instead of " tok", the pieces of a
+reply with a ``<think>`` section and ``<tool_call>`` blocks (scripts/bench_output_parser.py
+builds it), so the per-frame cost can be compared with and without a parser stage.
+
+    .venv/bin/python scripts/bench_gateway_overhead.py [--seconds 10] [--reply reasoning-tools]
 """
 
 from __future__ import annotations
@@ -36,15 +40,16 @@ from openai_frontend.default_model import MODEL_NAME, ensure_default_model  # no
 
 
 class SyntheticTokenEngine:
-    """NOT a model: emits ``max_tokens`` one-token deltas of the text " tok", instantly."""
+    """NOT a model: emits ``max_tokens`` one-token deltas of ``pieces`` (cycled), instantly."""
 
     supported_sampling = SUPPORTED_SAMPLING
     supports_lora = False
     in_process = True
 
-    def __init__(self, model_path: Path) -> None:
+    def __init__(self, model_path: Path, pieces: tuple[str, ...] = (" tok",)) -> None:
         self._path = model_path
         self._tokenizer = HFTokenizer(model_path)
+        self._pieces = pieces
 
     async def start(self) -> None:
         return None
@@ -57,9 +62,10 @@ class SyntheticTokenEngine:
 
     async def generate(self, request: GenerateRequest) -> AsyncIterator[Delta]:
         total = request.sampling.max_tokens
+        pieces = self._pieces
         for i in range(1, total + 1):
             await asyncio.sleep(0)  # one event-loop turn per token, as a real engine's
-            yield Delta(" tok", [1], i, "length" if i == total else None)
+            yield Delta(pieces[(i - 1) % len(pieces)], [1], i, "length" if i == total else None)
 
     async def abort(self, request_id: str) -> None:
         return None
@@ -86,11 +92,19 @@ class SyntheticTokenEngine:
         return None
 
 
-def serve(port: int) -> None:
+def reply_pieces(reply: str) -> tuple[str, ...]:
+    if reply == "tok":
+        return (" tok",)
+    from bench_output_parser import deltas_of, synthetic_reply
+
+    return tuple(delta.text for delta in deltas_of(synthetic_reply()[0]))
+
+
+def serve(port: int, reply: str) -> None:
     """The gateway with the synthetic engine (run in its own process: no shared GIL)."""
     model = ensure_default_model()
     config = ServerConfig(model_path=model, served_model_name=MODEL_NAME, port=port)
-    app = create_app(config, SyntheticTokenEngine(model))
+    app = create_app(config, SyntheticTokenEngine(model, reply_pieces(reply)))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
@@ -143,7 +157,9 @@ async def frames_per_second(client: httpx.AsyncClient, seconds: float, concurren
 
 
 async def main(args: argparse.Namespace) -> None:
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(args.port)])
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(args.port), "--reply", args.reply]
+    )
     limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
     try:
         async with httpx.AsyncClient(
@@ -166,9 +182,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--port", type=int, default=8125)
+    parser.add_argument("--reply", choices=["tok", "reasoning-tools"], default="tok")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.serve:
-        serve(arguments.serve)
+        serve(arguments.serve, arguments.reply)
     else:
         asyncio.run(main(arguments))

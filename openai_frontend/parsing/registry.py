@@ -1,0 +1,83 @@
+"""Parsers by name, as ``--reasoning-parser`` and ``--tool-call-parser`` spell them,
+and the choice of tool parser for one request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openai_frontend.errors import APIError
+from openai_frontend.parsing.base import ToolParser
+from openai_frontend.parsing.forced import ForcedToolParser, forced_function_name
+from openai_frontend.parsing.pipeline import OutputParser
+from openai_frontend.parsing.reasoning import (
+    DeepSeekR1ReasoningParser,
+    Qwen3ReasoningParser,
+    ThinkBlockParser,
+)
+from openai_frontend.parsing.tools_block import BlockToolParser
+from openai_frontend.parsing.tools_hermes import HermesToolParser
+from openai_frontend.parsing.tools_llama3_json import Llama3JsonToolParser
+from openai_frontend.parsing.tools_mistral import MistralToolParser
+from openai_frontend.parsing.tools_pythonic import PythonicToolParser
+
+REASONING_PARSERS: dict[str, type[ThinkBlockParser]] = {
+    "deepseek_r1": DeepSeekR1ReasoningParser,
+    "qwen3": Qwen3ReasoningParser,
+}
+
+TOOL_PARSERS: dict[str, type[BlockToolParser]] = {
+    "hermes": HermesToolParser,
+    "llama3_json": Llama3JsonToolParser,
+    "mistral": MistralToolParser,
+    "pythonic": PythonicToolParser,
+}
+
+
+def check_parser_names(reasoning: str | None, tools: str | None) -> None:
+    """At startup: ValueError naming an unknown parser and the known ones."""
+    for kind, table, name in (
+        ("reasoning", REASONING_PARSERS, reasoning),
+        ("tool call", TOOL_PARSERS, tools),
+    ):
+        if name is not None and name not in table:
+            raise ValueError(f"unknown {kind} parser {name!r}; known: {', '.join(sorted(table))}")
+
+
+def make_output_parser(
+    reasoning: str | None = None, tools: str | ToolParser | None = None, prompt: str = ""
+) -> OutputParser:
+    """A fresh parser stage for one choice (names checked by :func:`check_parser_names`).
+
+    ``tools`` is a parser name or a ready parser (see :func:`tool_parser_for_request`).
+    ``prompt`` is the rendered prompt (its tail suffices): whether the template already
+    opened or closed the reasoning section decides where the reply starts.
+    """
+    check_parser_names(reasoning, tools if isinstance(tools, str) else None)
+    return OutputParser(
+        REASONING_PARSERS[reasoning](prompt) if reasoning else None,
+        TOOL_PARSERS[tools]() if isinstance(tools, str) else tools,
+    )
+
+
+def tool_parser_for_request(
+    configured: str | None, tools: list[dict[str, Any]] | None, tool_choice: str | dict | None
+) -> ToolParser | None:
+    """The tool parser one choice of this request needs, or None for plain text.
+
+    A forced choice (a named function, or ``required``) is constrained by structured
+    output and parsed as such; ``auto`` needs the server's configured format parser,
+    and without one the request is refused rather than the tools silently ignored.
+    """
+    if not tools or tool_choice == "none":
+        return None
+    forced = forced_function_name(tool_choice)
+    if forced is not None or tool_choice == "required":
+        return ForcedToolParser(forced)
+    if configured is None:
+        raise APIError(
+            "tool_choice 'auto' needs a tool call parser; this server was started without "
+            "one. Send tool_choice 'none', 'required' or a named function.",
+            param="tool_choice",
+            code="unsupported_parameter",
+        )
+    return TOOL_PARSERS[configured]()

@@ -1,0 +1,168 @@
+"""The state machine every tool-call format shares; each format only says how a call
+block opens (:meth:`BlockToolParser._sniff`, :attr:`BlockToolParser.opens`) and how it
+closes (:meth:`BlockToolParser._close`).
+
+States: ``sniff`` (at the reply's start and after each call: is a call block next?),
+``content`` (plain answer text, scanned for :attr:`opens` markers with the shared
+hold-back), ``inside`` (a call block, buffered until it closes). Every decision depends
+only on the text seen so far, never on where the deltas were cut, so a streamed reply
+parses exactly as the whole text does.
+
+Markup that turns out invalid is returned as content, verbatim, and so is a block still
+open when generation ends (cut by ``max_tokens``): the client sees what the model wrote,
+nothing is lost and nothing raises. Whitespace between or after calls is dropped.
+
+A call is emitted once its block has closed and parsed: its header (id, name) and its
+whole ``arguments`` in one fragment. Streaming the arguments while the model writes
+them would show the client calls that a broken block later turns into content, and the
+streamed answer would then differ from the non-streamed one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from openai_frontend.parsing.base import CallNumbering, ParsedCall, ParsedDelta
+from openai_frontend.textstream import MarkerSearch
+
+#: What :meth:`BlockToolParser._close` returns once a block has ended: the calls (None
+#: when the markup was invalid) and how much of the block's text the block took.
+Closed = tuple[list[ParsedCall] | None, int]
+
+
+class BlockToolParser:
+    #: Markers that open a call block anywhere in the content (none: only at the start).
+    opens: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self._search = MarkerSearch(self.opens)
+        self._numbering = CallNumbering()
+        self._pending = ""
+        self._state = "sniff"
+        self._opened = ""
+        self._cursor = 0
+
+    # -- what a format defines ------------------------------------------------------
+
+    def _sniff(self, head: str) -> int | None:
+        """At a call position, ``head`` (no leading whitespace) starts: the length of
+        the opener to consume if a call block starts here, -1 if content does, None if
+        it is too early to tell. Default: one of :attr:`opens` starts a block."""
+        for marker in self.opens:
+            if head.startswith(marker):
+                return len(marker)
+        return None if any(marker.startswith(head) for marker in self.opens) else -1
+
+    def _close(self, body: str) -> Closed | None:
+        """None while the block is still open; ``self._cursor`` may remember progress."""
+        raise NotImplementedError
+
+    # -- the shared machine -----------------------------------------------------------
+
+    def feed(self, text: str) -> ParsedDelta:
+        if self._state == "content" and not self._pending and not self._search.could_start(text):
+            return ParsedDelta(content=text)
+        self._pending += text
+        out = ParsedDelta()
+        while self._step(out):
+            pass
+        return out
+
+    def finish(self) -> ParsedDelta:
+        rest, self._pending = self._pending, ""
+        if self._state == "inside":
+            rest = self._opened + rest
+        elif self._state == "sniff" and self._numbering.count and not rest.strip():
+            rest = ""
+        self._state = "content"
+        return ParsedDelta(content=rest)
+
+    def _step(self, out: ParsedDelta) -> bool:
+        """One transition; False when it needs more text."""
+        if self._state == "sniff":
+            return self._step_sniff()
+        if self._state == "content":
+            safe, marker, self._pending = self._search.split(self._pending)
+            out.content += safe
+            if marker is None:
+                return False
+            self._enter_block(marker)
+            return True
+        closed = self._close(self._pending)
+        if closed is None:
+            return False
+        calls, end = closed
+        if calls is None:
+            out.content += self._opened + self._pending[:end]
+            self._state = "content"
+        else:
+            out.tool_calls = [*out.tool_calls, *self._numbering.deltas(calls)]
+            self._state = "sniff"
+        self._pending = self._pending[end:]
+        return True
+
+    def _step_sniff(self) -> bool:
+        head = self._pending.lstrip()
+        if not head:
+            return False
+        opener = self._sniff(head)
+        if opener is None:
+            return False
+        if opener < 0:
+            self._state = "content"
+            if self._numbering.count:
+                self._pending = head  # whitespace after a call is dropped
+            return True
+        self._pending = head[opener:]
+        self._enter_block(head[:opener])
+        return True
+
+    def _enter_block(self, opened: str) -> None:
+        self._state = "inside"
+        self._opened = opened
+        self._cursor = 0
+
+    def _decode_when_closed(self, body: str, start: int = 0) -> tuple[Any, int] | None:
+        """The JSON value at ``body[start:]`` (leading whitespace skipped) and where it
+        ends in ``body``; decoded only when a closing bracket arrived since the last
+        try, so a long value costs one decode per bracket, not one per delta."""
+        if _CLOSER.search(body, max(start, self._cursor)) is None:
+            self._cursor = len(body)
+            return None
+        self._cursor = len(body)
+        head = body[start:].lstrip()
+        decoded = decode_json_prefix(head)
+        if decoded is None:
+            return None
+        value, end = decoded
+        return value, len(body) - len(head) + end
+
+
+def call_from_object(value: Any, arguments_keys: tuple[str, ...] = ("arguments",)) -> ParsedCall:
+    """``{"name": ..., "arguments": {...}}`` as a call; ValueError if it is not one.
+
+    Arguments given as a JSON string holding an object (some models do) are accepted.
+    """
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise ValueError("not a tool call object")
+    arguments = next((value[key] for key in arguments_keys if key in value), {})
+    if isinstance(arguments, str):
+        arguments = json.loads(arguments)
+    if not isinstance(arguments, dict):
+        raise ValueError("tool call arguments are not an object")
+    return ParsedCall.of(value["name"], arguments)
+
+
+_DECODER = json.JSONDecoder()
+_CLOSER = re.compile(r"[]}]")
+
+
+def decode_json_prefix(text: str) -> tuple[Any, int] | None:
+    """The JSON value at the start of ``text`` and where it ends; None if incomplete
+    or invalid (both look the same to a stream: wait for more, or give up at the end)."""
+    try:
+        return _DECODER.raw_decode(text)
+    except json.JSONDecodeError:
+        return None

@@ -1,0 +1,44 @@
+"""``llama3_json``: Llama 3.1 / 3.2 / 3.3 JSON tool calls, the whole reply.
+
+    {"name": "get_weather", "parameters": {"city": "Paris"}}
+    <|python_tag|>{"name": "a", "parameters": {}}; {"name": "b", "parameters": {}}
+
+A call is recognised only at the start of the reply (after an optional
+``<|python_tag|>``, which reaches the text only with ``skip_special_tokens: false``)
+and after another call, separated by ``;``. A JSON object that is not a call (the user
+asked for JSON) is content, as is any text after the calls.
+"""
+
+from __future__ import annotations
+
+from openai_frontend.parsing.tools_block import (
+    BlockToolParser,
+    Closed,
+    call_from_object,
+)
+
+PYTHON_TAG = "<|python_tag|>"
+
+
+class Llama3JsonToolParser(BlockToolParser):
+    def _sniff(self, head: str) -> int | None:
+        body = head
+        if self._numbering.count and head.startswith(";"):
+            body = head[1:].lstrip()
+            if not body:
+                return None
+        if body.startswith(PYTHON_TAG):
+            return len(head) - len(body) + len(PYTHON_TAG)
+        if body.startswith("{"):
+            return len(head) - len(body)
+        return None if PYTHON_TAG.startswith(body) else -1
+
+    def _close(self, body: str) -> Closed | None:
+        decoded = self._decode_when_closed(body)
+        if decoded is None:
+            return None
+        value, end = decoded
+        try:
+            return [call_from_object(value, ("parameters", "arguments"))], end
+        except ValueError:
+            return None, end

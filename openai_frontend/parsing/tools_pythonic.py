@@ -1,0 +1,66 @@
+"""``pythonic``: Llama 3.2 / Llama 4 style calls, a Python list of calls as the reply.
+
+    [get_weather(city="Paris", days=3), get_time()]
+
+Parsed with :mod:`ast`, never evaluated: only keyword arguments with literal values
+(strings, numbers, booleans, None, lists, dicts, tuples) make a call. A list that is
+something else (``[1] is a footnote``) is content.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+from openai_frontend.parsing.base import ParsedCall
+from openai_frontend.parsing.tools_block import BlockToolParser, Closed
+
+
+class PythonicToolParser(BlockToolParser):
+    def _sniff(self, head: str) -> int | None:
+        return 0 if head.startswith("[") else -1
+
+    def _close(self, body: str) -> Closed | None:
+        """Tries each ``]`` in order as the end of the list, so that the first
+        complete list is found whatever the deltas were."""
+        at = body.find("]", self._cursor)
+        while at >= 0:
+            end = at + 1
+            try:
+                tree = ast.parse(body[:end].strip(), mode="eval")
+            except (SyntaxError, ValueError):  # incomplete (or a null byte: never parses)
+                at = body.find("]", end)
+                continue
+            except RecursionError:
+                return None, end
+            return _calls(tree.body), end
+        self._cursor = len(body)
+        return None
+
+
+def _calls(node: ast.expr) -> list[ParsedCall] | None:
+    if not isinstance(node, ast.List) or not node.elts:
+        return None
+    try:
+        return [_call(element) for element in node.elts]
+    except (ValueError, TypeError, RecursionError):  # not literals, or unhashable keys
+        return None
+
+
+def _call(node: ast.expr) -> ParsedCall:
+    if not isinstance(node, ast.Call) or node.args:
+        raise ValueError("not a call with keyword arguments only")
+    arguments: dict[str, Any] = {}
+    for keyword in node.keywords:
+        if keyword.arg is None:
+            raise ValueError("**kwargs is not a literal argument")
+        arguments[keyword.arg] = ast.literal_eval(keyword.value)
+    return ParsedCall.of(_dotted_name(node.func), arguments)
+
+
+def _dotted_name(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted_name(node.value)}.{node.attr}"
+    raise ValueError("the called thing is not a name")
