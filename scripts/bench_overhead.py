@@ -37,7 +37,7 @@ from benchlib import (  # noqa: E402
 )
 
 from engines.builds import apply_cpu_defaults, is_cpu_build  # noqa: E402
-from openai_frontend.default_model import MODEL_NAME, ensure_default_model  # noqa: E402
+from openai_frontend.default_model import MODEL_NAME, default_dtype, ensure_default_model  # noqa: E402
 
 
 def messages_for(round_no: int, i: int) -> list[dict]:
@@ -119,10 +119,13 @@ async def main(args: argparse.Namespace) -> None:
     from vllm.v1.engine.async_llm import AsyncLLM
 
     model = ensure_default_model()
+    dtype = default_dtype(model)  # both sides compute in the dtype the server defaults to
     server = start_server(model, MODEL_NAME, args.port)
     client = client_for(args.port)
     llm = AsyncLLM.from_engine_args(
-        AsyncEngineArgs(model=str(model), enforce_eager=True, enable_prefix_caching=True)
+        AsyncEngineArgs(
+            model=str(model), enforce_eager=True, enable_prefix_caching=True, dtype=dtype
+        )
     )
     try:
         await wait_ready(client, server)

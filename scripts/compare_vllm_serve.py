@@ -34,7 +34,7 @@ from openai_frontend.bench.client import RequestShape  # noqa: E402
 from openai_frontend.bench.corpus import LengthSampler, synthetic_prompts  # noqa: E402
 from openai_frontend.bench.load import LoadPlan, run_load, warm_up  # noqa: E402
 from openai_frontend.bench.metrics import summarize  # noqa: E402
-from openai_frontend.default_model import MODEL_NAME, ensure_default_model  # noqa: E402
+from openai_frontend.default_model import MODEL_NAME, default_dtype, ensure_default_model  # noqa: E402
 
 #: Streaming chat, ignore_eos (exact output lengths), greedy.
 SHAPE = RequestShape(MODEL_NAME, "chat", True, True, {"temperature": 0})
@@ -53,6 +53,7 @@ def servers(model: Path, vllm_port: int, ours_port: int) -> dict[str, subprocess
             [
                 *(python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model)),
                 *("--served-model-name", MODEL_NAME, "--port", str(vllm_port)),
+                *("--dtype", default_dtype(model)),  # ours serves the default model so
                 *("--enforce-eager", "--disable-uvicorn-access-log"),
                 *("--uvicorn-log-level", "warning"),
             ],
