@@ -95,7 +95,11 @@ class FaultInjectingEngine:
 
 
 def in_process_client(engine: FaultInjectingEngine, **config: object) -> httpx.AsyncClient:
-    """The real app around ``engine`` (chatml template, ``config`` as ServerConfig)."""
+    """The real app around ``engine`` (chatml template, ``config`` as ServerConfig).
+
+    An unexpected exception is answered by the app's last-resort handler (a 500) and not
+    re-raised into the test, as uvicorn would do.
+    """
     settings = ServerConfig(
         model_path=Path("/nonexistent-model-folder"),
         served_model_name=MODEL,
@@ -103,4 +107,6 @@ def in_process_client(engine: FaultInjectingEngine, **config: object) -> httpx.A
         **config,
     )
     app = create_app(settings, engine)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://test"
+    )
