@@ -1,0 +1,25 @@
+"""Limits on one request's engine work, through the real server and engine."""
+
+from __future__ import annotations
+
+from spec import assert_valid
+
+
+def test_tiny_prompts_times_n_is_a_400_naming_the_limit(server, http):
+    body = {"model": server.model, "prompt": [[1]] * 20_000, "n": 128}
+    response = http.post("/v1/completions", json=body)
+    assert response.status_code == 400
+    error = response.json()
+    assert_valid(error, "ErrorResponse")
+    assert error["error"]["param"] == "prompt"
+    assert "--max-prompts-per-request" in error["error"]["message"]
+    assert http.get("/health/ready").json()["engine_unfinished_requests"] == 0
+
+
+def test_completions_default_to_16_tokens_as_openai(server, client):
+    """ignore_eos: the model cannot stop early, so the default limit alone ends it."""
+    reply = client.completions.create(
+        model=server.model, prompt="Once upon a time", extra_body={"ignore_eos": True}
+    )
+    assert reply.usage.completion_tokens == 16
+    assert reply.choices[0].finish_reason == "length"
