@@ -70,6 +70,20 @@ def _reject_unimplemented(body: ChatCompletionRequest) -> None:
         )
     if body.store:
         raise APIError("store is not supported by this server", param="store")
+    _reject_tool_fields_without_tools(body)
+
+
+def _reject_tool_fields_without_tools(body: ChatCompletionRequest) -> None:
+    """OpenAI refuses both without ``tools``. With tools (so tool_choice "none", the
+    only choice accepted above) ``parallel_tool_calls`` is accepted whatever its value:
+    SDKs and agent frameworks send it along with every tool list, and with no call
+    possible both values give the same answer."""
+    for name in ("tool_choice", "parallel_tool_calls"):
+        if getattr(body, name) is not None and not body.tools:
+            raise APIError(
+                f"Invalid value for '{name}': '{name}' is only allowed when 'tools' are specified.",
+                param=name,
+            )
 
 
 def _structured_output(body: ChatCompletionRequest) -> StructuredOutput | None:
