@@ -51,9 +51,9 @@ def check_fan_out(prompts: int, n: int, config: ServerConfig) -> None:
         )
     if prompts * n > config.max_sequences_per_request:
         raise APIError(
-            f"The request asks for {prompts * n} sequences ({prompts} prompts, n={n}); this "
-            f"server generates at most {config.max_sequences_per_request} per request "
-            "(--max-sequences-per-request).",
+            f"The request asks for {prompts * n} sequences (n={n} for each of {prompts} "
+            f"prompt{'s' if prompts > 1 else ''}); this server generates at most "
+            f"{config.max_sequences_per_request} per request (--max-sequences-per-request).",
             param="n",
         )
 
