@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
-FinishReason = Literal["stop", "length", "abort"]
+#: How a sequence ended. "repetition" is vLLM's: it stopped a looping sequence. A
+#: sequence the engine failed to finish is no finish reason: the backend raises
+#: EngineError instead, so the client gets an error, never a truncated success.
+FinishReason = Literal["stop", "length", "abort", "repetition"]
 
 
 class InvalidRequest(ValueError):
@@ -29,10 +32,11 @@ class EngineDead(RuntimeError):
 
 
 class EngineError(RuntimeError):
-    """One request failed, but the engine still serves others (an upstream that went
-    away mid-stream, or no upstream available). ``status`` is the HTTP status the
-    client gets: 502 for a failed upstream, 503 when none is available, 429 when all
-    are overloaded."""
+    """One request failed, but the engine still serves others (a generation that
+    failed, an engine queue that is full, an upstream that went away mid-stream, or
+    no upstream available). ``status`` is the HTTP status the client gets: 500 for a
+    failed generation, 502 for a failed upstream, 503 when the engine or every
+    upstream is busy or unavailable, 429 when all upstreams are overloaded."""
 
     def __init__(self, message: str, status: int = 502) -> None:
         super().__init__(message)

@@ -404,6 +404,10 @@ async def _deltas(response: httpx.Response) -> AsyncIterator[Delta]:
 
 
 def _finish(reason: str | None) -> str | None:
+    """The upstream's finish reason in engines.base.FinishReason; "error" (what a vLLM
+    engine reports for a failed sequence) fails the request rather than ending it."""
+    if reason == "error":
+        raise UpstreamErrorEvent("the upstream finished the sequence with an error")
     if reason is None:
         return None
-    return reason if reason in ("stop", "length") else "abort"
+    return reason if reason in ("stop", "length", "repetition") else "abort"

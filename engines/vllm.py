@@ -18,6 +18,7 @@ from engines.base import (
     ALL_SAMPLING,
     Delta,
     EngineDead,
+    EngineError,
     GenerateRequest,
     InvalidRequest,
     ModelInfo,
@@ -47,6 +48,26 @@ def to_vllm_kwargs(params: SamplingParams) -> dict:
     if structured is not None:
         kwargs["structured_outputs"] = structured
     return kwargs
+
+
+#: What the client reads when vLLM fails one request but keeps serving.
+GENERATION_FAILED = "The engine failed to generate this request; retry it."
+
+
+def engine_failure(exc: Exception) -> EngineDead | EngineError:
+    """vLLM's server-side failures, sorted as its own server sorts them: only a dead
+    engine core is :class:`EngineDead` (the process then exits for its supervisor);
+    anything else fails this request alone, with the status vLLM's server would use."""
+    from vllm.exceptions import GenerationError, GracefulHTTPError
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    if isinstance(exc, EngineDeadError):
+        return EngineDead(str(exc))
+    if isinstance(exc, GracefulHTTPError):  # admission refusals: queue or backlog full
+        return EngineError(exc.message, int(exc.http_status))
+    if isinstance(exc, GenerationError):  # 500, or 503 when retryable
+        return EngineError(f"The engine failed to generate: {exc}", int(exc.status_code))
+    return EngineError(GENERATION_FAILED, 500)  # EngineGenerateError: no message of its own
 
 
 @dataclass
@@ -169,7 +190,7 @@ class VLLMEngine:
         return self._info
 
     async def generate(self, request: GenerateRequest) -> AsyncIterator[Delta]:
-        from vllm.exceptions import VLLMClientError, VLLMServerError
+        from vllm.exceptions import VLLMClientError, VLLMError
 
         params = self._vllm_params(request.sampling)
         prompt = {"prompt_token_ids": request.prompt_token_ids}
@@ -186,6 +207,10 @@ class VLLMEngine:
                 sequence = output.outputs[0]
                 completion_tokens += len(sequence.token_ids)
                 finished = output.finished
+                if finished and sequence.finish_reason == "error":
+                    # vllm.v1.engine.FinishReason.ERROR: a request-level failure that
+                    # vLLM's own server always answers with a 500 (_raise_if_error).
+                    raise EngineError(GENERATION_FAILED, 500)
                 yield Delta(
                     text=sequence.text,
                     token_ids=list(sequence.token_ids),
@@ -195,8 +220,8 @@ class VLLMEngine:
                 )
         except (VLLMClientError, ValueError) as exc:
             raise InvalidRequest(str(exc), getattr(exc, "parameter", None)) from None
-        except VLLMServerError as exc:
-            raise EngineDead(str(exc)) from exc
+        except VLLMError as exc:
+            raise engine_failure(exc) from exc
         finally:
             if not finished:
                 await self.abort(request.request_id)

@@ -1,13 +1,18 @@
-"""Admission control: at most N requests generate at once, at most M wait, in order.
+"""Admission control: at most N sequences generate at once, at most M requests wait.
 
-Past the queue a request gets a 429 with ``Retry-After`` at once, instead of piling up
-in the engine. Waiters are served strictly in arrival order (a deque of futures), and a
-waiter whose client leaves is removed without taking a slot.
+A request takes one slot per engine sequence it starts (``n`` choices of each prompt),
+so ``n=128`` weighs what 128 single requests weigh. Past the queue a request gets a
+429 with ``Retry-After`` at once, instead of piling up in the engine. Waiters are
+served strictly in arrival order (a deque of futures): a large request at the head is
+not overtaken by smaller ones behind it, so it cannot starve. A request needing more
+slots than exist could never run; it is refused with a 400 instead of waiting forever.
+A waiter whose client leaves is removed without taking a slot.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -19,17 +24,26 @@ class Admission:
     def __init__(self, max_running: int, max_waiting: int | None) -> None:
         self.max_running = max_running
         self.max_waiting = max_waiting
+        #: Slots taken: sequences admitted and not yet finished.
         self.running = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
 
     @property
     def waiting(self) -> int:
+        """Requests in line (each may need several slots)."""
         return len(self._waiters)
 
-    async def enter(self) -> None:
-        """Take a slot, waiting in line if needed; 429 when the line is full."""
-        if self.running < self.max_running and not self._waiters:
-            self.running += 1
+    async def enter(self, slots: int = 1) -> None:
+        """Take ``slots`` slots, waiting in line if needed; 429 when the line is full."""
+        if slots > self.max_running:
+            raise APIError(
+                f"This request would run {slots} sequences at once (n times the number of "
+                f"prompts), but this server runs at most {self.max_running} "
+                "(--max-concurrent-requests). Lower n or send fewer prompts.",
+                param="n",
+            )
+        if not self._waiters and self.running + slots <= self.max_running:
+            self.running += slots
             return
         if self.max_waiting is not None and len(self._waiters) >= self.max_waiting:
             raise APIError(
@@ -39,32 +53,43 @@ class Admission:
                 headers={"Retry-After": "1"},
             )
         waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        self._waiters.append((slots, waiter))
         try:
-            await waiter  # leave() hands its slot over: self.running is unchanged
+            await waiter  # _admit_waiters() took the slots for us
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
-                self.leave()  # the slot arrived as we were cancelled: pass it on
+                self.leave(slots)  # the slots arrived as we were cancelled: pass them on
             else:
-                self._waiters.remove(waiter)
+                with contextlib.suppress(ValueError):  # already dropped by _admit_waiters
+                    self._waiters.remove((slots, waiter))
+                self._admit_waiters()  # those behind may fit now
             raise
 
-    def leave(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self.running -= 1
+    def leave(self, slots: int = 1) -> None:
+        self.running -= slots
+        self._admit_waiters()
 
-    async def hold(self, stream: AsyncIterator) -> AsyncIterator:
-        """Pass ``stream`` through, giving the slot back however it ends."""
+    def _admit_waiters(self) -> None:
+        """Admit waiters from the head of the line while the head one fits."""
+        while self._waiters:
+            slots, waiter = self._waiters[0]
+            if waiter.done():  # cancelled, its task not yet resumed: it takes nothing
+                self._waiters.popleft()
+                continue
+            if self.running + slots > self.max_running:
+                return
+            self._waiters.popleft()
+            self.running += slots
+            waiter.set_result(None)
+
+    async def hold(self, stream: AsyncIterator, slots: int = 1) -> AsyncIterator:
+        """Pass ``stream`` through, giving the slots back however it ends."""
         try:
             async with aclosing(stream):
                 async for item in stream:
                     yield item
         finally:
-            self.leave()
+            self.leave(slots)
 
 
 async def with_deadline(stream: AsyncIterator, seconds: float) -> AsyncIterator:

@@ -50,6 +50,20 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict:
     }
 
 
+#: The engine's finish reasons (engines.base.FinishReason) as the client sees them.
+#: An aborted sequence reports where it stopped. "repetition" (vLLM stopped a looping
+#: sequence) is passed through as vLLM's own OpenAI server passes it
+#: (``output.finish_reason`` verbatim); it is not in OpenAI's enum, but calling it
+#: "stop" would hide that the text was cut. No reason here is a failure: a failed
+#: sequence is an EngineError, so an unknown reason is a bug that must not pass as
+#: a success either.
+_FINISH_REASONS = {"stop": "stop", "length": "length", "abort": "stop", "repetition": "repetition"}
+
+
 def finish_reason(reason: str | None) -> str:
-    """OpenAI knows stop and length; an aborted sequence reports where it stopped."""
-    return "length" if reason == "length" else "stop"
+    if reason is None:
+        return "stop"  # the stream ended without a final delta: it stopped there
+    try:
+        return _FINISH_REASONS[reason]
+    except KeyError:
+        raise RuntimeError(f"the engine finished a sequence with {reason!r}") from None

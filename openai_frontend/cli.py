@@ -132,7 +132,23 @@ def _add_access_flags(serve: argparse.ArgumentParser) -> None:
         default=[],
         help="CORS origins allowed (default: none)",
     )
-    access.add_argument("--max-concurrent-requests", type=int, help="requests generating at once")
+    access.add_argument(
+        "--max-prompts-per-request",
+        type=_positive_int,
+        default=128,
+        help="prompts in one completions request (default 128)",
+    )
+    access.add_argument(
+        "--max-sequences-per-request",
+        type=_positive_int,
+        default=256,
+        help="engine sequences (n x prompts) one request may start (default 256)",
+    )
+    access.add_argument(
+        "--max-concurrent-requests",
+        type=_positive_int,
+        help="sequences generating at once; a request takes one slot per sequence",
+    )
     access.add_argument("--max-queued-requests", type=int, help="requests waiting; then 429")
     access.add_argument("--request-timeout", type=float, help="seconds before a request is stopped")
     access.add_argument(
@@ -179,6 +195,13 @@ def _add_lora_flags(serve: argparse.ArgumentParser) -> None:
         help="run-time loads must stay inside (repeatable)",
     )
     lora.add_argument("--admin-api-key", default=os.environ.get("OPENAI_FRONTEND_ADMIN_API_KEY"))
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
 
 
 def _name_path(value: str) -> tuple[str, str]:
@@ -254,6 +277,8 @@ def _serve(args: argparse.Namespace) -> int:
         protect_metrics=args.protect_metrics,
         max_request_bytes=args.max_request_bytes,
         allowed_origins=tuple(args.allowed_origins),
+        max_prompts_per_request=args.max_prompts_per_request,
+        max_sequences_per_request=args.max_sequences_per_request,
         max_concurrent_requests=args.max_concurrent_requests,
         max_queued_requests=args.max_queued_requests,
         request_timeout=args.request_timeout,

@@ -45,6 +45,10 @@ class ServerConfig:
     protect_metrics: bool = False
     max_request_bytes: int = 8 * 1024 * 1024
     allowed_origins: tuple[str, ...] = ()
+    #: Prompts in one completions request, and engine sequences (n x prompts) in one.
+    max_prompts_per_request: int = 128
+    max_sequences_per_request: int = 256
+    #: Engine sequences generating at once (a request takes one slot per sequence).
     max_concurrent_requests: int | None = None
     max_queued_requests: int | None = None
     request_timeout: float | None = None

@@ -73,6 +73,13 @@ def model_not_found(model: str) -> APIError:
     )
 
 
+def unparsable_json() -> APIError:
+    return APIError(
+        "We could not parse the JSON body of your request. The API expects a JSON object "
+        "as the request body.",
+    )
+
+
 #: Names pydantic puts in an error's location for the member of a union that failed.
 _UNION_MEMBER_NAMES = frozenset({"str", "int", "float", "bool", "list", "dict", "none"})
 
@@ -101,10 +108,7 @@ def _validation_error(exc: RequestValidationError) -> APIError:
     if kind == "json_invalid" or (
         len(loc) >= 1 and loc[0] == "body" and kind == "model_attributes_type"
     ):
-        return APIError(
-            "We could not parse the JSON body of your request. The API expects a JSON object "
-            "as the request body.",
-        )
+        return unparsable_json()
     if kind == "missing" and loc == ("body",):
         return APIError("The request body is missing; send a JSON object.")
     param = param_path(loc)

@@ -23,6 +23,7 @@ from engines.base import (
     SamplingParams,
 )
 from lora.registry import AdapterNotFound
+from openai_frontend.config import ServerConfig
 from openai_frontend.errors import APIError
 
 ChoiceDelta = tuple[int, Delta]
@@ -34,6 +35,27 @@ class Lease(Protocol):
     def acquire(self) -> None: ...
 
     async def release(self) -> None: ...
+
+
+def check_fan_out(prompts: int, n: int, config: ServerConfig) -> None:
+    """Refuse a request that would start more engine work than one request may.
+
+    Checked before any prompt is tokenized: a small body (20,000 one-token prompts,
+    n=128) would otherwise become millions of engine sequences.
+    """
+    if prompts > config.max_prompts_per_request:
+        raise APIError(
+            f"The request has {prompts} prompts; this server takes at most "
+            f"{config.max_prompts_per_request} per request (--max-prompts-per-request).",
+            param="prompt",
+        )
+    if prompts * n > config.max_sequences_per_request:
+        raise APIError(
+            f"The request asks for {prompts * n} sequences (n={n} for each of {prompts} "
+            f"prompt{'s' if prompts > 1 else ''}); this server generates at most "
+            f"{config.max_sequences_per_request} per request (--max-sequences-per-request).",
+            param="n",
+        )
 
 
 def choice_requests(

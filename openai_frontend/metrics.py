@@ -72,7 +72,9 @@ class Metrics:
         )
         waiting.set_function(lambda: admission.waiting)
         admitted = Gauge(
-            f"{_PREFIX}_requests_admitted", "Requests holding a slot.", registry=self.registry
+            f"{_PREFIX}_requests_admitted",
+            "Sequences holding a slot (n per request).",
+            registry=self.registry,
         )
         admitted.set_function(lambda: admission.running)
 

@@ -40,8 +40,15 @@ def check_overrides(overrides: dict) -> dict:
     return overrides
 
 
-def token_budget(requested: int | None, prompt_tokens: int, max_model_len: int, param: str) -> int:
-    """The max_tokens to use: as asked if it fits, else the context left; 400 if neither."""
+def token_budget(
+    requested: int | None,
+    prompt_tokens: int,
+    max_model_len: int,
+    param: str,
+    default: int | None = None,
+) -> int:
+    """The max_tokens to use: as asked if it fits (400 if not); unasked, ``default``
+    within the context left (None: all of it)."""
     if prompt_tokens >= max_model_len:
         raise APIError(
             f"This model's maximum context length is {max_model_len} tokens, but the prompt "
@@ -50,7 +57,8 @@ def token_budget(requested: int | None, prompt_tokens: int, max_model_len: int, 
             code="context_length_exceeded",
         )
     if requested is None:
-        return max_model_len - prompt_tokens
+        left = max_model_len - prompt_tokens
+        return left if default is None else min(default, left)
     if prompt_tokens + requested > max_model_len:
         raise APIError(
             f"This model's maximum context length is {max_model_len} tokens. However, you "

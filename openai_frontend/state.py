@@ -130,8 +130,9 @@ class ServerState:
         running = run_choices(target.engine, requests, target.lease())
         # Each wrapper is one more async-generator hop per token: add only those in use.
         if self.admission is not None:
-            await self.admission.enter()
-            running = self.admission.hold(running)
+            # One slot per engine sequence: n=128 is 128 requests' worth of engine work.
+            await self.admission.enter(len(requests))
+            running = self.admission.hold(running, len(requests))
         if self.config.request_timeout is not None:
             running = with_deadline(running, self.config.request_timeout)
         if log_fields is not None and target.adapter is not None:

@@ -16,6 +16,8 @@ JSON = {"content-type": "application/json"}
 
 def _hostile_bodies(model: str) -> dict[str, tuple[bytes, dict]]:
     deep = b'{"model": "' + model.encode() + b'", "messages": ' + b"[" * 20000 + b"]" * 20000 + b"}"
+    # Past jsonbody.THRESHOLD_BYTES (256 KB), where the body is parsed in a worker thread.
+    deeper = b'{"model": "' + model.encode() + b'", "messages": ' + b"[" * 300_000 + b"}"
     return {
         "not json": (b"{model: nope", JSON),
         "empty": (b"", JSON),
@@ -43,6 +45,7 @@ def _hostile_bodies(model: str) -> dict[str, tuple[bytes, dict]]:
             JSON,
         ),
         "deeply nested": (deep, JSON),
+        "deeply nested, 600 KB": (deeper, JSON),
         "invalid utf-8": (b'{"model": "\xff\xfe", "messages": []}', JSON),
         "unknown field": (
             b'{"model": "%s", "messages": [{"role": "user", "content": "x"}], "sudo": true}'

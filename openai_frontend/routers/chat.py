@@ -13,7 +13,7 @@ from openai_frontend.chat_prompt import render_chat
 from openai_frontend.choices import Choice, Reply, finish_reason, usage
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError
-from openai_frontend.generation import ChoiceDelta, choice_requests
+from openai_frontend.generation import ChoiceDelta, check_fan_out, choice_requests
 from openai_frontend.jsonbody import OffLoopJSONRoute
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.logprobs import chat_logprobs
@@ -31,6 +31,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     target = state.model(body.model)
     info = target.info
     _reject_unimplemented(body)
+    check_fan_out(1, body.n, state.config)
     prompt = render_chat(body, target.served.resolver)
     if state.config.log_prompts:
         log_fields(request)["prompt"] = prompt
@@ -69,6 +70,20 @@ def _reject_unimplemented(body: ChatCompletionRequest) -> None:
         )
     if body.store:
         raise APIError("store is not supported by this server", param="store")
+    _reject_tool_fields_without_tools(body)
+
+
+def _reject_tool_fields_without_tools(body: ChatCompletionRequest) -> None:
+    """OpenAI refuses both without ``tools``. With tools (so tool_choice "none", the
+    only choice accepted above) ``parallel_tool_calls`` is accepted whatever its value:
+    SDKs and agent frameworks send it along with every tool list, and with no call
+    possible both values give the same answer."""
+    for name in ("tool_choice", "parallel_tool_calls"):
+        if getattr(body, name) is not None and not body.tools:
+            raise APIError(
+                f"Invalid value for '{name}': '{name}' is only allowed when 'tools' are specified.",
+                param=name,
+            )
 
 
 def _structured_output(body: ChatCompletionRequest) -> StructuredOutput | None:

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from openai_frontend.choices import Choice, Reply, finish_reason, usage
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError
-from openai_frontend.generation import ChoiceDelta, choice_requests
+from openai_frontend.generation import ChoiceDelta, check_fan_out, choice_requests
 from openai_frontend.jsonbody import OffLoopJSONRoute
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.logprobs import completion_logprobs
@@ -22,6 +22,9 @@ from openai_frontend.state import ServerState, Target, get_state, log_fields, ne
 from openai_frontend.streaming import ChunkFramer, sse_response
 
 router = APIRouter(route_class=OffLoopJSONRoute)
+
+#: OpenAI's default ``max_tokens`` for completions (chat's is the rest of the context).
+DEFAULT_MAX_TOKENS = 16
 
 
 @dataclass(frozen=True)
@@ -39,11 +42,14 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
     target = state.model(body.model)
     info = target.info
     _reject_unimplemented(body)
+    check_fan_out(len(body.prompts()), body.n, state.config)
     prompts = [await _prompt_ids(state, target, item) for item in body.prompts()]
     if state.config.log_prompts:
         log_fields(request)["prompt"] = body.prompts()
     longest = max(len(ids) for ids in prompts)
-    max_tokens = token_budget(body.token_limit(), longest, info.max_model_len, "max_tokens")
+    max_tokens = token_budget(
+        body.token_limit(), longest, info.max_model_len, "max_tokens", default=DEFAULT_MAX_TOKENS
+    )
     sampling = build_sampling(
         body,
         max_tokens=max_tokens,

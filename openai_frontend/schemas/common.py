@@ -26,7 +26,21 @@ class StrictModel(BaseModel):
 
 class StreamOptions(StrictModel):
     include_usage: bool = False
+    #: OpenAI pads stream chunks with a random ``obfuscation`` string against
+    #: side channels that read token lengths from chunk sizes; this server never adds
+    #: it (as with false), so asking for it is refused rather than silently dropped.
     include_obfuscation: bool | None = None
+
+    @model_validator(mode="after")
+    def _no_obfuscation(self) -> StreamOptions:
+        if self.include_obfuscation:
+            raise APIError(
+                "stream_options.include_obfuscation is not supported by this server; "
+                "chunks carry no obfuscation field (send false or leave it out)",
+                param="stream_options.include_obfuscation",
+                code="unsupported_parameter",
+            )
+        return self
 
 
 class SamplingFields(StrictModel):

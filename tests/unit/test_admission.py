@@ -1,4 +1,5 @@
-"""Admission queue order, 429 past the queue, cancellation, and the request deadline."""
+"""Admission queue order, slots per sequence, 429 past the queue, cancellation, and the
+request deadline."""
 
 from __future__ import annotations
 
@@ -96,3 +97,63 @@ def test_hold_gives_the_slot_back_when_closed_early():
         return gate
 
     assert asyncio.run(scenario()).running == 0
+
+
+def test_a_request_takes_one_slot_per_sequence():
+    async def scenario() -> list[str]:
+        gate = Admission(max_running=4, max_waiting=None)
+        events: list[str] = []
+        await gate.enter(3)  # a request with n=3
+        assert gate.running == 3
+
+        async def request(name: str, slots: int) -> None:
+            await gate.enter(slots)
+            events.append(f"{name} in")
+
+        two = asyncio.create_task(request("two", 2))
+        await asyncio.sleep(0)
+        assert (gate.running, gate.waiting) == (3, 1), "3 + 2 sequences exceed 4 slots"
+        one = asyncio.create_task(request("one", 1))
+        await asyncio.sleep(0)
+        assert gate.waiting == 2, "a smaller request does not overtake the head of the line"
+        gate.leave(3)
+        await asyncio.gather(two, one)
+        assert gate.running == 3
+        gate.leave(2)
+        gate.leave(1)
+        assert (gate.running, gate.waiting) == (0, 0)
+        return events
+
+    assert asyncio.run(scenario()) == ["two in", "one in"]
+
+
+def test_more_sequences_than_slots_is_a_400_naming_the_limit_not_a_deadlock():
+    async def scenario() -> APIError:
+        gate = Admission(max_running=4, max_waiting=None)
+        with pytest.raises(APIError) as refused:
+            await asyncio.wait_for(gate.enter(5), timeout=5)
+        assert (gate.running, gate.waiting) == (0, 0)
+        return refused.value
+
+    refused = asyncio.run(scenario())
+    assert refused.status == 400 and refused.param == "n"
+    assert "--max-concurrent-requests" in refused.message and "4" in refused.message
+
+
+def test_a_large_waiter_that_leaves_lets_those_behind_it_in():
+    async def scenario() -> Admission:
+        gate = Admission(max_running=4, max_waiting=None)
+        await gate.enter(2)
+        large = asyncio.create_task(gate.enter(4))
+        await asyncio.sleep(0)
+        small = asyncio.create_task(gate.enter(2))
+        await asyncio.sleep(0)
+        assert gate.waiting == 2
+        large.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await large
+        await asyncio.wait_for(small, timeout=5)
+        return gate
+
+    gate = asyncio.run(scenario())
+    assert (gate.running, gate.waiting) == (4, 0)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from openai_frontend.jsonbody import OffLoopJSONRoute
+from openai_frontend.jsonbody import THRESHOLD_BYTES, OffLoopJSONRoute
 
 
 class Body(BaseModel):
@@ -55,3 +56,23 @@ def test_large_body_parsed_off_loop_small_on_loop(parsed_in: list[str]):
     broken = b'{"text": "' + b"x" * 300_000
     response = client.post("/echo", content=broken, headers={"content-type": "application/json"})
     assert response.status_code == 422  # FastAPI's own report (our app maps it to a 400)
+
+
+@pytest.mark.parametrize("depth", [30_000, 300_000])  # 60 KB (FastAPI parses), 600 KB (we do)
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions"])
+def test_json_nested_past_the_recursion_limit_is_a_400_at_any_size(path: str, depth: int):
+    from fault_engines import FaultInjectingEngine, in_process_client
+    from spec import assert_valid
+
+    body = b"[" * depth + b"]" * depth
+    assert (len(body) > THRESHOLD_BYTES) == (depth == 300_000)
+
+    async def post() -> httpx.Response:
+        async with in_process_client(FaultInjectingEngine()) as client:
+            return await client.post(
+                path, content=body, headers={"content-type": "application/json"}
+            )
+
+    response = asyncio.run(post())
+    assert response.status_code == 400, response.text[:300]
+    assert_valid(response.json(), "ErrorResponse")

@@ -8,6 +8,7 @@ before the first byte, a stream cut mid-way). Real upstreams are in tests/test_r
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import httpx
@@ -230,3 +231,18 @@ def test_abort_ends_the_stream_at_its_next_read_without_ejecting_the_upstream():
     first, rest = asyncio.run(asyncio.wait_for(scenario(), 10))
     assert first.text == "Hel" and rest == []
     assert all(u.healthy for u in engine._pool) and engine.num_unfinished_requests() == 0
+
+
+@pytest.mark.parametrize(("reason", "expected"), [("repetition", "repetition"), ("error", None)])
+def test_an_upstream_finish_reason_keeps_its_meaning(reason: str, expected: str | None):
+    stream = sse(
+        '{"choices":[{"index":0,"text":"Hel","finish_reason":null}]}',
+        json.dumps({"choices": [{"index": 0, "text": "", "finish_reason": reason}]}),
+        "[DONE]",
+    )
+    engine = engine_with(lambda _: httpx.Response(200, content=stream))
+    if expected is not None:
+        assert asyncio.run(run(engine))[-1].finish_reason == expected
+        return
+    with pytest.raises(EngineError):
+        asyncio.run(run(engine))
