@@ -1,0 +1,137 @@
+"""A render deadline that jinja's generated code itself checks, so a render really stops.
+
+Checking the clock only between output pieces misses any loop that writes nothing:
+``{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}`` yields no piece for hours.
+So the sandbox compiles templates with :class:`BudgetedCodeGenerator`, which makes
+
+- every ``for`` iteration tick (its body, and its ``if`` filter for skipped items);
+- every ``~`` and ``+`` refuse a result past the output cap (doubling in a loop);
+
+and the sandbox ticks on every call (functions, methods, macros, hence recursion) and
+in every filter, including per item of the lazy ones (``map``, ``select``, ``unique``).
+
+A tick is one clock read against a deadline kept per thread: renders run in worker
+threads (see ``openai_frontend.chat_prompt``), each with its own deadline, and a
+render past it raises inside its own thread, which then ends by itself. What a tick
+cannot interrupt is one C-level operation (a sort, a join); those work on data the
+sandbox keeps bounded (``MAX_OUTPUT_CHARS``), so they end in well under a second.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from types import GeneratorType
+from typing import Any
+
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
+
+from templates.errors import RenderBudgetExceeded
+
+#: Bounds for one render. Real templates use a tiny fraction of these.
+MAX_RENDER_SECONDS = 2.0
+MAX_OUTPUT_CHARS = 4_000_000
+
+
+class _Deadline(threading.local):
+    """The running render's deadline on this thread; none (infinity) outside a render."""
+
+    expires_at = math.inf
+    seconds = MAX_RENDER_SECONDS
+
+
+_deadline = _Deadline()
+
+
+@contextmanager
+def render_deadline(seconds: float = MAX_RENDER_SECONDS) -> Iterator[None]:
+    """Bound everything inside to ``seconds``; nested uses keep the earlier deadline."""
+    outer_expiry, outer_seconds = _deadline.expires_at, _deadline.seconds
+    expires_at = time.monotonic() + seconds
+    if expires_at < outer_expiry:
+        _deadline.expires_at, _deadline.seconds = expires_at, seconds
+    try:
+        yield
+    finally:
+        _deadline.expires_at, _deadline.seconds = outer_expiry, outer_seconds
+
+
+def tick() -> None:
+    if time.monotonic() > _deadline.expires_at:
+        raise RenderBudgetExceeded(f"chat template render exceeded {_deadline.seconds} s")
+
+
+def ticking(items: Iterable[Any]) -> Iterator[Any]:
+    """``items``, checking the deadline before each one."""
+    for item in items:
+        tick()
+        yield item
+
+
+def ticking_filter(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter that ticks when called, and per item when it returns a generator.
+
+    ``functools.wraps`` copies the filter's ``jinja_pass_arg`` marker, so jinja still
+    passes it the context or environment it asks for.
+    """
+
+    @functools.wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        tick()
+        result = function(*args, **kwargs)
+        return ticking(result) if isinstance(result, GeneratorType) else result
+
+    return run
+
+
+def bounded(value: Any) -> Any:
+    """The result of ``~`` or ``+``, refused past the output cap (no doubling in a loop)."""
+    if isinstance(value, str | list | tuple) and len(value) > MAX_OUTPUT_CHARS:
+        raise RenderBudgetExceeded(
+            f"chat template built a value over {MAX_OUTPUT_CHARS} items or characters"
+        )
+    return value
+
+
+def _python(code: str) -> nodes.InternalName:
+    """An expression node that the code generator writes out verbatim.
+
+    jinja forbids new node types; its parser makes ``InternalName`` nodes this same
+    way (``Parser.free_identifier``), and the generator writes their name as is.
+    """
+    node = object.__new__(nodes.InternalName)
+    nodes.Node.__init__(node, code)
+    return node
+
+
+class BudgetedCodeGenerator(CodeGenerator):
+    """jinja's code generator, plus the ticks and the ``~`` / ``+`` bound described above.
+
+    The template's AST is left as parsed; the loop node is copied with a tick put
+    first in its body, and the rest of the generated code is jinja's own, so output
+    stays byte-for-byte what transformers' sandbox makes.
+    """
+
+    def visit_For(self, node: nodes.For, frame: Frame) -> None:
+        ticked = copy.copy(node)
+        tick_call = _python("environment.budget_tick()")
+        ticked.body = [nodes.ExprStmt(tick_call, lineno=node.lineno), *node.body]
+        if node.test is not None:
+            ticked.test = nodes.Or(tick_call, node.test, lineno=node.test.lineno)
+        super().visit_For(ticked, frame)
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.bounded(")
+        super().visit_Concat(node, frame)
+        self.write(")")
+
+    def visit_Add(self, node: nodes.Add, frame: Frame) -> None:
+        self.write("environment.bounded(")
+        super().visit_Add(node, frame)
+        self.write(")")

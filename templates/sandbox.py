@@ -1,0 +1,139 @@
+"""The jinja2 sandbox templates run in: transformers' globals and filters, with bounds.
+
+transformers renders in an ``ImmutableSandboxedEnvironment`` with ``loopcontrols``,
+``trim_blocks`` and ``lstrip_blocks``, and gives templates ``raise_exception``,
+``strftime_now`` and its own ``tojson``; so does this one. On top: ``range``, ``*``,
+``**``, ``+`` and ``~`` cannot build huge values, and the code generator, every call
+and every filter check the render deadline (``templates.budget``).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import jinja2
+import jinja2.ext
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from templates.budget import (
+    MAX_OUTPUT_CHARS,
+    BudgetedCodeGenerator,
+    bounded,
+    tick,
+    ticking_filter,
+)
+from templates.errors import RenderBudgetExceeded
+
+MAX_RANGE = 100_000
+MAX_EXPONENT = 64
+
+
+def bounded_range(*args: int) -> range:
+    numbers = range(*args)
+    if len(numbers) > MAX_RANGE:
+        raise RenderBudgetExceeded(f"range() of {len(numbers)} items exceeds {MAX_RANGE}")
+    return numbers
+
+
+def raise_exception(message: str) -> None:
+    """Templates call this to reject a conversation (for example, bad role order)."""
+    raise jinja2.exceptions.TemplateError(message)
+
+
+def tojson(
+    value: Any,
+    ensure_ascii: bool = False,
+    indent: int | None = None,
+    separators: tuple[str, str] | None = None,
+    sort_keys: bool = False,
+) -> str:
+    """transformers' tojson: no HTML escaping, non-ASCII kept, json.dumps options.
+
+    Templates serialise the same tool schemas on every request, and json.dumps with an
+    indent runs in pure Python; so the result is memoised on the value's compact
+    encoding (json's C encoder), from which the indented text follows exactly.
+    """
+    try:
+        key = _compact(value)
+    except (TypeError, ValueError):  # not JSON-serialisable: let json.dumps say so
+        return _dumps(value, ensure_ascii, indent, separators, sort_keys)
+    options = (ensure_ascii, indent, tuple(separators) if separators else None, sort_keys)
+    return _tojson_memo(key, options, value)
+
+
+def _dumps(value: Any, ensure_ascii: bool, indent: Any, separators: Any, sort_keys: bool) -> str:
+    return json.dumps(
+        value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+    )
+
+
+_compact = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+_TOJSON_CACHE: dict[tuple[str, tuple], str] = {}
+_TOJSON_CACHE_MAX = 512
+
+
+def _tojson_memo(key: str, options: tuple, value: Any) -> str:
+    cached = _TOJSON_CACHE.get((key, options))
+    if cached is None:
+        cached = _dumps(value, *options)
+        if len(_TOJSON_CACHE) >= _TOJSON_CACHE_MAX:
+            _TOJSON_CACHE.clear()
+        _TOJSON_CACHE[(key, options)] = cached
+    return cached
+
+
+def strftime_now(fmt: str) -> str:
+    return datetime.now().strftime(fmt)
+
+
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, with size checks on ``*`` and ``**`` and a tick per call."""
+
+    intercepted_binops = frozenset({"*", "**"})
+    code_generator_class = BudgetedCodeGenerator
+    # Called by the generated code (templates.budget.BudgetedCodeGenerator).
+    budget_tick = staticmethod(tick)
+    bounded = staticmethod(bounded)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """``message.role`` on a dict, without the AttributeError jinja raises first.
+
+        Jinja tries ``getattr`` before ``obj[...]``, so a dict key only wins when the
+        dict type has no attribute of that name; the shortcut keeps exactly that rule.
+        """
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+    def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Every call ticks: macros (so recursion), methods, globals, ``loop(...)``."""
+        tick()
+        return super().call(context, obj, *args, **kwargs)
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and abs(right) > MAX_EXPONENT:
+            raise RenderBudgetExceeded("exponent too large in chat template")
+        if operator == "*":
+            for seq, count in ((left, right), (right, left)):
+                repeats = isinstance(seq, str | list | tuple) and isinstance(count, int)
+                if repeats and len(seq) * count > MAX_OUTPUT_CHARS:
+                    raise RenderBudgetExceeded("sequence repetition too large in chat template")
+        return super().call_binop(context, operator, left, right)
+
+
+def sandbox() -> Sandbox:
+    env = Sandbox(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
+    env.filters["tojson"] = tojson
+    env.filters = {name: ticking_filter(f) for name, f in env.filters.items()}
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = strftime_now
+    env.globals["range"] = bounded_range
+    return env
