@@ -5,10 +5,14 @@ Checking the clock only between output pieces misses any loop that writes nothin
 So the sandbox compiles templates with :class:`BudgetedCodeGenerator`, which makes
 
 - every ``for`` iteration tick (its body, and its ``if`` filter for skipped items);
-- every ``~`` and ``+`` refuse a result past the output cap (doubling in a loop);
+- every ``~`` and ``+`` of two computed values refuse a result past the output cap
+  (``{% set ns.s = ns.s ~ ns.s %}`` in a loop doubles; adding a constant does not);
+
+- every filter tick, per item for the lazy ones (``map``, ``select``, ``unique``), and
+  refuse a result past the cap (a chain of ``replace`` grows it too);
 
 and the sandbox ticks on every call (functions, methods, macros, hence recursion) and
-in every filter, including per item of the lazy ones (``map``, ``select``, ``unique``).
+bounds its result the same way.
 
 A tick is one clock read against a deadline kept per thread: renders run in worker
 threads (see ``openai_frontend.chat_prompt``), each with its own deadline, and a
@@ -20,7 +24,6 @@ sandbox keeps bounded (``MAX_OUTPUT_CHARS``), so they end in well under a second
 from __future__ import annotations
 
 import copy
-import functools
 import math
 import threading
 import time
@@ -62,8 +65,8 @@ def render_deadline(seconds: float = MAX_RENDER_SECONDS) -> Iterator[None]:
         _deadline.expires_at, _deadline.seconds = outer_expiry, outer_seconds
 
 
-def tick() -> None:
-    if time.monotonic() > _deadline.expires_at:
+def tick(now: Callable[[], float] = time.monotonic) -> None:
+    if now() > _deadline.expires_at:
         raise RenderBudgetExceeded(f"chat template render exceeded {_deadline.seconds} s")
 
 
@@ -74,20 +77,20 @@ def ticking(items: Iterable[Any]) -> Iterator[Any]:
         yield item
 
 
-def ticking_filter(function: Callable[..., Any]) -> Callable[..., Any]:
-    """A filter that ticks when called, and per item when it returns a generator.
+def filtered(result: Any, now: Callable[[], float] = time.monotonic) -> Any:
+    """What a filter returned: the deadline checked, a generator ticking per item
+    (``map``, ``select``, ``unique`` are lazy), anything else bounded like ``~``.
 
-    ``functools.wraps`` copies the filter's ``jinja_pass_arg`` marker, so jinja still
-    passes it the context or environment it asks for.
+    The generated code calls this around every filter, in one call (it runs on every
+    filter of every render: the tick and the bound are inlined for speed).
     """
-
-    @functools.wraps(function)
-    def run(*args: Any, **kwargs: Any) -> Any:
+    if now() > _deadline.expires_at:
         tick()
-        result = function(*args, **kwargs)
-        return ticking(result) if isinstance(result, GeneratorType) else result
-
-    return run
+    if isinstance(result, GeneratorType):
+        return ticking(result)
+    if isinstance(result, str | list | tuple) and len(result) > MAX_OUTPUT_CHARS:
+        bounded(result)
+    return result
 
 
 def bounded(value: Any) -> Any:
@@ -126,12 +129,30 @@ class BudgetedCodeGenerator(CodeGenerator):
             ticked.test = nodes.Or(tick_call, node.test, lineno=node.test.lineno)
         super().visit_For(ticked, frame)
 
-    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
-        self.write("environment.bounded(")
-        super().visit_Concat(node, frame)
+    def visit_Filter(self, node: nodes.Filter, frame: Frame) -> None:
+        self.write("environment.filtered(")
+        super().visit_Filter(node, frame)
         self.write(")")
 
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self._bounded_if_computed(node.nodes, super().visit_Concat, node, frame)
+
     def visit_Add(self, node: nodes.Add, frame: Frame) -> None:
+        self._bounded_if_computed([node.left, node.right], super().visit_Add, node, frame)
+
+    def _bounded_if_computed(
+        self,
+        operands: list[nodes.Expr],
+        visit: Callable[[nodes.Expr, Frame], None],
+        node: nodes.Expr,
+        frame: Frame,
+    ) -> None:
+        """Bound the result when two operands are computed (a constant grows it linearly,
+        and real templates add constants all the time, so those stay unchecked)."""
+        computed = sum(not isinstance(operand, nodes.Const) for operand in operands)
+        if computed < 2:
+            visit(node, frame)
+            return
         self.write("environment.bounded(")
-        super().visit_Add(node, frame)
+        visit(node, frame)
         self.write(")")

@@ -21,8 +21,8 @@ from templates.budget import (
     MAX_OUTPUT_CHARS,
     BudgetedCodeGenerator,
     bounded,
+    filtered,
     tick,
-    ticking_filter,
 )
 from templates.errors import RenderBudgetExceeded
 
@@ -92,13 +92,14 @@ _DICT_ATTRIBUTES = frozenset(dir(dict))
 
 
 class Sandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, with size checks on ``*`` and ``**`` and a tick per call."""
+    """The immutable sandbox, with size checks on ``*`` and ``**`` and on every call."""
 
     intercepted_binops = frozenset({"*", "**"})
     code_generator_class = BudgetedCodeGenerator
     # Called by the generated code (templates.budget.BudgetedCodeGenerator).
     budget_tick = staticmethod(tick)
     bounded = staticmethod(bounded)
+    filtered = staticmethod(filtered)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """``message.role`` on a dict, without the AttributeError jinja raises first.
@@ -114,9 +115,10 @@ class Sandbox(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
     def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
-        """Every call ticks: macros (so recursion), methods, globals, ``loop(...)``."""
+        """Every call ticks: macros (so recursion), methods, globals, ``loop(...)``;
+        and its result is bounded like ``~`` (``s.replace('a', 'aa')`` doubles)."""
         tick()
-        return super().call(context, obj, *args, **kwargs)
+        return bounded(super().call(context, obj, *args, **kwargs))
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" and isinstance(right, int) and abs(right) > MAX_EXPONENT:
@@ -132,7 +134,6 @@ class Sandbox(ImmutableSandboxedEnvironment):
 def sandbox() -> Sandbox:
     env = Sandbox(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
     env.filters["tojson"] = tojson
-    env.filters = {name: ticking_filter(f) for name, f in env.filters.items()}
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now
     env.globals["range"] = bounded_range
