@@ -70,17 +70,16 @@ def _compile(source: str) -> tuple[PreparedTemplate, int]:
         ast = _ENV.parse(source)
         deterministic, over_content = _reads_no_clock(ast), _loops_over_content(ast)
         python = _ENV.compile(ast, raw=True)
+        code = compile(python, "<template>", "exec")
     except jinja2.TemplateSyntaxError as exc:
         raise ChatTemplateError(
             f"chat template has a syntax error at line {exc.lineno}: {exc.message}",
             param="chat_template",
         ) from None
-    except RecursionError:
+    except (RecursionError, SyntaxError, MemoryError):  # Python's own nesting limits
         message = "chat template is nested too deeply"
         raise ChatTemplateError(message, param="chat_template") from None
-    compiled = _ENV.template_class.from_code(
-        _ENV, compile(python, "<template>", "exec"), _ENV.make_globals(None)
-    )
+    compiled = _ENV.template_class.from_code(_ENV, code, _ENV.make_globals(None))
     prepared = PreparedTemplate(next(_SERIALS), compiled, deterministic, over_content)
     return prepared, sys.getsizeof(source) + sys.getsizeof(python)
 
