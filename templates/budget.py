@@ -14,17 +14,24 @@ So the sandbox compiles templates with :class:`BudgetedCodeGenerator`, which mak
 and the sandbox ticks on every call (functions, methods, macros, hence recursion) and
 bounds its result the same way.
 
+Inside one filter, jinja's own Python code may loop over the whole input (``sort``
+with its case-folding key, ``urlize``, ``wordwrap``: 16 s and more on 4 MB), so the
+filters that do run under :func:`interruptible`, a per-thread profile hook that
+checks the deadline on every Python call they make.
+
 A tick is one clock read against a deadline kept per thread: renders run in worker
 threads (see ``openai_frontend.chat_prompt``), each with its own deadline, and a
-render past it raises inside its own thread, which then ends by itself. What a tick
-cannot interrupt is one C-level operation (a sort, a join); those work on data the
-sandbox keeps bounded (``MAX_OUTPUT_CHARS``), so they end in well under a second.
+render past it raises inside its own thread, which then ends by itself. What nothing
+here interrupts is one C-level operation (``str.join``, a sort without a key, a
+regex); those work on data the sandbox keeps bounded (``MAX_OUTPUT_CHARS``).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import math
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -34,12 +41,15 @@ from typing import Any
 
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
+from jinja2.utils import _PassArg
 
 from templates.errors import RenderBudgetExceeded
 
 #: Bounds for one render. Real templates use a tiny fraction of these.
 MAX_RENDER_SECONDS = 2.0
 MAX_OUTPUT_CHARS = 4_000_000
+#: Below this many items or characters, any filter is done in milliseconds.
+QUICK_INPUT_ITEMS = 10_000
 
 
 class _Deadline(threading.local):
@@ -75,6 +85,45 @@ def ticking(items: Iterable[Any]) -> Iterator[Any]:
     for item in items:
         tick()
         yield item
+
+
+def interruptible(
+    function: Callable[..., Any], *, skip_small_input: bool = True
+) -> Callable[..., Any]:
+    """``function`` with the deadline checked on every Python call it makes, unless
+    its input (the filter's value) is small enough to be quick anyway; pass
+    ``skip_small_input=False`` when a small value can hold a big one (``pprint``).
+
+    ``sys.setprofile`` applies to this thread only and is restored afterwards; an
+    exception from the hook propagates out of ``sorted()`` and the like. The hook
+    costs a Python call per call it watches, so the small inputs of every render
+    (a tool list, a few content parts) skip it. ``functools.wraps`` keeps jinja's
+    ``jinja_pass_arg`` marker, so jinja still passes the context first when asked.
+    """
+    value_at = 0 if _PassArg.from_obj(function) is None else 1
+
+    @functools.wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        value = args[value_at] if len(args) > value_at else None
+        if skip_small_input and _is_small(value):
+            return function(*args, **kwargs)
+        previous = sys.getprofile()
+        sys.setprofile(_stop_when_late)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            sys.setprofile(previous)
+
+    return run
+
+
+def _is_small(value: Any) -> bool:
+    return isinstance(value, str | list | tuple | dict) and len(value) <= QUICK_INPUT_ITEMS
+
+
+def _stop_when_late(frame: Any, event: str, arg: Any) -> None:
+    if event == "call" and time.monotonic() > _deadline.expires_at:
+        tick()
 
 
 def filtered(result: Any, now: Callable[[], float] = time.monotonic) -> Any:

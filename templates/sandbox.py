@@ -19,15 +19,27 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from templates.budget import (
     MAX_OUTPUT_CHARS,
+    QUICK_INPUT_ITEMS,
     BudgetedCodeGenerator,
     bounded,
     filtered,
+    interruptible,
     tick,
 )
 from templates.errors import RenderBudgetExceeded
 
 MAX_RANGE = 100_000
 MAX_EXPONENT = 64
+#: Filters whose jinja implementation loops over its input in Python (or calls a
+#: Python key per item); the others are C-level or constant work per call.
+INTERRUPTIBLE_FILTERS = frozenset(
+    {
+        "batch", "dictsort", "groupby", "join", "max", "min", "slice", "sort", "striptags",
+        "sum", "title", "unique", "urlencode", "urlize", "wordwrap",
+    }
+)  # fmt: skip
+#: The same, for filters whose small value can nest a big one.
+NESTED_INPUT_FILTERS = frozenset({"pprint", "xmlattr"})
 
 
 def bounded_range(*args: int) -> range:
@@ -74,10 +86,15 @@ _TOJSON_CACHE: dict[tuple[str, tuple], str] = {}
 _TOJSON_CACHE_MAX = 512
 
 
+_interruptible_dumps = interruptible(_dumps, skip_small_input=False)
+
+
 def _tojson_memo(key: str, options: tuple, value: Any) -> str:
     cached = _TOJSON_CACHE.get((key, options))
     if cached is None:
-        cached = _dumps(value, *options)
+        # json's indenting encoder is pure Python; the compact text sizes the work.
+        dumps = _dumps if len(key) <= QUICK_INPUT_ITEMS else _interruptible_dumps
+        cached = dumps(value, *options)
         if len(_TOJSON_CACHE) >= _TOJSON_CACHE_MAX:
             _TOJSON_CACHE.clear()
         _TOJSON_CACHE[(key, options)] = cached
@@ -145,6 +162,10 @@ def sandbox() -> Sandbox:
         optimized=False,
     )
     env.filters["tojson"] = tojson
+    for name in INTERRUPTIBLE_FILTERS:
+        env.filters[name] = interruptible(env.filters[name])
+    for name in NESTED_INPUT_FILTERS:
+        env.filters[name] = interruptible(env.filters[name], skip_small_input=False)
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now
     env.globals["range"] = bounded_range

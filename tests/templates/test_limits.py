@@ -42,6 +42,10 @@ SILENT_LOOPS = {
     "chain of string filters": "{% set s='a'*4000000 %}{{ s" + "|upper|lower" * 40 + " }}",
 }
 
+#: One filter call whose jinja code loops in Python over 4 MB of message content:
+#: 16 s (urlize) to 40 s (sort, case-folding key) before the profile hook.
+HEAVY_FILTERS = ["sort|join", "urlize", "wordwrap", "unique|join", "list|tojson(indent=2)"]
+
 GROWING = {
     "~ doubling in a loop": (
         "{% set ns = namespace(s='ab') %}{% for i in range(64) %}"
@@ -68,6 +72,21 @@ def test_a_render_that_writes_nothing_still_stops_at_the_deadline(template: str)
         renderer.render(template, USER)
     assert time.monotonic() - started < SHORT_DEADLINE + MARGIN
     assert caught.value.param == "chat_template"
+
+
+@pytest.mark.parametrize("chain", HEAVY_FILTERS)
+def test_one_heavy_filter_call_stops_at_the_deadline(chain: str) -> None:
+    content = ("word <b>x</b> http://a.b " * 200_000)[:4_000_000]
+    started = time.monotonic()
+    with (
+        pytest.raises(ChatTemplateError, match="exceeded"),
+        render_deadline(SHORT_DEADLINE),
+    ):
+        renderer.render(
+            "{{ (messages[0].content|" + chain + ")|length }}",
+            [{"role": "user", "content": content}],
+        )
+    assert time.monotonic() - started < SHORT_DEADLINE + MARGIN
 
 
 @pytest.mark.parametrize("template", GROWING.values(), ids=GROWING.keys())
