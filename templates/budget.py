@@ -121,8 +121,13 @@ def _is_small(value: Any) -> bool:
     return isinstance(value, str | list | tuple | dict) and len(value) <= QUICK_INPUT_ITEMS
 
 
+#: Python calls, and C calls too: textwrap's main loop calls only ``len`` and
+#: ``list.append``, so "call" events alone would let ``wordwrap`` run on.
+_WATCHED_EVENTS = frozenset({"call", "c_call"})
+
+
 def _stop_when_late(frame: Any, event: str, arg: Any) -> None:
-    if event == "call" and time.monotonic() > _deadline.expires_at:
+    if event in _WATCHED_EVENTS and time.monotonic() > _deadline.expires_at:
         tick()
 
 

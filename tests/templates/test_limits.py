@@ -19,7 +19,8 @@ from templates.sources import ModelTemplates, TemplateResolver
 USER = [{"role": "user", "content": "hi"}]
 SHORT_DEADLINE = 0.1
 #: A tick can only fire between operations; the slowest single operation here is
-#: one C-level pass over a 4,000,000 character string.
+#: one C-level pass over a 4,000,000 character string (wordwrap's regex split).
+#: Times are CPU seconds of this process, so a loaded machine does not count.
 MARGIN = 1.0
 
 #: Each writes nothing (or only at the end) for far longer than any deadline.
@@ -39,7 +40,9 @@ SILENT_LOOPS = {
     "chain of lazy filters": (
         "{% set s='a'*4000000 %}{{ s" + "|map('upper')|map('lower')" * 40 + "|join }}"
     ),
-    "chain of string filters": "{% set s='a'*4000000 %}{{ s" + "|upper|lower" * 40 + " }}",
+    "chain of string filters": (
+        "{% set s='a'*4000000 %}{{ s" + "|replace('a', 'b')|replace('b', 'a')" * 40 + " }}"
+    ),
 }
 
 #: One filter call whose jinja code loops in Python over 4 MB of message content:
@@ -64,20 +67,20 @@ GROWING = {
 
 @pytest.mark.parametrize("template", SILENT_LOOPS.values(), ids=SILENT_LOOPS.keys())
 def test_a_render_that_writes_nothing_still_stops_at_the_deadline(template: str) -> None:
-    started = time.monotonic()
+    started = time.process_time()
     with (
         pytest.raises(ChatTemplateError, match="exceeded") as caught,
         render_deadline(SHORT_DEADLINE),
     ):
         renderer.render(template, USER)
-    assert time.monotonic() - started < SHORT_DEADLINE + MARGIN
+    assert time.process_time() - started < SHORT_DEADLINE + MARGIN
     assert caught.value.param == "chat_template"
 
 
 @pytest.mark.parametrize("chain", HEAVY_FILTERS)
 def test_one_heavy_filter_call_stops_at_the_deadline(chain: str) -> None:
     content = ("word <b>x</b> http://a.b " * 200_000)[:4_000_000]
-    started = time.monotonic()
+    started = time.process_time()
     with (
         pytest.raises(ChatTemplateError, match="exceeded"),
         render_deadline(SHORT_DEADLINE),
@@ -86,7 +89,7 @@ def test_one_heavy_filter_call_stops_at_the_deadline(chain: str) -> None:
             "{{ (messages[0].content|" + chain + ")|length }}",
             [{"role": "user", "content": content}],
         )
-    assert time.monotonic() - started < SHORT_DEADLINE + MARGIN
+    assert time.process_time() - started < SHORT_DEADLINE + MARGIN
 
 
 @pytest.mark.parametrize("template", GROWING.values(), ids=GROWING.keys())
@@ -112,7 +115,7 @@ def test_each_thread_keeps_its_own_deadline() -> None:
     time.sleep(SHORT_DEADLINE + 0.1)
     template = "{% for i in range(3) %}{{ i }}{% endfor %}"
     assert renderer.render(template, USER) == "012"
-    thread.join(timeout=SHORT_DEADLINE + MARGIN)
+    thread.join(timeout=5)
     assert not thread.is_alive(), "the slow render's thread ends by itself"
     assert isinstance(outcome["slow"], ChatTemplateError)
 
