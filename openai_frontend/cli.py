@@ -24,6 +24,7 @@ from openai_frontend.default_model import (
     ensure_default_model,
     is_prepared,
 )
+from templates.sources import DEFAULT_MAX_REQUEST_TEMPLATE_BYTES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--trust-request-chat-template",
         action="store_true",
         help="let requests carry their own chat_template (it runs sandboxed)",
+    )
+    serve.add_argument(
+        "--max-chat-template-bytes",
+        type=int,
+        default=DEFAULT_MAX_REQUEST_TEMPLATE_BYTES,
+        help="largest chat_template a request may carry (the server's own is not capped)",
     )
     serve.add_argument(
         "--override-generation-config",
@@ -262,6 +269,7 @@ def _serve(args: argparse.Namespace) -> int:
         enforce_eager=args.enforce_eager,
         chat_template=args.chat_template,
         trust_request_chat_template=args.trust_request_chat_template,
+        max_chat_template_bytes=args.max_chat_template_bytes,
         generation_overrides=check_overrides(args.override_generation_config),
         log_level=args.log_level,
         loras=tuple(args.lora),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from templates.sources import DEFAULT_MAX_REQUEST_TEMPLATE_BYTES
+
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -28,6 +30,7 @@ class ServerConfig:
     enforce_eager: bool = True
     chat_template: str | None = None
     trust_request_chat_template: bool = False
+    max_chat_template_bytes: int = DEFAULT_MAX_REQUEST_TEMPLATE_BYTES
     generation_overrides: dict = field(default_factory=dict)
     log_level: str = "info"
     # LoRA (vLLM's meanings for the limits).

@@ -31,7 +31,8 @@ async def greedy_answer(engine: Engine, resolver: TemplateResolver, question: st
     request = ChatCompletionRequest(
         model=engine.model().id, messages=[{"role": "user", "content": question}]
     )
-    prompt_ids = engine.tokenize(render_chat(request, resolver), add_special_tokens=False)
+    prompt = await render_chat(request, resolver)
+    prompt_ids = engine.tokenize(prompt, add_special_tokens=False)
     generate = GenerateRequest(
         "startup-sanity-check", prompt_ids, SamplingParams(max_tokens=MAX_TOKENS, temperature=0.0)
     )

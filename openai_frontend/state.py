@@ -53,6 +53,7 @@ class ServedModel:
             model=read_model_templates(self.config.model_path),
             server_template=server_template,
             trust_request_template=self.config.trust_request_chat_template,
+            max_request_template_bytes=self.config.max_chat_template_bytes,
         )
         self.sampling_defaults = {
             **read_generation_defaults(self.config.model_path),

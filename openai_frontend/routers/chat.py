@@ -32,7 +32,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     info = target.info
     _reject_unimplemented(body)
     check_fan_out(1, body.n, state.config)
-    prompt = render_chat(body, target.served.resolver)
+    prompt = await render_chat(body, target.served.resolver)
     if state.config.log_prompts:
         log_fields(request)["prompt"] = prompt
     prompt_ids = await state.tokenize(target, prompt, add_special_tokens=False)

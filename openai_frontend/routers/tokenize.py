@@ -40,7 +40,7 @@ async def tokenize(body: TokenizeChatRequest | TokenizePromptRequest, request: R
     if isinstance(body, TokenizePromptRequest):
         prompt, special = body.prompt, body.add_special_tokens
     else:
-        prompt, special = render_chat(body, target.served.resolver), False
+        prompt, special = await render_chat(body, target.served.resolver), False
     tokens = await state.tokenize(target, prompt, add_special_tokens=special)
     return json_response(
         {

@@ -1,0 +1,185 @@
+"""Render limits: a deadline the template itself checks, a cap on request templates,
+and caches bounded by their own byte count."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+import pytest
+
+from templates import prepared as prepared_module
+from templates import renderer
+from templates.budget import render_deadline
+from templates.errors import ChatTemplateError
+from templates.lru import ByteBoundedLRU
+from templates.sources import ModelTemplates, TemplateResolver
+
+USER = [{"role": "user", "content": "hi"}]
+SHORT_DEADLINE = 0.1
+#: A tick can only fire between operations; the slowest single operation here is
+#: one C-level pass over a 4,000,000 character string (wordwrap's regex split).
+#: Times are CPU seconds of this process, so a loaded machine does not count.
+MARGIN = 1.0
+
+#: Each writes nothing (or only at the end) for far longer than any deadline.
+SILENT_LOOPS = {
+    "nested for over a long string (the issue's payload)": (
+        "{% set s='a'*4000000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}"
+    ),
+    "filtered loop skipping every item": (
+        "{% set s='a'*4000000 %}{% for a in s %}{% for b in s if false %}{% endfor %}{% endfor %}"
+    ),
+    "recursive macro": (
+        "{% macro f(n) %}{% if n %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}{{ f(80) }}"
+    ),
+    "recursive for loop": (
+        "{% for x in [1, 2] recursive %}{{ loop([1, 2]) if loop.depth < 80 }}{% endfor %}"
+    ),
+    "chain of lazy filters": (
+        "{% set s='a'*4000000 %}{{ s" + "|map('upper')|map('lower')" * 40 + "|join }}"
+    ),
+    "chain of string filters": (
+        "{% set s='a'*4000000 %}{{ s" + "|replace('a', 'b')|replace('b', 'a')" * 40 + " }}"
+    ),
+}
+
+#: One filter call whose jinja code loops in Python over 4 MB of message content:
+#: 16 s (urlize) to 40 s (sort, case-folding key) before the profile hook.
+HEAVY_FILTERS = ["sort|join", "urlize", "wordwrap", "unique|join", "list|tojson(indent=2)"]
+
+GROWING = {
+    "~ doubling in a loop": (
+        "{% set ns = namespace(s='ab') %}{% for i in range(64) %}"
+        "{% set ns.s = ns.s ~ ns.s %}{% endfor %}"
+    ),
+    "+ doubling in a loop": (
+        "{% set ns = namespace(s='ab') %}{% for i in range(64) %}"
+        "{% set ns.s = ns.s + ns.s %}{% endfor %}"
+    ),
+    "replace doubling in a loop": (
+        "{% set ns = namespace(s='ab') %}{% for i in range(64) %}"
+        "{% set ns.s = ns.s.replace('a', 'aa') %}{% endfor %}"
+    ),
+}
+
+
+@pytest.mark.parametrize("template", SILENT_LOOPS.values(), ids=SILENT_LOOPS.keys())
+def test_a_render_that_writes_nothing_still_stops_at_the_deadline(template: str) -> None:
+    started = time.process_time()
+    with (
+        pytest.raises(ChatTemplateError, match="exceeded") as caught,
+        render_deadline(SHORT_DEADLINE),
+    ):
+        renderer.render(template, USER)
+    assert time.process_time() - started < SHORT_DEADLINE + MARGIN
+    assert caught.value.param == "chat_template"
+
+
+@pytest.mark.parametrize("chain", HEAVY_FILTERS)
+def test_one_heavy_filter_call_stops_at_the_deadline(chain: str) -> None:
+    content = ("word <b>x</b> http://a.b " * 200_000)[:4_000_000]
+    started = time.process_time()
+    with (
+        pytest.raises(ChatTemplateError, match="exceeded"),
+        render_deadline(SHORT_DEADLINE),
+    ):
+        renderer.render(
+            "{{ (messages[0].content|" + chain + ")|length }}",
+            [{"role": "user", "content": content}],
+        )
+    assert time.process_time() - started < SHORT_DEADLINE + MARGIN
+
+
+@pytest.mark.parametrize("template", GROWING.values(), ids=GROWING.keys())
+def test_values_cannot_grow_past_the_output_cap(template: str) -> None:
+    with pytest.raises(ChatTemplateError, match="over 4000000") as caught:
+        renderer.render(template, USER)
+    assert caught.value.param == "chat_template"
+
+
+def test_each_thread_keeps_its_own_deadline() -> None:
+    """A slow render on one thread must not cut short (or extend) another's."""
+    outcome: dict[str, object] = {}
+
+    def slow() -> None:
+        try:
+            with render_deadline(SHORT_DEADLINE):
+                renderer.render(SILENT_LOOPS["recursive macro"], USER)
+        except ChatTemplateError as exc:
+            outcome["slow"] = exc
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    time.sleep(SHORT_DEADLINE + 0.1)
+    template = "{% for i in range(3) %}{{ i }}{% endfor %}"
+    assert renderer.render(template, USER) == "012"
+    thread.join(timeout=5)
+    assert not thread.is_alive(), "the slow render's thread ends by itself"
+    assert isinstance(outcome["slow"], ChatTemplateError)
+
+
+def test_request_template_over_the_cap_is_refused_before_parsing() -> None:
+    resolver = TemplateResolver(
+        model=ModelTemplates(template="{{ model }}" * 100),
+        server_template=None,
+        trust_request_template=True,
+        max_request_template_bytes=100,
+    )
+    assert resolver.resolve("x" * 100) == "x" * 100
+    for template in ("x" * 101, "€" * 34, "{% for %}" * 20):  # "€" is 3 bytes in UTF-8
+        with pytest.raises(ChatTemplateError, match="limit of 100 bytes") as caught:
+            resolver.resolve(template)
+        assert caught.value.param == "chat_template"
+    assert resolver.resolve(None) == "{{ model }}" * 100, "the model's own is not capped"
+
+
+def test_lru_evicts_by_bytes_and_skips_oversized_entries() -> None:
+    cache: ByteBoundedLRU[str, str] = ByteBoundedLRU(
+        max_bytes=1000, max_entry_bytes=400, max_entries=100
+    )
+    for i in range(10):
+        cache.put(f"k{i}", "v", 300)
+        assert cache.bytes <= 1000
+    assert len(cache) == 3 and cache.get("k9") == "v" and cache.get("k0") is None
+    cache.put("big", "v", 401)
+    assert cache.get("big") is None and cache.bytes == 900
+
+
+def test_unique_templates_count_their_text_and_stay_within_the_cache_bytes(monkeypatch) -> None:
+    """The issue's flood: many unique big templates (``{# ... #}x``) each rendered once."""
+    compiled = ByteBoundedLRU(max_bytes=2_000_000, max_entry_bytes=1_000_000, max_entries=64)
+    renders = ByteBoundedLRU(max_bytes=2_000_000, max_entry_bytes=1_000_000, max_entries=1024)
+    monkeypatch.setattr(prepared_module, "_PREPARED", compiled)
+    monkeypatch.setattr(renderer, "_RENDERS", renders)
+    size = 200_000
+    for i in range(30):
+        template = "{# " + f"{i:06d}" * (size // 6) + " #}x"
+        assert renderer.render(template, USER) == "x"
+        assert compiled.bytes <= compiled.max_bytes and renders.bytes <= renders.max_bytes
+    assert compiled.bytes >= len(compiled) * size, "each entry counts its template text"
+    assert len(compiled) < 30
+
+
+def test_render_memo_counts_the_inputs_it_keys_on(monkeypatch) -> None:
+    renders = ByteBoundedLRU(max_bytes=1_000_000, max_entry_bytes=500_000, max_entries=1024)
+    monkeypatch.setattr(renderer, "_RENDERS", renders)
+    content = "y" * 100_000
+    renderer.render("{{ messages[0].content|length }}", [{"role": "user", "content": content}])
+    assert len(renders) == 1 and renders.bytes >= len(content), "the key's JSON is counted"
+
+
+@pytest.mark.parametrize("depth", [50, 150, 250, 5000])
+def test_deep_nesting_compiles_quickly_or_is_a_400(depth: int) -> None:
+    """Not a 500 (Python's parser limits), and never jinja's cubic constant folding
+    (190 chained filters took 4.8 s to compile with it)."""
+    for template in (
+        "{{ " + "(" * depth + "1" + ")" * depth + " }}",
+        "{{ x" + "|e" * depth + " }}",
+        "{{ x" + ".a" * depth + " }}",
+    ):
+        started = time.process_time()
+        with contextlib.suppress(ChatTemplateError):  # a 400, whatever the reason
+            renderer.render(template, USER)
+        assert time.process_time() - started < 0.5

@@ -1,0 +1,75 @@
+"""Hostile request templates through the real server: each gets its 400 within the
+render deadline, and ``/health`` keeps answering while it renders.
+
+The test server runs with ``--trust-request-chat-template``, so these reach the
+renderer. Before the fix, the first one held the event loop for hours.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from spec import assert_valid
+
+from templates.budget import MAX_RENDER_SECONDS
+
+#: The machine is shared and has 2 cores: room for scheduling, never for hours.
+MARGIN_S = 3.0
+HEALTH_WITHIN_S = 1.0
+#: When /health is asked, the render below has been running this long.
+HEALTH_AFTER_S = 0.3
+
+SILENT_LOOP = "{% set s='a'*4000000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}"
+PAYLOADS = {
+    "loop that writes nothing": SILENT_LOOP,
+    "140 KB template": "{{ a.b[c](d,e) ~ f }}" * (140 * 1024 // 21),
+    "8 MB comment": "{# " + "x" * 8_000_000 + " #}x",
+}
+ENDPOINTS = ["/v1/chat/completions", "/tokenize"]
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+@pytest.mark.parametrize("template", PAYLOADS.values(), ids=PAYLOADS.keys())
+def test_hostile_template_is_a_400_in_time_and_health_answers(server, http, endpoint, template):
+    body = {
+        "model": server.model,
+        "messages": [{"role": "user", "content": "hi"}],
+        "chat_template": template,
+        "max_tokens": 1,
+    }
+    with ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        reply = pool.submit(http.post, endpoint, json=body, timeout=MAX_RENDER_SECONDS + MARGIN_S)
+        time.sleep(HEALTH_AFTER_S)
+        health_started = time.monotonic()
+        health = httpx.get(server.url("/health"), timeout=HEALTH_WITHIN_S)
+        health_seconds = time.monotonic() - health_started
+        render_still_running = not reply.done()
+        response = reply.result()
+        elapsed = time.monotonic() - started
+
+    assert health.status_code == 200 and health_seconds < HEALTH_WITHIN_S
+    if template is SILENT_LOOP:
+        assert render_still_running, "/health answered while the template was rendering"
+    assert response.status_code == 400, response.text
+    assert_valid(response.json(), "ErrorResponse")
+    assert response.json()["error"]["param"] == "chat_template"
+    assert elapsed < MAX_RENDER_SECONDS + MARGIN_S
+
+
+def test_a_normal_request_template_still_renders(server, http):
+    """The limits leave ordinary templates alone, on both endpoints."""
+    body = {
+        "model": server.model,
+        "messages": [{"role": "user", "content": "hi"}],
+        "chat_template": "{% for m in messages %}[{{ m.role }}] {{ m.content }}{% endfor %}",
+    }
+    tokenized = http.post("/tokenize", json=body)
+    assert tokenized.status_code == 200, tokenized.text
+    assert tokenized.json()["prompt"] == "[user] hi"
+    reply = http.post("/v1/chat/completions", json={**body, "max_tokens": 1})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["usage"]["prompt_tokens"] == tokenized.json()["count"]
