@@ -98,6 +98,7 @@ async def _load(state: ServerState, served: ServedModel) -> None:
     log.info("engine ready: %s (dtype %s)", engine.model().id, engine.model().dtype)
     if engine.in_process and is_default_model(served.config.model_path):
         await check_default_model(engine, served.resolver)
+    served.started = True  # only now: the check's request is done before any client's
     if engine.in_process:
         await _watch(state, engine)
 

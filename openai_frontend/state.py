@@ -42,6 +42,8 @@ class ServedModel:
     registry: AdapterRegistry | None = None
     #: When the server started serving it (the ``created`` of its model card).
     created: int = field(default_factory=lambda: int(time.time()))
+    #: Set once the engine loaded, its adapters are in and the start-up checks ran.
+    started: bool = field(default=False, init=False)
     resolver: TemplateResolver = field(init=False)
     sampling_defaults: dict = field(init=False)
 
@@ -63,6 +65,10 @@ class ServedModel:
     @property
     def name(self) -> str:
         return self.config.served_model_name
+
+    def is_ready(self) -> bool:
+        """Serving: started, and the engine has not failed since."""
+        return self.started and self.engine.is_ready()
 
     def adapter(self, name: str) -> Adapter | None:
         """This model's adapter called ``name``, if it has one."""
@@ -166,7 +172,7 @@ class ServerState:
         if found is None:
             raise model_not_found(name)
         served, adapter = found
-        if not served.engine.is_ready():
+        if not served.is_ready():
             raise APIError(
                 f"The model `{name}` is still loading; retry shortly.",
                 status=503,

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from openai_frontend.errors import error_body
 from openai_frontend.jsonresponse import json_response
-from openai_frontend.state import get_state
+from openai_frontend.state import ServedModel, get_state
 from openai_frontend.streaming import is_shutting_down
 
 router = APIRouter()
@@ -54,7 +54,7 @@ async def ready(request: Request, model: str | None = None) -> Response:
         return json_response({"status": "engine failed"}, status=503)
     if is_shutting_down():
         return json_response({"status": "draining"}, status=503)
-    reports = {served.name: await _report(served.engine) for served in models}
+    reports = {served.name: await _report(served) for served in models}
     loading = any(report["status"] != "ready" for report in reports.values())
     first = next(iter(reports.values()))
     body = {
@@ -66,8 +66,9 @@ async def ready(request: Request, model: str | None = None) -> Response:
     return json_response(body, status=503 if loading else 200)
 
 
-async def _report(engine) -> dict:
-    if not engine.is_ready():
+async def _report(served: ServedModel) -> dict:
+    engine = served.engine
+    if not served.is_ready():
         report = {"status": "loading"}
     else:
         report = {

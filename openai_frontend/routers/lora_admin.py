@@ -36,7 +36,7 @@ def _lora_model(request: Request) -> ServedModel:
     state = get_state(request)
     require_key(request, state.config.admin_api_key or "", "admin")
     served = state.lora_model
-    if served is None or not served.engine.is_ready():
+    if served is None or not served.is_ready():
         raise APIError("The engine is still loading; retry shortly.", status=503)
     return served
 

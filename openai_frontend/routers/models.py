@@ -38,7 +38,7 @@ def _cards(state: ServerState) -> list[dict]:
 def _facts(served: ServedModel) -> dict:
     """What a model and its adapters' cards share; the engine's figures once it loaded."""
     facts = {"object": "model", "created": served.created, "owned_by": DEFAULT_OWNER}  # loading
-    if served.engine.is_ready():
+    if served.is_ready():
         info = served.engine.model()
         facts.update(owned_by=info.owned_by, max_model_len=info.max_model_len)
     elif served.config.max_model_len is not None:
