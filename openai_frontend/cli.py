@@ -120,6 +120,12 @@ def _add_access_flags(serve: argparse.ArgumentParser) -> None:
     access.add_argument(
         "--protect-metrics", action="store_true", help="/metrics needs a user key too"
     )
+    access.add_argument(
+        "--no-docs",
+        dest="docs",
+        action="store_false",
+        help="no /docs, /redoc or /openapi.json (404); with --api-key they need a user key",
+    )
     access.add_argument("--max-request-bytes", type=int, default=8 * 1024 * 1024)
     access.add_argument(
         "--allowed-origins",
@@ -247,6 +253,7 @@ def _serve(args: argparse.Namespace) -> int:
         admin_api_key=args.admin_api_key,
         api_keys=tuple(args.api_key),
         protect_metrics=args.protect_metrics,
+        docs=args.docs,
         max_request_bytes=args.max_request_bytes,
         allowed_origins=tuple(args.allowed_origins),
         max_concurrent_requests=args.max_concurrent_requests,

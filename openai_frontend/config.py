@@ -40,6 +40,8 @@ class ServerConfig:
     # Access and limits.
     api_keys: tuple[str, ...] = ()
     protect_metrics: bool = False
+    #: Serve /docs, /redoc and /openapi.json (behind the user keys, when there are any).
+    docs: bool = True
     max_request_bytes: int = 8 * 1024 * 1024
     allowed_origins: tuple[str, ...] = ()
     max_concurrent_requests: int | None = None

@@ -13,6 +13,7 @@ import uuid
 
 import httpx
 import pytest
+from conftest import ADMIN_HEADERS
 from demo_adapters import PHRASES
 from transformers import AutoTokenizer
 
@@ -121,7 +122,7 @@ def test_abort_frees_the_engine(engine, chat_ids):
     if engine.upstream_url is not None:  # and the upstream's engine let it go too
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            ready = httpx.get(engine.upstream_url + "/health/ready").json()
+            ready = httpx.get(engine.upstream_url + "/health/ready", headers=ADMIN_HEADERS).json()
             if ready["engine_unfinished_requests"] == 0:
                 break
             time.sleep(0.2)
