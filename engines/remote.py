@@ -310,13 +310,16 @@ class RemoteEngine:
 
     async def _refusal(self, upstream: Upstream, response: httpx.Response) -> Exception:
         """An upstream's error answer as ours: 4xx are the request's fault, and pass
-        through with the upstream's message; 5xx and 429 eject or retry."""
+        through with the upstream's status, message, param and code; 5xx and 429 eject
+        or retry."""
         raw = await response.aread()
         try:
             error = orjson.loads(raw)["error"]
-            message, param = error.get("message") or str(error), error.get("param")
+            message = error.get("message") or str(error)
+            param, code = error.get("param"), error.get("code")
+            code = code if isinstance(code, str) else None  # vLLM sends the status here
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-            message, param = raw.decode(errors="replace")[:300], None
+            message, param, code = raw.decode(errors="replace")[:300], None, None
         status = response.status_code
         if status == 429:
             return EngineError(f"upstream {upstream.url} is overloaded: {message}", 429)
@@ -324,8 +327,8 @@ class RemoteEngine:
             upstream.eject(f"HTTP {status}: {message}", self.eject_cooldown)
             return EngineError(f"upstream {upstream.url} answered {status}: {message}")
         if status == 404:
-            return InvalidRequest(message, "model")
-        return InvalidRequest(message, param)
+            return InvalidRequest(message, param or "model", 404, code or "model_not_found")
+        return InvalidRequest(message, param, status, code)
 
     async def abort(self, request_id: str) -> None:
         """Closing the upstream stream aborts the request there."""

@@ -16,6 +16,8 @@ import pytest
 from engines.base import EngineError, GenerateRequest, InvalidRequest, SamplingParams
 from engines.remote import RemoteEngine, completion_body
 from openai_frontend.default_model import default_model_dir, is_prepared
+from openai_frontend.errors import APIError
+from openai_frontend.generation import engine_error
 
 needs_tokenizer = pytest.mark.skipif(
     not is_prepared(default_model_dir()),
@@ -136,18 +138,38 @@ def test_an_error_event_mid_stream_is_an_engine_error():
         asyncio.run(run(engine))
 
 
+KINDS = {
+    "invalid": "invalid_request_error",
+    "auth": "authentication_error",
+    "permission": "permission_error",
+}
+
+
 @pytest.mark.parametrize(
-    "status, error, raised, detail",
+    "status, error, param, code, kind",
     [
-        (400, {"message": "bad top_k", "param": "top_k"}, InvalidRequest, "top_k"),
-        (404, {"message": "no such model"}, InvalidRequest, "model"),
+        (400, {"message": "bad top_k", "param": "top_k", "code": 400}, "top_k", None, "invalid"),
+        (401, {"message": "bad key", "code": "invalid_api_key"}, None, "invalid_api_key", "auth"),
+        (403, {"message": "forbidden"}, None, None, "permission"),
+        (404, {"message": "no such model"}, "model", "model_not_found", "invalid"),
+        (
+            413,
+            {"message": "too large", "code": "request_too_large"},
+            None,
+            "request_too_large",
+            "invalid",
+        ),
     ],
 )
-def test_upstream_refusals_pass_through(status, error, raised, detail):
+def test_upstream_refusals_pass_through_with_their_status(status, error, param, code, kind):
     engine = engine_with(lambda _: httpx.Response(status, json={"error": error}))
-    with pytest.raises(raised) as refused:
+    with pytest.raises(InvalidRequest) as refused:
         asyncio.run(run(engine))
-    assert refused.value.param == detail
+    answered = engine_error(refused.value)  # what the client gets
+    assert isinstance(answered, APIError)
+    assert (answered.status, answered.param, answered.code) == (status, param, code)
+    assert answered.message == error["message"]
+    assert answered.body()["error"]["type"] == KINDS[kind]
     assert all(u.healthy for u in engine._pool)  # the request's fault, not the upstream's
 
 
