@@ -8,6 +8,7 @@ before the first byte, a stream cut mid-way). Real upstreams are in tests/test_r
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,7 @@ import pytest
 
 from engines.base import EngineError, GenerateRequest, InvalidRequest, SamplingParams
 from engines.remote import RemoteEngine, completion_body
+from lora.registry import Adapter
 from openai_frontend.default_model import default_model_dir, is_prepared
 from openai_frontend.errors import APIError
 from openai_frontend.generation import engine_error
@@ -252,3 +254,45 @@ def test_abort_ends_the_stream_at_its_next_read_without_ejecting_the_upstream():
     first, rest = asyncio.run(asyncio.wait_for(scenario(), 10))
     assert first.text == "Hel" and rest == []
     assert all(u.healthy for u in engine._pool) and engine.num_unfinished_requests() == 0
+
+
+def listing_upstream(*names: str):
+    """A fake upstream that is up and lists ``names`` at /v1/models."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json={"data": [{"id": name} for name in names]})
+        return httpx.Response(200, json={})
+
+    return handler
+
+
+def checked_engine(handler, **options) -> RemoteEngine:
+    engine = RemoteEngine(Path("unused"), "remote-up", ["http://up-1:8000"], **options)
+    engine._client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return engine
+
+
+def test_an_upstream_without_the_model_says_which_and_what_it_lists(caplog):
+    engine = checked_engine(listing_upstream("up"), eject_cooldown=0)
+    with caplog.at_level(logging.WARNING, logger="engines.remote"):
+        asyncio.run(engine._check_all())
+        asyncio.run(engine._check_all())  # the same finding again: not logged again
+    (status,) = engine.upstream_status()  # what /health/ready shows the admin
+    assert status["healthy"] is False
+    assert "model 'remote-up'" in status["last_error"] and "it lists: up" in status["last_error"]
+    (logged,) = [r.getMessage() for r in caplog.records]
+    assert "http://up-1:8000" in logged and status["last_error"] in logged
+
+
+def test_an_upstream_without_an_adapter_is_reported_but_serves_the_base(caplog):
+    engine = checked_engine(listing_upstream("up"), upstream_model="up")
+    asyncio.run(engine.add_adapter(Adapter(name="pirate", path=Path("p"), int_id=1, rank=8)))
+    with caplog.at_level(logging.WARNING, logger="engines.remote"):
+        asyncio.run(engine._check_all())
+        asyncio.run(engine._check_all())
+    (status,) = engine.upstream_status()
+    assert status["healthy"] is True
+    assert "adapter 'pirate'" in status["warning"] and "it lists: up" in status["warning"]
+    (logged,) = [r.getMessage() for r in caplog.records]
+    assert "http://up-1:8000" in logged and status["warning"] in logged
