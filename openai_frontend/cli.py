@@ -114,7 +114,7 @@ def _add_access_flags(serve: argparse.ArgumentParser) -> None:
         "--api-key",
         action="append",
         default=[env_key] if env_key else [],
-        help="a user key for /v1/*, /tokenize and /detokenize "
+        help="a user key for /v1/*, /tokenize, /detokenize and the API docs "
         "(repeatable; env OPENAI_FRONTEND_API_KEY)",
     )
     access.add_argument(
