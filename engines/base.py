@@ -19,12 +19,17 @@ FinishReason = Literal["stop", "length", "abort", "repetition"]
 
 
 class InvalidRequest(ValueError):
-    """The engine refused a request's parameters (the client gets a 400)."""
+    """The engine refused a request (the client gets a 4xx: a 400 for its parameters,
+    or the status and code an upstream refused it with, such as 401, 404 or 413)."""
 
-    def __init__(self, message: str, param: str | None = None) -> None:
+    def __init__(
+        self, message: str, param: str | None = None, status: int = 400, code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.status = status
+        self.code = code
 
 
 class EngineDead(RuntimeError):

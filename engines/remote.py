@@ -92,14 +92,28 @@ class Upstream:
     served: int = 0
     failures: int = 0
     last_error: str | None = None
+    #: What a passing check found amiss: adapters of ours this upstream does not list.
+    warning: str | None = None
 
     def eject(self, reason: str, cooldown: float) -> None:
-        if self.healthy:
-            log.warning("upstream %s ejected: %s", self.url, reason)
+        """Out of the pool until a check passes after ``cooldown``. Logged when it was
+        in, and whenever the reason changes: an upstream that never passes (at start, or
+        misconfigured) says why once, not every check."""
+        if self.healthy or reason != self.last_error:
+            state = "ejected" if self.healthy else "not admitted"
+            log.warning("upstream %s %s: %s", self.url, state, reason)
         self.healthy = False
         self.ejected_until = time.monotonic() + cooldown
         self.failures += 1
         self.last_error = reason
+
+
+class UpstreamUnfit(Exception):
+    """The upstream answers, but does not serve what this model needs."""
+
+
+def _listing(names: list[str]) -> str:
+    return ", ".join(sorted(names)) or "nothing"
 
 
 class _BeforeFirstByte(Exception):
@@ -142,6 +156,8 @@ class RemoteEngine:
         self._running: dict[str, httpx.Response] = {}
         self._aborted: set[str] = set()
         self._turn = itertools.count()
+        #: Names of this model's adapters, which the upstreams must list too.
+        self._adapters: set[str] = set()
 
     @property
     def model_name(self) -> str:
@@ -206,9 +222,15 @@ class RemoteEngine:
             (await self._client.get(upstream.url + "/health", timeout=5)).raise_for_status()
             response = await self._client.get(upstream.url + "/v1/models", timeout=5)
             response.raise_for_status()
-            names = {entry.get("id") for entry in response.json().get("data", [])}
-            if self.model_name not in names:
-                raise ValueError(f"it does not list model '{self.model_name}'")
+            listed = [str(entry.get("id")) for entry in response.json().get("data", [])]
+            if self.model_name not in listed:
+                raise UpstreamUnfit(
+                    f"it does not list model '{self.model_name}' (it lists: {_listing(listed)});"
+                    " set upstream_model (--upstream-model) to its name there"
+                )
+        except UpstreamUnfit as exc:
+            upstream.eject(f"health check: {exc}", self.eject_cooldown)
+            return
         except (httpx.HTTPError, ValueError) as exc:
             upstream.eject(f"health check: {type(exc).__name__}: {exc}", self.eject_cooldown)
             return
@@ -216,6 +238,20 @@ class RemoteEngine:
             log.info("upstream %s admitted", upstream.url)
         upstream.healthy = True
         upstream.last_error = None
+        self._check_adapters(upstream, listed)
+
+    def _check_adapters(self, upstream: Upstream, listed: list[str]) -> None:
+        """An upstream without one of our adapters still serves the base model, so it
+        stays in; but it is reported (and logged once), since requests for that adapter
+        fail there."""
+        missing = sorted(self._adapters - set(listed))
+        warning = None
+        if missing:
+            names = ", ".join(f"'{name}'" for name in missing)
+            warning = f"it does not list adapter {names} (it lists: {_listing(listed)})"
+            if warning != upstream.warning:
+                log.warning("upstream %s: %s", upstream.url, warning)
+        upstream.warning = warning
 
     def is_ready(self) -> bool:
         return self._info is not None and any(u.healthy for u in self._pool)
@@ -230,6 +266,7 @@ class RemoteEngine:
                 "served": u.served,
                 "failures": u.failures,
                 "last_error": u.last_error,
+                "warning": u.warning,
             }
             for u in self._pool
         ]
@@ -310,13 +347,16 @@ class RemoteEngine:
 
     async def _refusal(self, upstream: Upstream, response: httpx.Response) -> Exception:
         """An upstream's error answer as ours: 4xx are the request's fault, and pass
-        through with the upstream's message; 5xx and 429 eject or retry."""
+        through with the upstream's status, message, param and code; 5xx and 429 eject
+        or retry."""
         raw = await response.aread()
         try:
             error = orjson.loads(raw)["error"]
-            message, param = error.get("message") or str(error), error.get("param")
+            message = error.get("message") or str(error)
+            param, code = error.get("param"), error.get("code")
+            code = code if isinstance(code, str) else None  # vLLM sends the status here
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-            message, param = raw.decode(errors="replace")[:300], None
+            message, param, code = raw.decode(errors="replace")[:300], None, None
         status = response.status_code
         if status == 429:
             return EngineError(f"upstream {upstream.url} is overloaded: {message}", 429)
@@ -324,8 +364,8 @@ class RemoteEngine:
             upstream.eject(f"HTTP {status}: {message}", self.eject_cooldown)
             return EngineError(f"upstream {upstream.url} answered {status}: {message}")
         if status == 404:
-            return InvalidRequest(message, "model")
-        return InvalidRequest(message, param)
+            return InvalidRequest(message, param or "model", 404, code or "model_not_found")
+        return InvalidRequest(message, param, status, code)
 
     async def abort(self, request_id: str) -> None:
         """Closing the upstream stream aborts the request there."""
@@ -349,10 +389,12 @@ class RemoteEngine:
         return self._tokenizer.decode(token_ids)
 
     async def add_adapter(self, adapter) -> None:
-        """The upstreams load their own adapters; nothing to do here."""
+        """The upstreams load their own adapters; the health checks look for it there."""
+        self._adapters.add(adapter.name)
 
     async def remove_adapter(self, adapter) -> None:
-        """The upstreams unload their own adapters; nothing to do here."""
+        """The upstreams unload their own adapters; the checks stop looking for it."""
+        self._adapters.discard(adapter.name)
 
     async def loaded_adapter_ids(self) -> list[int]:
         return []

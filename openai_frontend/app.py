@@ -51,7 +51,7 @@ def create_gateway(config: ServerConfig, served: list[ServedModel]) -> FastAPI:
                 task.cancel()
             await asyncio.gather(*(model.engine.shutdown() for model in served))
 
-    app = FastAPI(title="openai-frontend", lifespan=lifespan)
+    app = FastAPI(title="openai-frontend", lifespan=lifespan, **_docs_urls(config))
     app.state.server = state
     install_error_handlers(app)
     _add_middleware(app, config, state)
@@ -60,6 +60,13 @@ def create_gateway(config: ServerConfig, served: list[ServedModel]) -> FastAPI:
     if config.enable_lora_management:
         app.include_router(lora_admin.router)
     return app
+
+
+def _docs_urls(config: ServerConfig) -> dict:
+    """FastAPI's doc pages, or none (``--no-docs``: then they are 404s)."""
+    if config.docs:
+        return {}
+    return {"docs_url": None, "redoc_url": None, "openapi_url": None}
 
 
 def _add_middleware(app: FastAPI, config: ServerConfig, state: ServerState) -> None:

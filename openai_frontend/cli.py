@@ -126,11 +126,17 @@ def _add_access_flags(serve: argparse.ArgumentParser) -> None:
         "--api-key",
         action="append",
         default=[env_key] if env_key else [],
-        help="a user key for /v1/*, /tokenize and /detokenize "
+        help="a user key for /v1/*, /tokenize, /detokenize and the API docs "
         "(repeatable; env OPENAI_FRONTEND_API_KEY)",
     )
     access.add_argument(
         "--protect-metrics", action="store_true", help="/metrics needs a user key too"
+    )
+    access.add_argument(
+        "--no-docs",
+        dest="docs",
+        action="store_false",
+        help="no /docs, /redoc or /openapi.json (404); with --api-key they need a user key",
     )
     access.add_argument("--max-request-bytes", type=int, default=8 * 1024 * 1024)
     access.add_argument(
@@ -283,6 +289,7 @@ def _serve(args: argparse.Namespace) -> int:
         admin_api_key=args.admin_api_key,
         api_keys=tuple(args.api_key),
         protect_metrics=args.protect_metrics,
+        docs=args.docs,
         max_request_bytes=args.max_request_bytes,
         allowed_origins=tuple(args.allowed_origins),
         max_prompts_per_request=args.max_prompts_per_request,

@@ -169,7 +169,7 @@ async def primed(stream: AsyncIterator[ChoiceDelta]) -> AsyncIterator[ChoiceDelt
 def engine_error(exc: BaseException) -> BaseException:
     """Engine exceptions as the API errors a client sees."""
     if isinstance(exc, InvalidRequest):
-        return APIError(exc.message, param=exc.param)
+        return APIError(exc.message, param=exc.param, status=exc.status, code=exc.code)
     if isinstance(exc, AdapterNotFound):
         return APIError(str(exc), status=404, code="model_not_found")
     if isinstance(exc, EngineError):

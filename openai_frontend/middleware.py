@@ -21,6 +21,9 @@ access_log = logging.getLogger("openai_frontend.access")
 
 #: Paths user keys protect (vLLM protects /v1 only; we add the tokenizer endpoints).
 PROTECTED_PREFIXES = ("/v1/", "/tokenize", "/detokenize")
+#: FastAPI's generated API description: it lists every route and parameter, so it is
+#: for users as much as the API itself is.
+DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 #: Admin endpoints check their own key; a user key never opens them.
 ADMIN_PATHS = frozenset({"/v1/load_lora_adapter", "/v1/unload_lora_adapter"})
 
@@ -102,7 +105,7 @@ class ApiKeyMiddleware:
             return False
         if self.protect_metrics and path == "/metrics":
             return True
-        return path.startswith(PROTECTED_PREFIXES)
+        return path in DOC_PATHS or path.startswith(PROTECTED_PREFIXES)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.keys or not self._protected(scope["path"]):

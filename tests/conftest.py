@@ -37,6 +37,13 @@ ADMIN_KEY = "test-admin-key"
 USER_KEY = "test-user-key"
 ALLOWED_ORIGIN = "http://chat-ui.example"
 SERVED_ADAPTERS = ("pirate", "robot")
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def engine_view(http: httpx.Client) -> dict:
+    """``/health/ready`` with its details (engine counts, adapters, upstreams), which only
+    the admin key sees."""
+    return http.get("/health/ready", headers=ADMIN_HEADERS).json()
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,15 @@ def test_user_key_required(server, anonymous, headers, path):
 def test_models_needs_key_health_and_metrics_do_not(server, anonymous):
     assert anonymous.get("/v1/models").status_code == 401
     assert anonymous.get("/health").status_code == 200
-    assert anonymous.get("/health/ready").status_code == 200
+    ready = anonymous.get("/health/ready")
+    assert ready.status_code == 200 and ready.json() == {"status": "ready"}, "no details"
     assert anonymous.get("/metrics").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json"])
+def test_docs_need_the_user_key(server, anonymous, path):
+    assert anonymous.get(path).status_code == 401
+    assert anonymous.get(path, headers=server.headers).status_code == 200
 
 
 def test_request_id_is_returned_or_echoed(server, http):

@@ -9,10 +9,11 @@ from __future__ import annotations
 import time
 
 import httpx
+from conftest import engine_view
 
 
 def _engine_unfinished(http: httpx.Client) -> int:
-    return http.get("/health/ready").json()["engine_unfinished_requests"]
+    return engine_view(http)["engine_unfinished_requests"]
 
 
 def _wait_for(predicate, timeout: float = 20.0) -> bool:

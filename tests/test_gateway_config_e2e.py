@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from conftest import ADMIN_HEADERS, ADMIN_KEY
 from demo_adapters import PHRASES
 from servers import all_stopped, ours, wait_ready
 from spec import assert_valid
@@ -43,7 +44,9 @@ models:
     sampling_defaults: {{temperature: 0}}
 """
     )
-    running = ours(None, folder / "gateway.log", "--config", str(config))
+    running = ours(
+        None, folder / "gateway.log", "--config", str(config), "--admin-api-key", ADMIN_KEY
+    )
     with all_stopped(running):
         wait_ready(running)
         yield running
@@ -72,9 +75,11 @@ def test_requests_are_routed_by_model(gateway, server):
 
 
 def test_readiness_per_model(gateway):
-    everything = httpx.get(gateway.base_url + "/health/ready").json()
+    everything = httpx.get(gateway.base_url + "/health/ready", headers=ADMIN_HEADERS).json()
     assert everything["status"] == "ready" and set(everything["models"]) == {"alpha", "beta"}
-    one = httpx.get(gateway.base_url + "/health/ready", params={"model": "beta"})
+    one = httpx.get(
+        gateway.base_url + "/health/ready", params={"model": "beta"}, headers=ADMIN_HEADERS
+    )
     assert one.status_code == 200 and set(one.json()["models"]) == {"beta"}
     unknown = httpx.get(gateway.base_url + "/health/ready", params={"model": "gamma"})
     assert unknown.status_code == 404

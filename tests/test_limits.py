@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from conftest import engine_view
 from spec import assert_valid
 
 
@@ -15,7 +16,7 @@ def test_tiny_prompts_times_n_is_a_400_naming_the_limit(server, http):
     assert_valid(error, "ErrorResponse")
     assert error["error"]["param"] == "prompt"
     assert "--max-prompts-per-request" in error["error"]["message"]
-    assert http.get("/health/ready").json()["engine_unfinished_requests"] == 0
+    assert engine_view(http)["engine_unfinished_requests"] == 0
 
 
 def test_completions_default_to_16_tokens_as_openai(server, client):

@@ -17,6 +17,7 @@ import threading
 import httpx
 import psutil
 import pytest
+from conftest import ADMIN_HEADERS, ADMIN_KEY
 from servers import all_stopped, ours, vllms_own, wait_ready
 from spec import assert_valid
 
@@ -42,6 +43,7 @@ def two_upstreams(tmp_path_factory):
             logs / "gateway.log",
             *("--served-model-name", MODEL_NAME, "--engine", "remote"),
             *(f"--upstream={u.base_url}" for u in upstreams),
+            *("--admin-api-key", ADMIN_KEY),
         )
         with all_stopped(gateway):
             wait_ready(gateway)
@@ -114,7 +116,7 @@ def test_load_is_balanced_over_both_upstreams(two_upstreams):
 
 
 def _upstream_status(gateway) -> list[dict]:
-    ready = httpx.get(gateway.base_url + "/health/ready").json()
+    ready = httpx.get(gateway.base_url + "/health/ready", headers=ADMIN_HEADERS).json()
     assert ready["status"] == "ready"
     return ready["upstreams"]
 

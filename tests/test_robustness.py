@@ -8,6 +8,7 @@ import time
 
 import httpx
 import pytest
+from conftest import engine_view
 from spec import assert_valid
 from sse import parse_frames
 
@@ -80,7 +81,7 @@ def test_ten_megabyte_string_is_413(server, http):
 
 
 def _unfinished(http) -> int:
-    return http.get("/health/ready").json()["engine_unfinished_requests"]
+    return engine_view(http)["engine_unfinished_requests"]
 
 
 def _running_gauge(http) -> float:

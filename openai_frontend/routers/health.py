@@ -1,8 +1,11 @@
 """Liveness, readiness and Prometheus metrics.
 
-``/health/ready`` also reports how many requests the engine itself still holds, and
-which LoRA adapters it has loaded: that is how tests observe, in the engine and not on
-the socket, that a disconnect aborted a request and that an unload freed a slot.
+``/health/ready`` answers anyone with its status code and ``{"status": ...}`` only: a
+load balancer needs no more, and the details name upstream URLs and their error texts.
+With the admin key it also reports how many requests the engine itself still holds,
+which LoRA adapters it has loaded and, for a remote model, each upstream's state: that
+is how operators see why a model is not ready, and how tests observe, in the engine and
+not on the socket, that a disconnect aborted a request and that an unload freed a slot.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
+from openai_frontend.auth import carries_key
 from openai_frontend.errors import error_body
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.state import ServedModel, get_state
@@ -54,15 +58,13 @@ async def ready(request: Request, model: str | None = None) -> Response:
         return json_response({"status": "engine failed"}, status=503)
     if is_shutting_down():
         return json_response({"status": "draining"}, status=503)
-    reports = {served.name: await _report(served) for served in models}
-    loading = any(report["status"] != "ready" for report in reports.values())
-    first = next(iter(reports.values()))
-    body = {
-        "status": "loading" if loading else "ready",
+    loading = not all(served.is_ready() for served in models)
+    body = {"status": "loading" if loading else "ready"}
+    if carries_key(request, state.config.admin_api_key):
+        reports = {served.name: await _report(served) for served in models}
+        first = next(iter(reports.values()))
         # The single-model shape, kept at the top level: the first model's figures.
-        **{k: v for k, v in first.items() if k != "status"},
-        "models": reports,
-    }
+        body.update({k: v for k, v in first.items() if k != "status"}, models=reports)
     return json_response(body, status=503 if loading else 200)
 
 

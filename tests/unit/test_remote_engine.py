@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 
 import httpx
@@ -16,7 +17,10 @@ import pytest
 
 from engines.base import EngineError, GenerateRequest, InvalidRequest, SamplingParams
 from engines.remote import RemoteEngine, completion_body
+from lora.registry import Adapter
 from openai_frontend.default_model import default_model_dir, is_prepared
+from openai_frontend.errors import APIError
+from openai_frontend.generation import engine_error
 
 needs_tokenizer = pytest.mark.skipif(
     not is_prepared(default_model_dir()),
@@ -137,18 +141,38 @@ def test_an_error_event_mid_stream_is_an_engine_error():
         asyncio.run(run(engine))
 
 
+KINDS = {
+    "invalid": "invalid_request_error",
+    "auth": "authentication_error",
+    "permission": "permission_error",
+}
+
+
 @pytest.mark.parametrize(
-    "status, error, raised, detail",
+    "status, error, param, code, kind",
     [
-        (400, {"message": "bad top_k", "param": "top_k"}, InvalidRequest, "top_k"),
-        (404, {"message": "no such model"}, InvalidRequest, "model"),
+        (400, {"message": "bad top_k", "param": "top_k", "code": 400}, "top_k", None, "invalid"),
+        (401, {"message": "bad key", "code": "invalid_api_key"}, None, "invalid_api_key", "auth"),
+        (403, {"message": "forbidden"}, None, None, "permission"),
+        (404, {"message": "no such model"}, "model", "model_not_found", "invalid"),
+        (
+            413,
+            {"message": "too large", "code": "request_too_large"},
+            None,
+            "request_too_large",
+            "invalid",
+        ),
     ],
 )
-def test_upstream_refusals_pass_through(status, error, raised, detail):
+def test_upstream_refusals_pass_through_with_their_status(status, error, param, code, kind):
     engine = engine_with(lambda _: httpx.Response(status, json={"error": error}))
-    with pytest.raises(raised) as refused:
+    with pytest.raises(InvalidRequest) as refused:
         asyncio.run(run(engine))
-    assert refused.value.param == detail
+    answered = engine_error(refused.value)  # what the client gets
+    assert isinstance(answered, APIError)
+    assert (answered.status, answered.param, answered.code) == (status, param, code)
+    assert answered.message == error["message"]
+    assert answered.body()["error"]["type"] == KINDS[kind]
     assert all(u.healthy for u in engine._pool)  # the request's fault, not the upstream's
 
 
@@ -246,3 +270,45 @@ def test_an_upstream_finish_reason_keeps_its_meaning(reason: str, expected: str 
         return
     with pytest.raises(EngineError):
         asyncio.run(run(engine))
+
+
+def listing_upstream(*names: str):
+    """A fake upstream that is up and lists ``names`` at /v1/models."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json={"data": [{"id": name} for name in names]})
+        return httpx.Response(200, json={})
+
+    return handler
+
+
+def checked_engine(handler, **options) -> RemoteEngine:
+    engine = RemoteEngine(Path("unused"), "remote-up", ["http://up-1:8000"], **options)
+    engine._client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return engine
+
+
+def test_an_upstream_without_the_model_says_which_and_what_it_lists(caplog):
+    engine = checked_engine(listing_upstream("up"), eject_cooldown=0)
+    with caplog.at_level(logging.WARNING, logger="engines.remote"):
+        asyncio.run(engine._check_all())
+        asyncio.run(engine._check_all())  # the same finding again: not logged again
+    (status,) = engine.upstream_status()  # what /health/ready shows the admin
+    assert status["healthy"] is False
+    assert "model 'remote-up'" in status["last_error"] and "it lists: up" in status["last_error"]
+    (logged,) = [r.getMessage() for r in caplog.records]
+    assert "http://up-1:8000" in logged and status["last_error"] in logged
+
+
+def test_an_upstream_without_an_adapter_is_reported_but_serves_the_base(caplog):
+    engine = checked_engine(listing_upstream("up"), upstream_model="up")
+    asyncio.run(engine.add_adapter(Adapter(name="pirate", path=Path("p"), int_id=1, rank=8)))
+    with caplog.at_level(logging.WARNING, logger="engines.remote"):
+        asyncio.run(engine._check_all())
+        asyncio.run(engine._check_all())
+    (status,) = engine.upstream_status()
+    assert status["healthy"] is True
+    assert "adapter 'pirate'" in status["warning"] and "it lists: up" in status["warning"]
+    (logged,) = [r.getMessage() for r in caplog.records]
+    assert "http://up-1:8000" in logged and status["warning"] in logged
