@@ -10,6 +10,7 @@ measures the frontend alone and says nothing about a model. The app is the real 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,8 +95,12 @@ class FaultInjectingEngine:
         return None
 
 
-def in_process_client(engine: FaultInjectingEngine, **config: object) -> httpx.AsyncClient:
-    """The real app around ``engine`` (chatml template, ``config`` as ServerConfig).
+@contextlib.asynccontextmanager
+async def in_process_client(
+    engine: FaultInjectingEngine, **config: object
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app around ``engine`` (chatml template, ``config`` as ServerConfig),
+    started through its own lifespan as uvicorn starts it, and ready.
 
     An unexpected exception is answered by the app's last-resort handler (a 500) and not
     re-raised into the test, as uvicorn would do.
@@ -107,6 +112,9 @@ def in_process_client(engine: FaultInjectingEngine, **config: object) -> httpx.A
         **config,
     )
     app = create_app(settings, engine)
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://test"
-    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with app.router.lifespan_context(app):
+        while not all(served.is_ready() for served in app.state.server.models):
+            await asyncio.sleep(0)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
