@@ -4,7 +4,7 @@ Two servers with the same adapter declared, one with ``--base-via-zero-lora on``
 one with ``off``, both loaded at once. Each round runs ``openai-frontend bench``
 against each (order alternating between rounds, so noise hits both) with base-model
 requests only: streaming chat, 128-token prompts, 128 output tokens with ignore_eos,
-2 x concurrency requests a level. Prints output tok/s per round, the on/off ratio per
+--waves x concurrency requests a level. Prints output tok/s per round, the on/off ratio per
 round, and the median and spread of the ratios.
 
     .venv/bin/python scripts/bench_zero_lora.py [--rounds 3] [--concurrency 8,32]
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from benchlib import client_for, start_server, wait_ready  # noqa: E402
+from benchlib import client_for, start_server, tree_cpu_seconds, wait_ready  # noqa: E402
 from demo_adapters import ensure_adapter  # noqa: E402
 
 from openai_frontend.default_model import MODEL_NAME, ensure_default_model  # noqa: E402
@@ -33,22 +33,35 @@ from openai_frontend.default_model import MODEL_NAME, ensure_default_model  # no
 MODES = ("on", "off")
 
 
-def bench_once(port: int, concurrency: int, args: argparse.Namespace, seed: int) -> float:
-    """Output tok/s of one ``openai-frontend bench`` level against the base model."""
+def bench_once(
+    port: int, server_pid: int, concurrency: int, args: argparse.Namespace, seed: int
+) -> tuple[float, float]:
+    """(output tok/s, server CPU seconds per 1000 output tokens) of one
+    ``openai-frontend bench`` level against the base model.
+
+    CPU seconds (server and engine processes) are the steadier figure on a shared
+    machine: other people's load stretches wall time much more than it changes them.
+    """
+    cpu_before = tree_cpu_seconds(server_pid)
     with tempfile.TemporaryDirectory() as scratch:
         export = Path(scratch) / "result.json"
         command = [
             *(sys.executable, "-m", "openai_frontend", "bench"),
             *("--url", f"http://127.0.0.1:{port}", "--model", MODEL_NAME),
-            *("--concurrency", str(concurrency), "--num-requests", str(2 * concurrency)),
+            *("--concurrency", str(concurrency), "--num-requests", str(args.waves * concurrency)),
             *("--input-len", "128", "--output-len", str(args.max_tokens)),
             *("--seed", str(seed), "--export", str(export)),
         ]
-        subprocess.run(command, check=True, cwd=ROOT, capture_output=True)
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"bench failed:\n{done.stderr[-2000:]}")
         summary = json.loads(export.read_text())["runs"][0]["summary"]
+    cpu = tree_cpu_seconds(server_pid) - cpu_before
     if summary["failed"]:
         raise RuntimeError(f"{summary['failed']} requests failed: {summary['errors']}")
-    return summary["output_throughput"]
+    # the warm-up request is in the CPU time too, so count its tokens
+    tokens = summary["output_tokens"] + args.max_tokens
+    return summary["output_throughput"], 1000 * cpu / tokens
 
 
 async def start_both(args: argparse.Namespace) -> dict[str, object]:
@@ -83,20 +96,34 @@ def main(args: argparse.Namespace) -> None:
             for concurrency in args.concurrency:
                 for mode in order:
                     port = args.port + MODES.index(mode)
-                    tps = bench_once(port, concurrency, args, seed=round_no)
-                    results[(mode, concurrency)].append(tps)
-                    print(f"round {round_no} c={concurrency} {mode}: {tps:.0f} tok/s", flush=True)
+                    pid = servers[mode].pid
+                    tps, cpu = bench_once(port, pid, concurrency, args, seed=round_no)
+                    results[(mode, concurrency)].append((tps, cpu))
+                    print(
+                        f"round {round_no} c={concurrency} {mode}: {tps:.1f} tok/s, "
+                        f"{cpu:.1f} CPU s / 1k tokens",
+                        flush=True,
+                    )
     finally:
         for server in servers.values():
             server.terminate()
             server.wait(timeout=60)
-    print("\n| concurrency | zero adapter on tok/s | off tok/s | on/off per round | median |")
+        print_table(results, args.concurrency, 0, "output tok/s")  # rounds done so far
+        print_table(results, args.concurrency, 1, "server CPU s per 1k tokens")
+
+
+def print_table(results: dict, levels: list[int], column: int, what: str) -> None:
+    """Medians of on and off, and the on/off ratio of each round (paired), for one figure."""
+    print(f"\n| concurrency | {what}, zero adapter on | off | on/off per round | median |")
     print("|---|---|---|---|---|")
-    for c in args.concurrency:
-        on, off = results[("on", c)], results[("off", c)]
-        ratios = [a / b for a, b in zip(on, off, strict=True)]
+    for c in levels:
+        on = [row[column] for row in results[("on", c)]]
+        off = [row[column] for row in results[("off", c)]]
+        ratios = [a / b for a, b in zip(on, off, strict=False)]
+        if not ratios:
+            continue
         print(
-            f"| {c} | {statistics.median(on):.0f} | {statistics.median(off):.0f} | "
+            f"| {c} | {statistics.median(on):.1f} | {statistics.median(off):.1f} | "
             f"{', '.join(f'{r:.2f}' for r in ratios)} | {statistics.median(ratios):.2f}x |"
         )
 
@@ -110,6 +137,9 @@ def parse_args() -> argparse.Namespace:
         "--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[8, 32]
     )
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument(
+        "--waves", type=int, default=2, help="requests a level = waves x concurrency"
+    )
     parser.add_argument("--port", type=int, default=8134)
     return parser.parse_args()
 
