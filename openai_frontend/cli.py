@@ -208,6 +208,13 @@ def _add_lora_flags(serve: argparse.ArgumentParser) -> None:
         help="run-time loads must stay inside (repeatable)",
     )
     lora.add_argument("--admin-api-key", default=os.environ.get("OPENAI_FRONTEND_ADMIN_API_KEY"))
+    lora.add_argument(
+        "--base-via-zero-lora",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="vllm: run base requests through a zero-weight adapter (auto: where a start-up "
+        "self-check finds the CPU build's mixed-batch bug)",
+    )
 
 
 def _positive_int(value: str) -> int:
@@ -286,6 +293,7 @@ def _serve(args: argparse.Namespace) -> int:
         lora_separator=args.lora_separator,
         enable_lora_management=args.enable_lora_management,
         lora_roots=tuple(args.lora_root),
+        base_via_zero_lora=args.base_via_zero_lora,
         admin_api_key=args.admin_api_key,
         api_keys=tuple(args.api_key),
         protect_metrics=args.protect_metrics,
@@ -380,6 +388,7 @@ def engine_kwargs(config: ServerConfig, enable_lora: bool) -> dict:
         **lora,
         **parallel,
         "distributed_executor_backend": config.distributed_executor_backend,
+        "base_via_zero_lora": config.base_via_zero_lora,
         "dtype": config.dtype or default_dtype(config.model_path),
         "enforce_eager": config.enforce_eager,
     }

@@ -42,6 +42,7 @@ class ServerConfig:
     lora_separator: str = ":"
     enable_lora_management: bool = False
     lora_roots: tuple[str, ...] = ()
+    base_via_zero_lora: str = "auto"
     admin_api_key: str | None = None
     # Access and limits.
     api_keys: tuple[str, ...] = ()

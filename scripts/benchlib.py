@@ -15,9 +15,11 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def start_server(model: Path, name: str, port: int, *extra: str) -> subprocess.Popen:
-    """``openai-frontend serve`` in a child process, logging to bench-server.log."""
-    log = (ROOT / "bench-server.log").open("w")
+def start_server(
+    model: Path, name: str, port: int, *extra: str, log_name: str = "bench-server.log"
+) -> subprocess.Popen:
+    """``openai-frontend serve`` in a child process, logging to ``log_name`` in the root."""
+    log = (ROOT / log_name).open("w")
     command = [
         *(sys.executable, "-m", "openai_frontend", "serve", str(model)),
         *("--served-model-name", name, "--port", str(port), "--log-level", "warning"),

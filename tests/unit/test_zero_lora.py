@@ -1,0 +1,175 @@
+"""The zero adapter fits the checkpoint and the rank limit; when it is applied (no engine).
+
+Synthetic base folders: a plain GQA checkpoint, a fused-QKV one, GPTQ- and
+bitsandbytes-looking quantized ones, and one with no attention projection to attach to.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from engines.vllm_lora_probe import zero_adapter_needed
+from engines.vllm_zero_lora import NoZeroAdapterTarget, write_zero_adapter
+from lora.peft_folder import BaseModel, inspect_adapter
+
+HIDDEN, HEADS, KV_HEADS, HEAD_DIM = 64, 4, 2, 16
+CONFIG = {
+    "hidden_size": HIDDEN,
+    "num_attention_heads": HEADS,
+    "num_key_value_heads": KV_HEADS,
+}
+Q_OUT, KV_OUT = HEADS * HEAD_DIM, KV_HEADS * HEAD_DIM
+LAYERS = 2
+
+
+def _base(folder: Path, tensors: dict[str, torch.Tensor], config: dict = CONFIG) -> Path:
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    save_file(tensors, str(folder / "model.safetensors"))
+    return folder
+
+
+def _per_layer(**modules: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {
+        f"model.layers.{i}.self_attn.{name}": tensor.clone()
+        for i in range(LAYERS)
+        for name, tensor in modules.items()
+    }
+
+
+def _written(base: Path, tmp_path: Path) -> tuple[dict, dict[str, tuple[int, ...]]]:
+    """The zero adapter's config and {tensor name: shape}; every tensor must be zero."""
+    folder = write_zero_adapter(base, tmp_path / "zero")
+    config = json.loads((folder / "adapter_config.json").read_text())
+    shapes = {}
+    with safe_open(str(folder / "adapter_model.safetensors"), "pt") as handle:
+        for key in handle.keys():  # noqa: SIM118 (safe_open is not a dict)
+            tensor = handle.get_tensor(key)
+            assert not tensor.any(), key
+            shapes[key] = tuple(tensor.shape)
+    return config, shapes
+
+
+def _lora_shapes(module: str, out: int) -> dict[str, tuple[int, int]]:
+    prefix = f"base_model.model.model.layers.{{i}}.self_attn.{module}"
+    return {
+        **{(prefix + ".lora_A.weight").format(i=i): (1, HIDDEN) for i in range(LAYERS)},
+        **{(prefix + ".lora_B.weight").format(i=i): (out, 1) for i in range(LAYERS)},
+    }
+
+
+def test_plain_checkpoint_gets_rank_1_on_q_and_v(tmp_path: Path):
+    base = _base(
+        tmp_path / "llama",
+        _per_layer(
+            **{
+                "q_proj.weight": torch.ones(Q_OUT, HIDDEN, dtype=torch.bfloat16),
+                "k_proj.weight": torch.ones(KV_OUT, HIDDEN, dtype=torch.bfloat16),
+                "v_proj.weight": torch.ones(KV_OUT, HIDDEN, dtype=torch.bfloat16),
+                "o_proj.weight": torch.ones(HIDDEN, Q_OUT, dtype=torch.bfloat16),
+            }
+        ),
+    )
+    config, shapes = _written(base, tmp_path)
+    assert config["r"] == 1
+    assert config["target_modules"] == ["q_proj", "v_proj"]
+    assert shapes == _lora_shapes("q_proj", Q_OUT) | _lora_shapes("v_proj", KV_OUT)
+
+
+def test_fused_qkv_checkpoint_gets_qkv_proj(tmp_path: Path):
+    qkv_out = Q_OUT + 2 * KV_OUT
+    base = _base(
+        tmp_path / "phi3",
+        _per_layer(
+            **{
+                "qkv_proj.weight": torch.ones(qkv_out, HIDDEN),
+                "o_proj.weight": torch.ones(HIDDEN, Q_OUT),
+            }
+        ),
+    )
+    config, shapes = _written(base, tmp_path)
+    assert config["target_modules"] == ["qkv_proj"]
+    assert shapes == _lora_shapes("qkv_proj", qkv_out)
+
+
+def test_gptq_checkpoint_is_sized_from_config(tmp_path: Path):
+    """Packed int32 ``qweight`` shapes are not the layer's; the head counts are."""
+    packed = {}
+    for name, out in (("q_proj", Q_OUT), ("v_proj", KV_OUT)):
+        packed[f"{name}.qweight"] = torch.zeros(HIDDEN // 8, out, dtype=torch.int32)
+        packed[f"{name}.qzeros"] = torch.zeros(1, out // 8, dtype=torch.int32)
+        packed[f"{name}.scales"] = torch.ones(1, out, dtype=torch.float16)
+        packed[f"{name}.g_idx"] = torch.zeros(HIDDEN, dtype=torch.int32)
+    base = _base(tmp_path / "gptq", _per_layer(**packed))
+    config, shapes = _written(base, tmp_path)
+    assert config["target_modules"] == ["q_proj", "v_proj"]
+    assert shapes == _lora_shapes("q_proj", Q_OUT) | _lora_shapes("v_proj", KV_OUT)
+
+
+def test_bitsandbytes_uint8_weight_is_not_taken_as_the_shape(tmp_path: Path):
+    packed = {
+        "qkv_proj.weight": torch.zeros((Q_OUT + 2 * KV_OUT) * HIDDEN // 2, 1, dtype=torch.uint8),
+        "qkv_proj.weight.absmax": torch.ones(8),
+    }
+    base = _base(tmp_path / "bnb", _per_layer(**packed), {**CONFIG, "head_dim": HEAD_DIM})
+    _, shapes = _written(base, tmp_path)
+    assert shapes == _lora_shapes("qkv_proj", Q_OUT + 2 * KV_OUT)
+
+
+def test_no_attention_projection_is_a_named_error(tmp_path: Path):
+    base = _base(
+        tmp_path / "gpt2",
+        {"h.0.attn.c_attn.weight": torch.ones(HIDDEN, 3 * HIDDEN)},
+        {"n_embd": HIDDEN},
+    )
+    with pytest.raises(NoZeroAdapterTarget, match="no q_proj/v_proj/qkv_proj layer"):
+        write_zero_adapter(base, tmp_path / "zero")
+
+
+def test_zero_adapter_passes_adapter_validation_at_max_lora_rank_1(tmp_path: Path):
+    """The same check a user's adapter gets, with ``--max-lora-rank 1``."""
+    base = _base(
+        tmp_path / "phi3", _per_layer(**{"qkv_proj.weight": torch.ones(Q_OUT + 2 * KV_OUT, HIDDEN)})
+    )
+    folder = write_zero_adapter(base, tmp_path / "zero")
+    info = inspect_adapter("zero", folder, BaseModel.from_folder("phi3", base), max_rank=1)
+    assert info.rank == 1
+
+
+class _Probe:
+    """Counts calls and answers as told, to see when the policy consults the probe."""
+
+    def __init__(self, answer: bool | None) -> None:
+        self.answer, self.calls = answer, 0
+
+    def __call__(self) -> bool | None:
+        self.calls += 1
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    ("mode", "cpu_build", "probe_says", "wanted", "probed"),
+    [
+        ("on", False, False, True, False),
+        ("off", True, True, False, False),
+        ("auto", False, True, False, False),  # GPU builds: never, and no probe
+        ("auto", True, True, True, True),
+        ("auto", True, False, False, True),
+        ("auto", True, None, True, True),  # cannot tell: keep the safe workaround
+    ],
+)
+def test_when_the_zero_adapter_applies(mode, cpu_build, probe_says, wanted, probed):
+    probe = _Probe(probe_says)
+    assert zero_adapter_needed(mode, cpu_build, probe) is wanted
+    assert probe.calls == int(probed)
+
+
+def test_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="auto, on, off"):
+        zero_adapter_needed("sometimes", True, _Probe(True))
