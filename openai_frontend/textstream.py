@@ -1,56 +1,17 @@
-"""Streaming text assembly: incremental detokenization and stop strings, engine-neutral.
+"""Marker search in streamed text: the one hold-back mechanism of the frontend.
 
-Two small state machines, each fed one step at a time:
-
-* :class:`IncrementalDetokenizer` turns token ids into text deltas that never end
-  inside a character: a byte-level token that holds half of a multi-byte UTF-8
-  character yields nothing until the character is complete.
-* :class:`StopStringCutter` holds back text that could still become the start of a
-  stop string, cuts the output at the first stop string, and so never lets a stop
-  string (or a piece of one) leak into a chunk. Its hold-back, :class:`MarkerSearch`,
-  is shared with the output parsers (``openai_frontend.parsing``).
-
-The frontend applies the cutter itself for an engine that does not declare ``stop``
-support; the property tests hold both to "the concatenated stream equals the
-non-streamed result".
+The output parsers (``openai_frontend.parsing``) find ``<think>``, ``<tool_call>`` or
+``[TOOL_CALLS]`` in text that arrives a few characters at a time. :class:`MarkerSearch`
+finds the first marker and holds back any tail that could still grow into one, so no
+marker, nor a piece of one at a chunk's end, ever reaches the client as content. (Every
+engine detokenizes and applies stop strings itself, so the frontend needs no
+detokenizer or stop-string cutter of its own.)
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-
-REPLACEMENT = "\ufffd"
-
-
-class IncrementalDetokenizer:
-    """Text deltas from token ids, decoding a sliding window as vLLM and TGI do.
-
-    The window (``prefix`` .. end) keeps a few tokens of left context, so tokenizers
-    that change a token's text by its neighbours (leading spaces) decode right.
-    """
-
-    def __init__(self, decode: Callable[[Sequence[int]], str]) -> None:
-        self._decode = decode
-        self._ids: list[int] = []
-        self._prefix = 0
-        self._read = 0
-
-    def feed(self, token_ids: Sequence[int]) -> str:
-        self._ids.extend(token_ids)
-        before = self._decode(self._ids[self._prefix : self._read])
-        text = self._decode(self._ids[self._prefix :])
-        if text.endswith(REPLACEMENT) or len(text) <= len(before):
-            return ""  # an incomplete character: wait for the bytes that finish it
-        self._prefix, self._read = self._read, len(self._ids)
-        return text[len(before) :]
-
-    def flush(self) -> str:
-        """At the end, whatever is left (a dangling partial character included)."""
-        before = self._decode(self._ids[self._prefix : self._read])
-        text = self._decode(self._ids[self._prefix :])
-        self._prefix = self._read = len(self._ids)
-        return text[len(before) :]
+from collections.abc import Sequence
 
 
 class MarkerSearch:
@@ -103,29 +64,3 @@ class MarkerSearch:
             return text[:at], marker, text[at + len(marker) :]
         keep = self.held_back(text)
         return text[: len(text) - keep], None, text[len(text) - keep :]
-
-
-class StopStringCutter:
-    """Cuts streamed text at the first stop string, never emitting a possible prefix."""
-
-    def __init__(self, stops: Sequence[str], include_stop: bool = False) -> None:
-        self._search = MarkerSearch(stops)
-        self._include = include_stop
-        self._pending = ""
-        self.stopped = False
-
-    def feed(self, text: str) -> str:
-        if self.stopped or not self._search.markers:
-            return "" if self.stopped else text
-        safe, stop, rest = self._search.split(self._pending + text)
-        if stop is None:
-            self._pending = rest
-            return safe
-        self.stopped = True
-        self._pending = ""
-        return safe + stop if self._include else safe
-
-    def flush(self) -> str:
-        """The held-back tail, once generation ended without reaching a stop string."""
-        text, self._pending = self._pending, ""
-        return "" if self.stopped else text
