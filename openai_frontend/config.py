@@ -29,6 +29,9 @@ class ServerConfig:
     chat_template: str | None = None
     trust_request_chat_template: bool = False
     generation_overrides: dict = field(default_factory=dict)
+    #: Output parsers by name (vLLM's flags); None: inferred from the chat template.
+    tool_call_parser: str | None = None
+    reasoning_parser: str | None = None
     log_level: str = "info"
     # LoRA (vLLM's meanings for the limits).
     loras: tuple[tuple[str, str], ...] = ()

@@ -7,6 +7,7 @@ from pydantic import Field
 from starlette.responses import Response
 
 from openai_frontend.chat_prompt import render_chat
+from openai_frontend.chat_tools import prepare_chat
 from openai_frontend.errors import APIError
 from openai_frontend.jsonbody import OffLoopJSONRoute
 from openai_frontend.jsonresponse import json_response
@@ -40,7 +41,8 @@ async def tokenize(body: TokenizeChatRequest | TokenizePromptRequest, request: R
     if isinstance(body, TokenizePromptRequest):
         prompt, special = body.prompt, body.add_special_tokens
     else:
-        prompt, special = render_chat(body, target.served.resolver), False
+        plan = prepare_chat(body, target.served.resolver, target.served.config)
+        prompt, special = render_chat(plan.request, target.served.resolver), False
     tokens = await state.tokenize(target, prompt, add_special_tokens=special)
     return json_response(
         {
