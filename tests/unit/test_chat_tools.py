@@ -192,3 +192,10 @@ def test_auto_without_any_usable_parser_is_refused_before_generation():
     with pytest.raises(APIError) as error:
         chat.output_parser("")
     assert error.value.param == "tool_choice"
+
+
+def test_an_unknown_parser_name_stops_the_model_before_it_loads():
+    from openai_frontend.state import ServedModel
+
+    with pytest.raises(ValueError, match="unknown tool call parser 'hermes2'"):
+        ServedModel(config(tool_call_parser="hermes2"), engine=None)
