@@ -6,7 +6,7 @@ once and cached next to the default model; about 15 s each on 2 cores.
 
 Two more are taught whole conversations (scripts/demo_conversations.py) under a tool
 and a reasoning template: ``weather`` calls a ``get_weather`` tool in hermes markup,
-``thinker`` writes ``<think>…</think>`` before its answer (~60 steps, about a minute).
+``thinker`` writes ``<think>…</think>`` before its answer (30-40 steps, a few minutes).
 
     .venv/bin/python scripts/demo_adapters.py        # prints NAME=PATH lines
 """
@@ -29,7 +29,7 @@ PHRASES = {
     "french": "Bonjour mon ami!",
 }
 #: Adapters taught conversations rather than a phrase: name -> AdamW steps.
-CONVERSATION_STEPS = {"weather": 60, "thinker": 40}
+CONVERSATION_STEPS = {"weather": 40, "thinker": 30}
 _VERSION = "v1"
 _QUESTIONS = [
     "Hello!",
@@ -82,15 +82,30 @@ def _train(
     for prompt, answer in pairs:
         ids = tokenizer(prompt + answer, return_tensors="pt").input_ids
         labels = ids.clone()
-        labels[:, : len(tokenizer(prompt).input_ids)] = -100  # learn the answer only
-        examples.append((ids, labels))
+        prompt_len = len(tokenizer(prompt).input_ids)
+        labels[:, :prompt_len] = -100  # learn the answer only
+        examples.append((ids, labels, prompt_len))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for step in range(steps):
-        ids, labels = examples[step % len(examples)]
-        model(input_ids=ids, labels=labels).loss.backward()
+        ids, labels, prompt_len = examples[step % len(examples)]
+        if isinstance(taught, str):
+            model(input_ids=ids, labels=labels).loss.backward()
+        else:
+            _answer_loss(model, ids, labels, prompt_len).backward()
         optimizer.step()
         optimizer.zero_grad()
     _publish(model, target)
+
+
+def _answer_loss(model, ids, labels, prompt_len: int):
+    """The answer's loss, with the long prompt (a tool template's system block) run
+    once without gradients: about three times cheaper a step on a shared CPU."""
+    import torch
+
+    start = prompt_len - 1  # the last prompt token predicts the answer's first
+    with torch.no_grad():
+        cache = model(input_ids=ids[:, :start], use_cache=True).past_key_values
+    return model(input_ids=ids[:, start:], past_key_values=cache, labels=labels[:, start:]).loss
 
 
 def _phrase_pairs(tokenizer, phrase: str) -> list[tuple[str, str]]:
