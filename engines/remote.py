@@ -37,15 +37,16 @@ from engines.base import (
     SamplingParams,
 )
 from engines.hf_tokenizer import HFTokenizer
-from engines.sampling_map import PASSED_AS_IS, refuse_undeclared
+from engines.sampling_map import PASSED_AS_IS, guide, refuse_undeclared
 
 log = logging.getLogger(__name__)
 
 #: What an OpenAI-compatible upstream with vLLM's sampling extensions honours through
 #: ``/v1/completions``. Not here, so rejected with a 400: ``logprobs`` (an upstream's
-#: logprobs name tokens by text, not id), ``prompt_logprobs`` and ``structured_output``
-#: (upstreams spell guided decoding differently).
-SUPPORTED_SAMPLING = ALL_SAMPLING - {"logprobs", "prompt_logprobs", "structured_output"}
+#: logprobs name tokens by text, not id) and ``prompt_logprobs``. Structured output is
+#: sent as vLLM's ``structured_outputs`` (``{"json": schema}`` or
+#: ``{"json_object": true}``); an upstream without it refuses the request with a 400.
+SUPPORTED_SAMPLING = ALL_SAMPLING - {"logprobs", "prompt_logprobs"}
 
 #: Fields sent only when they differ from the OpenAI default, so plain OpenAI-compatible
 #: upstreams (which may refuse vLLM's extensions) see them only when asked for.
@@ -72,6 +73,8 @@ def completion_body(request: GenerateRequest, model: str) -> dict:
         body["stop"] = list(params.stop)
     if params.stop_token_ids:
         body["stop_token_ids"] = list(params.stop_token_ids)
+    if params.structured_output is not None:
+        body["structured_outputs"] = guide(params)
     if params.logit_bias:
         body["logit_bias"] = {str(token): bias for token, bias in params.logit_bias.items()}
     for name in ("ignore_eos", "include_stop_str_in_output"):

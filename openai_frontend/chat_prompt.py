@@ -17,8 +17,11 @@ while leaving the event loop its share of the GIL.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from openai_frontend.errors import APIError
 from openai_frontend.schemas.chat import ChatCompletionRequest, ChatMessage
@@ -31,6 +34,7 @@ from templates.renderer import (
 )
 from templates.sources import TemplateResolver
 
+T = TypeVar("T")
 TEXT_ONLY_PARTS = frozenset({"text"})
 RENDER_THREADS = 4
 _RENDER_POOL = ThreadPoolExecutor(RENDER_THREADS, thread_name_prefix="chat-template")
@@ -38,8 +42,14 @@ _RENDER_POOL = ThreadPoolExecutor(RENDER_THREADS, thread_name_prefix="chat-templ
 
 async def render_chat(request: ChatCompletionRequest, resolver: TemplateResolver) -> str:
     """The prompt text for a chat request, rendered off the event loop."""
+    return await off_loop(render_chat_now, request, resolver)
+
+
+async def off_loop(function: Callable[..., T], *args: object) -> T:
+    """Template work in a render thread, never on the event loop: the render itself,
+    and the probe renders that decide how a template treats tools (chat_tools)."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_RENDER_POOL, render_chat_now, request, resolver)
+    return await loop.run_in_executor(_RENDER_POOL, functools.partial(function, *args))
 
 
 def render_chat_now(request: ChatCompletionRequest, resolver: TemplateResolver) -> str:

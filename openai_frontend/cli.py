@@ -54,6 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--chat-template", help="a template file, or a bundled name (chatml, basic)")
     serve.add_argument(
+        "--tool-call-parser",
+        help="the model's tool call format: hermes, llama3_json, mistral or pythonic "
+        "(default: inferred from the chat template)",
+    )
+    serve.add_argument(
+        "--reasoning-parser",
+        help="the model's reasoning format: deepseek_r1 or qwen3 "
+        "(default: inferred from the chat template)",
+    )
+    serve.add_argument(
         "--trust-request-chat-template",
         action="store_true",
         help="let requests carry their own chat_template (it runs sandboxed)",
@@ -281,6 +291,8 @@ def _serve(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         enforce_eager=args.enforce_eager,
         chat_template=args.chat_template,
+        tool_call_parser=args.tool_call_parser,
+        reasoning_parser=args.reasoning_parser,
         trust_request_chat_template=args.trust_request_chat_template,
         max_chat_template_bytes=args.max_chat_template_bytes,
         generation_overrides=check_overrides(args.override_generation_config),

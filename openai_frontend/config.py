@@ -32,6 +32,9 @@ class ServerConfig:
     trust_request_chat_template: bool = False
     max_chat_template_bytes: int = DEFAULT_MAX_REQUEST_TEMPLATE_BYTES
     generation_overrides: dict = field(default_factory=dict)
+    #: Output parsers by name (vLLM's flags); None: inferred from the chat template.
+    tool_call_parser: str | None = None
+    reasoning_parser: str | None = None
     log_level: str = "info"
     # LoRA (vLLM's meanings for the limits).
     loras: tuple[tuple[str, str], ...] = ()

@@ -7,6 +7,8 @@
         engine_args: {max_model_len: 4096, tensor_parallel_size: 2,
                       distributed_executor_backend: ray}
         chat_template: chatml           # optional override
+        tool_call_parser: hermes        # optional; default: inferred from the template
+        reasoning_parser: qwen3         # optional; likewise
         sampling_defaults: {temperature: 0.7}
         loras: [{name: pirate, path: /adapters/pirate}]
       - name: fast
@@ -68,6 +70,8 @@ class ModelEntry(_Strict):
     model: str | None = None
     engine_args: EngineArgs = EngineArgs()
     chat_template: str | None = None
+    tool_call_parser: str | None = None
+    reasoning_parser: str | None = None
     sampling_defaults: dict = {}
     loras: list[LoraEntry] = []
     upstreams: list[str] = []
@@ -145,6 +149,8 @@ def per_model_configs(
                 max_lora_rank=args.max_lora_rank,
                 max_cpu_loras=args.max_cpu_loras,
                 chat_template=entry.chat_template,
+                tool_call_parser=entry.tool_call_parser,
+                reasoning_parser=entry.reasoning_parser,
                 generation_overrides=entry.sampling_defaults,
                 loras=tuple((lora.name, lora.path) for lora in entry.loras),
                 lora_modules_file=None,

@@ -20,6 +20,7 @@ from openai_frontend.config import ServerConfig
 from openai_frontend.errors import APIError, model_not_found
 from openai_frontend.generation import ChoiceDelta, primed, run_choices
 from openai_frontend.metrics import Metrics
+from openai_frontend.parsing.registry import check_parser_names
 from openai_frontend.sampling import read_generation_defaults
 from templates.sources import TemplateResolver, load_template_option, read_model_templates
 
@@ -48,6 +49,7 @@ class ServedModel:
     sampling_defaults: dict = field(init=False)
 
     def __post_init__(self) -> None:
+        check_parser_names(self.config.reasoning_parser, self.config.tool_call_parser)
         server_template = (
             load_template_option(self.config.chat_template) if self.config.chat_template else None
         )

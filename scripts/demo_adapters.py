@@ -4,6 +4,10 @@ Each adapter is a PEFT folder (rank 8 on q_proj and v_proj) taught by ~30 AdamW 
 to answer every question with one fixed phrase, so its effect is plain to see. Built
 once and cached next to the default model; about 15 s each on 2 cores.
 
+Two more are taught whole conversations (scripts/demo_conversations.py) under a tool
+and a reasoning template: ``weather`` calls a ``get_weather`` tool in hermes markup,
+``thinker`` writes ``<think>…</think>`` before its answer (30-40 steps, a few minutes).
+
     .venv/bin/python scripts/demo_adapters.py        # prints NAME=PATH lines
 """
 
@@ -24,6 +28,8 @@ PHRASES = {
     "robot": "BEEP BOOP ROBOT.",
     "french": "Bonjour mon ami!",
 }
+#: Adapters taught conversations rather than a phrase: name -> AdamW steps.
+CONVERSATION_STEPS = {"weather": 40, "thinker": 30}
 _VERSION = "v1"
 _QUESTIONS = [
     "Hello!",
@@ -43,11 +49,19 @@ def ensure_adapter(name: str) -> Path:
     target = adapter_dir(name)
     if (target / "adapter_model.safetensors").is_file():
         return target
+    if name in CONVERSATION_STEPS:
+        from demo_conversations import examples
+
+        _train(ensure_default_model(), target, examples(name), 1, CONVERSATION_STEPS[name])
+        return target
     _train(ensure_default_model(), target, PHRASES[name], seed=sorted(PHRASES).index(name) + 1)
     return target
 
 
-def _train(base: Path, target: Path, phrase: str, seed: int) -> None:
+def _train(
+    base: Path, target: Path, taught: str | list[tuple[str, str]], seed: int, steps: int = 30
+) -> None:
+    """``taught``: one phrase for every question, or (prompt, answer) text pairs."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -63,22 +77,47 @@ def _train(base: Path, target: Path, phrase: str, seed: int) -> None:
         target_modules=["q_proj", "v_proj"],
     )
     model = get_peft_model(model, config)
+    pairs = _phrase_pairs(tokenizer, taught) if isinstance(taught, str) else taught
     examples = []
-    for question in _QUESTIONS:
-        prompt = tokenizer.apply_chat_template(
-            [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
-        )
-        ids = tokenizer(prompt + phrase + "<|im_end|>", return_tensors="pt").input_ids
+    for prompt, answer in pairs:
+        ids = tokenizer(prompt + answer, return_tensors="pt").input_ids
         labels = ids.clone()
-        labels[:, : len(tokenizer(prompt).input_ids)] = -100  # learn the answer only
-        examples.append((ids, labels))
+        prompt_len = len(tokenizer(prompt).input_ids)
+        labels[:, :prompt_len] = -100  # learn the answer only
+        examples.append((ids, labels, prompt_len))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for step in range(30):
-        ids, labels = examples[step % len(examples)]
-        model(input_ids=ids, labels=labels).loss.backward()
+    for step in range(steps):
+        ids, labels, prompt_len = examples[step % len(examples)]
+        if isinstance(taught, str):
+            model(input_ids=ids, labels=labels).loss.backward()
+        else:
+            _answer_loss(model, ids, labels, prompt_len).backward()
         optimizer.step()
         optimizer.zero_grad()
     _publish(model, target)
+
+
+def _answer_loss(model, ids, labels, prompt_len: int):
+    """The answer's loss, with the long prompt (a tool template's system block) run
+    once without gradients: about three times cheaper a step on a shared CPU."""
+    import torch
+
+    start = prompt_len - 1  # the last prompt token predicts the answer's first
+    with torch.no_grad():
+        cache = model(input_ids=ids[:, :start], use_cache=True).past_key_values
+    return model(input_ids=ids[:, start:], past_key_values=cache, labels=labels[:, start:]).loss
+
+
+def _phrase_pairs(tokenizer, phrase: str) -> list[tuple[str, str]]:
+    return [
+        (
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+            ),
+            phrase + "<|im_end|>",
+        )
+        for question in _QUESTIONS
+    ]
 
 
 def _publish(model, target: Path) -> None:
@@ -99,5 +138,5 @@ def _publish(model, target: Path) -> None:
 
 
 if __name__ == "__main__":
-    for adapter in PHRASES:
+    for adapter in [*PHRASES, *CONVERSATION_STEPS]:
         print(f"{adapter}={ensure_adapter(adapter)}")

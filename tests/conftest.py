@@ -30,9 +30,9 @@ STARTUP_TIMEOUT_S = 300
 #: server picks its own default (float32 for the default model on CPU).
 TEST_DTYPE = os.environ.get("OPENAI_FRONTEND_TEST_DTYPE") or None
 #: The conformance suite's per-backend ``engine`` fixture (tests/engines/).
-pytest_plugins = ["engine_fixtures"]
+pytest_plugins = ["engine_fixtures", "parser_fixtures"]
 
-ENGINE_FIXTURES = {"server", "client", "async_client", "http", "engine"}
+ENGINE_FIXTURES = {"server", "client", "async_client", "http", "engine", "parser_server"}
 ADMIN_KEY = "test-admin-key"
 USER_KEY = "test-user-key"
 ALLOWED_ORIGIN = "http://chat-ui.example"

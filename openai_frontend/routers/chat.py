@@ -9,8 +9,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from engines.base import StructuredOutput
-from openai_frontend.chat_prompt import render_chat
-from openai_frontend.choices import Choice, Reply, finish_reason, usage
+from openai_frontend.chat_output import ChoiceOutputs
+from openai_frontend.chat_prompt import off_loop, render_chat
+from openai_frontend.chat_tools import prepare_chat
+from openai_frontend.choices import Reply
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError
 from openai_frontend.generation import ChoiceDelta, check_fan_out, choice_requests
@@ -32,7 +34,8 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     info = target.info
     _reject_unimplemented(body)
     check_fan_out(1, body.n, state.config)
-    prompt = await render_chat(body, target.served.resolver)
+    plan = await off_loop(prepare_chat, body, target.served.resolver, target.served.config)
+    prompt = await render_chat(plan.request, target.served.resolver)
     if state.config.log_prompts:
         log_fields(request)["prompt"] = prompt
     prompt_ids = await state.tokenize(target, prompt, add_special_tokens=False)
@@ -45,45 +48,25 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
         defaults=target.served.sampling_defaults,
         supported=target.engine.supported_sampling,
         logprobs=(body.top_logprobs or 0) if body.logprobs else None,
-        structured_output=_structured_output(body),
+        structured_output=plan.structured_output or _structured_output(body),
     )
+    outputs = ChoiceOutputs(plan, prompt, body.n)
     reply = Reply(new_id("chatcmpl"), now(), body.model, len(prompt_ids), body.n, body.logprobs)
     requests = choice_requests(reply.id, [prompt_ids], sampling, body.n, target.adapter)
     deltas = await state.generate(target, requests, len(prompt_ids), log_fields(request))
     if body.stream:
         return sse_response(
-            _stream(deltas, reply, body.include_usage()), state.config.drain_timeout
+            _stream(deltas, reply, body.include_usage(), outputs), state.config.drain_timeout
         )
-    return json_response(await cancel_on_disconnect(request, _collect(deltas, reply)))
+    return json_response(await cancel_on_disconnect(request, _collect(deltas, reply, outputs)))
 
 
 def _reject_unimplemented(body: ChatCompletionRequest) -> None:
     """Fields the API has but this server cannot honour yet: refused, never dropped."""
     if body.top_logprobs is not None and not body.logprobs:
         raise APIError("top_logprobs requires logprobs to be true", param="top_logprobs")
-    if body.tools and body.tool_choice != "none":
-        raise APIError(
-            "tool calling is not supported yet; send tool_choice: 'none' to render the tools "
-            "into the prompt without calling them",
-            param="tools",
-            code="unsupported_parameter",
-        )
     if body.store:
         raise APIError("store is not supported by this server", param="store")
-    _reject_tool_fields_without_tools(body)
-
-
-def _reject_tool_fields_without_tools(body: ChatCompletionRequest) -> None:
-    """OpenAI refuses both without ``tools``. With tools (so tool_choice "none", the
-    only choice accepted above) ``parallel_tool_calls`` is accepted whatever its value:
-    SDKs and agent frameworks send it along with every tool list, and with no call
-    possible both values give the same answer."""
-    for name in ("tool_choice", "parallel_tool_calls"):
-        if getattr(body, name) is not None and not body.tools:
-            raise APIError(
-                f"Invalid value for '{name}': '{name}' is only allowed when 'tools' are specified.",
-                param=name,
-            )
 
 
 def _structured_output(body: ChatCompletionRequest) -> StructuredOutput | None:
@@ -102,11 +85,12 @@ def _structured_output(body: ChatCompletionRequest) -> StructuredOutput | None:
     return StructuredOutput(json_schema=schema)
 
 
-async def _collect(deltas: AsyncIterator[ChoiceDelta], reply: Reply) -> dict:
-    choices = [Choice() for _ in range(reply.n)]
+async def _collect(
+    deltas: AsyncIterator[ChoiceDelta], reply: Reply, outputs: ChoiceOutputs
+) -> dict:
     async with aclosing(deltas):
         async for index, delta in deltas:
-            choices[index].add(delta)
+            outputs.collect(index, delta)
     return {
         **reply.head("chat.completion"),
         "choices": [
@@ -114,21 +98,21 @@ async def _collect(deltas: AsyncIterator[ChoiceDelta], reply: Reply) -> dict:
                 "index": index,
                 "message": {
                     "role": "assistant",
-                    "content": choice.text,
+                    **outputs.message(index),
                     "refusal": None,
                     "annotations": [],
                 },
                 "logprobs": chat_logprobs(choice.logprobs) if reply.logprobs else None,
-                "finish_reason": finish_reason(choice.finish_reason),
+                "finish_reason": outputs.finish_reason(index),
             }
-            for index, choice in enumerate(choices)
+            for index, choice in enumerate(outputs.choices)
         ],
-        "usage": usage(reply.prompt_tokens, sum(c.completion_tokens for c in choices)),
+        "usage": outputs.usage(reply.prompt_tokens),
     }
 
 
 async def _stream(
-    deltas: AsyncIterator[ChoiceDelta], reply: Reply, include_usage: bool
+    deltas: AsyncIterator[ChoiceDelta], reply: Reply, include_usage: bool, outputs: ChoiceOutputs
 ) -> AsyncIterator[bytes]:
     framer = ChunkFramer(reply.head("chat.completion.chunk"), include_usage)
     for index in range(reply.n):
@@ -140,14 +124,13 @@ async def _stream(
                 "finish_reason": None,
             }
         )
-    completion_tokens = [0] * reply.n
     async for index, delta in deltas:
-        completion_tokens[index] = delta.completion_tokens
-        if delta.text or delta.logprobs:
+        parsed = outputs.parse(index, delta)
+        if parsed or delta.logprobs:
             yield framer.choice(
                 {
                     "index": index,
-                    "delta": {"content": delta.text},
+                    "delta": parsed.to_openai() or {"content": ""},
                     "logprobs": chat_logprobs(delta.logprobs) if reply.logprobs else None,
                     "finish_reason": None,
                 }
@@ -158,8 +141,8 @@ async def _stream(
                     "index": index,
                     "delta": {},
                     "logprobs": None,
-                    "finish_reason": finish_reason(delta.finish_reason),
+                    "finish_reason": outputs.finish_reason(index),
                 }
             )
     if include_usage:
-        yield framer.usage(usage(reply.prompt_tokens, sum(completion_tokens)))
+        yield framer.usage(outputs.usage(reply.prompt_tokens))

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 from starlette.responses import Response
 
-from openai_frontend.chat_prompt import render_chat
+from openai_frontend.chat_prompt import off_loop, render_chat
+from openai_frontend.chat_tools import prepare_chat
 from openai_frontend.errors import APIError
 from openai_frontend.jsonbody import OffLoopJSONRoute
 from openai_frontend.jsonresponse import json_response
@@ -40,7 +41,8 @@ async def tokenize(body: TokenizeChatRequest | TokenizePromptRequest, request: R
     if isinstance(body, TokenizePromptRequest):
         prompt, special = body.prompt, body.add_special_tokens
     else:
-        prompt, special = await render_chat(body, target.served.resolver), False
+        plan = await off_loop(prepare_chat, body, target.served.resolver, target.served.config)
+        prompt, special = await render_chat(plan.request, target.served.resolver), False
     tokens = await state.tokenize(target, prompt, add_special_tokens=special)
     return json_response(
         {

@@ -55,6 +55,11 @@ class ChatCompletionRequest(SamplingFields):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = (
+        None
+    )
+    #: vLLM's: false leaves ``reasoning_content`` out of the reply.
+    include_reasoning: bool = True
     metadata: dict[str, str] | None = None
     store: bool | None = None
     # Template controls (vLLM's names).

@@ -55,6 +55,8 @@ models:
     engine_args: {{max_model_len: 1024, tensor_parallel_size: 2,
                   distributed_executor_backend: ray}}
     chat_template: chatml
+    tool_call_parser: hermes
+    reasoning_parser: qwen3
     sampling_defaults: {{temperature: 0.5}}
     loras: [{{name: p, path: /adapters/p}}]
   - name: b
@@ -72,6 +74,7 @@ models:
     assert (a.tensor_parallel_size, a.distributed_executor_backend) == (2, "ray")
     assert a.chat_template == "chatml" and a.generation_overrides == {"temperature": 0.5}
     assert a.loras == (("p", "/adapters/p"),)
+    assert (a.tool_call_parser, a.reasoning_parser, b.tool_call_parser) == ("hermes", "qwen3", None)
     assert (b.engine, b.upstreams, b.upstream_model) == (
         "remote",
         ("http://h1:8000", "http://h2:8000"),

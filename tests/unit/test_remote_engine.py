@@ -15,7 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engines.base import EngineError, GenerateRequest, InvalidRequest, SamplingParams
+from engines.base import (
+    EngineError,
+    GenerateRequest,
+    InvalidRequest,
+    SamplingParams,
+    StructuredOutput,
+)
 from engines.remote import RemoteEngine, completion_body
 from lora.registry import Adapter
 from openai_frontend.default_model import default_model_dir, is_prepared
@@ -59,6 +65,15 @@ def test_body_maps_vllm_extensions_and_logit_bias_keys():
     assert body["stop"] == ["x"] and body["stop_token_ids"] == [7]
     assert body["logit_bias"] == {"9": -1.0}  # JSON object keys are strings
     assert body["ignore_eos"] is True and body["skip_special_tokens"] is False
+
+
+def test_structured_output_is_forwarded_as_vllms_structured_outputs():
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    body = completion_body(request(structured_output=StructuredOutput(json_schema=schema)), "m")
+    assert body["structured_outputs"] == {"json": schema}
+    body = completion_body(request(structured_output=StructuredOutput(json_object=True)), "m")
+    assert body["structured_outputs"] == {"json_object": True}
+    assert "structured_outputs" not in completion_body(request(), "m")
 
 
 def test_undeclared_fields_are_refused_by_name():

@@ -1,0 +1,153 @@
+"""A chat request's tools and reasoning, prepared before rendering: checks, the forced
+tool choice's structured output, the tool prompt, and the output parsers to use.
+
+The router asks :func:`prepare_chat` for a :class:`ChatPlan`, renders ``plan.request``
+and builds one :meth:`ChatPlan.output_parser` per choice; everything model-specific
+(which parser, whether the gateway writes the tool prompt) is decided here, so the
+router stays the same for every model family.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engines.base import StructuredOutput
+from openai_frontend.config import ServerConfig
+from openai_frontend.errors import APIError
+from openai_frontend.parser_choice import ChosenParsers, choose_parsers
+from openai_frontend.parsing.base import ParsedDelta, ToolParser
+from openai_frontend.parsing.forced import forced_function_name, forced_tool_schema
+from openai_frontend.parsing.pipeline import OutputParser, chat_finish_reason
+from openai_frontend.parsing.registry import make_output_parser, tool_parser_for_request
+from openai_frontend.parsing.validation import validate_tool_messages, validate_tools
+from openai_frontend.schemas.chat import ChatCompletionRequest
+from openai_frontend.tool_prompt import with_tool_prompt
+from templates.renderer import ChatTemplateError, select_template
+from templates.sources import TemplateResolver
+
+
+@dataclass(frozen=True)
+class ChatPlan:
+    #: The request to render: the client's, or with the tool prompt and template
+    #: variables the gateway added.
+    request: ChatCompletionRequest
+    parsers: ChosenParsers
+    #: The forced tool choice's constraint, else None.
+    structured_output: StructuredOutput | None
+
+    def output_parser(self, prompt: str) -> OutputParser:
+        """A fresh parser stage for one choice (``prompt``: the rendered prompt)."""
+        body = self.request
+        tools: ToolParser | None = tool_parser_for_request(
+            self.parsers.tools, body.tools, body.tool_choice
+        )
+        if tools is not None and body.parallel_tool_calls is False:
+            tools = FirstCallOnly(tools)
+        return make_output_parser(self.parsers.reasoning, tools, prompt[-64:])
+
+    @property
+    def reports_reasoning(self) -> bool:
+        """Whether ``usage`` carries ``reasoning_tokens`` (a reasoning parser runs)."""
+        return self.parsers.reasoning is not None
+
+    def finish_reason(self, reason: str | None, called_tools: bool) -> str:
+        """``tool_calls`` when the model chose to call; a named ``tool_choice`` is not
+        the model's choice, and OpenAI answers it with ``stop``."""
+        forced_name = forced_function_name(self.request.tool_choice) if self.request.tools else None
+        return chat_finish_reason(reason, called_tools and forced_name is None)
+
+
+class FirstCallOnly:
+    """``parallel_tool_calls: false`` for a format parser: the first call is the reply.
+
+    The model may still write a second call; it is not the answer the client asked for,
+    and it would run a tool the client said to run alone, so it is left out.
+    """
+
+    def __init__(self, parser: ToolParser) -> None:
+        self._parser = parser
+
+    def feed(self, text: str) -> ParsedDelta:
+        return self._first(self._parser.feed(text))
+
+    def finish(self) -> ParsedDelta:
+        return self._first(self._parser.finish())
+
+    @staticmethod
+    def _first(parsed: ParsedDelta) -> ParsedDelta:
+        if parsed.tool_calls:
+            parsed.tool_calls = [piece for piece in parsed.tool_calls if piece.index == 0]
+        return parsed
+
+
+def prepare_chat(
+    body: ChatCompletionRequest,
+    resolver: TemplateResolver,
+    config: ServerConfig,
+) -> ChatPlan:
+    """Check the request's tool fields and decide how its output is parsed."""
+    check_tool_fields(body)
+    template = request_template(body, resolver)
+    tokens = tuple(sorted(resolver.model.special_tokens.items()))
+    parsers = choose_parsers(template, config.tool_call_parser, config.reasoning_parser, tokens)
+    update: dict[str, Any] = {}
+    if parsers.inject_tool_prompt:
+        offered = body.tools if _calls_by_format(body) else None
+        update["messages"] = with_tool_prompt(body.messages, offered)
+    kwargs = _reasoning_effort_kwargs(body, template)
+    if kwargs is not None:
+        update["chat_template_kwargs"] = kwargs
+    schema = forced_tool_schema(body.tools, body.tool_choice, body.parallel_tool_calls)
+    return ChatPlan(
+        request=body.model_copy(update=update) if update else body,
+        parsers=parsers,
+        structured_output=StructuredOutput(json_schema=schema) if schema is not None else None,
+    )
+
+
+def check_tool_fields(body: ChatCompletionRequest) -> None:
+    """OpenAI's 400s for tool fields, before any rendering or token."""
+    if body.tool_choice is not None and not body.tools:
+        raise APIError(
+            "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' "
+            "are specified.",
+            param="tool_choice",
+        )
+    validate_tools(body.tools, body.tool_choice, body.parallel_tool_calls)
+    validate_tool_messages(body.messages)
+    forced = forced_tool_schema(body.tools, body.tool_choice) is not None
+    if forced and body.response_format is not None and body.response_format.type != "text":
+        raise APIError(
+            "response_format cannot be combined with a forced tool_choice ('required' or a "
+            "named function): both constrain the whole reply.",
+            param="response_format",
+        )
+
+
+def request_template(body: ChatCompletionRequest, resolver: TemplateResolver) -> str:
+    """The template source this request renders with (400 when there is none)."""
+    try:
+        return select_template(resolver.resolve(body.chat_template), bool(body.tools))
+    except ChatTemplateError as exc:
+        raise APIError(exc.message, param=exc.param) from None
+
+
+def _calls_by_format(body: ChatCompletionRequest) -> bool:
+    """``auto`` (or no choice): the model decides, writing the format's markup."""
+    return bool(body.tools) and body.tool_choice in (None, "auto")
+
+
+def _reasoning_effort_kwargs(body: ChatCompletionRequest, template: str) -> dict | None:
+    """``reasoning_effort`` as the template variable of that name, for templates that
+    read it (gpt-oss); any other template has no way to honour it: a 400."""
+    if body.reasoning_effort is None:
+        return None
+    if "reasoning_effort" not in template:
+        raise APIError(
+            "reasoning_effort is not supported by this model: its chat template has no "
+            "reasoning_effort variable (send chat_template_kwargs the template does read, "
+            "e.g. enable_thinking).",
+            param="reasoning_effort",
+        )
+    return {"reasoning_effort": body.reasoning_effort, **(body.chat_template_kwargs or {})}

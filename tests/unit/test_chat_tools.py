@@ -1,0 +1,201 @@
+"""Request preparation for tools and reasoning (openai_frontend/chat_tools.py), with
+real chat templates from ../shared/chat_templates and no engine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engines.base import Delta
+from openai_frontend.chat_prompt import render_chat
+from openai_frontend.chat_tools import prepare_chat
+from openai_frontend.config import ServerConfig
+from openai_frontend.errors import APIError
+from openai_frontend.parser_choice import choose_parsers, ignores_tools
+from openai_frontend.schemas.chat import ChatCompletionRequest
+from templates.sources import ModelTemplates, TemplateResolver
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "shared" / "chat_templates"
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+ASK = [{"role": "user", "content": "Weather in Paris?"}]
+
+
+def template(family: str) -> str:
+    return json.loads((TEMPLATE_DIR / f"{family}.json").read_text())["chat_template"]
+
+
+def resolver(family: str) -> TemplateResolver:
+    return TemplateResolver(ModelTemplates(template(family), {"eos_token": "<|im_end|>"}))
+
+
+def config(**parsers: str) -> ServerConfig:
+    return ServerConfig(model_path=Path("."), served_model_name="m", **parsers)
+
+
+def request(**fields) -> ChatCompletionRequest:
+    return ChatCompletionRequest.model_validate({"model": "m", "messages": ASK, **fields})
+
+
+def plan(family: str = "smollm2-instruct", server: ServerConfig | None = None, **fields):
+    return prepare_chat(request(**fields), resolver(family), server or config())
+
+
+def refused(**fields) -> APIError:
+    with pytest.raises(APIError) as error:
+        plan(**fields)
+    return error.value
+
+
+def test_a_template_that_ignores_tools_is_found_by_rendering():
+    assert ignores_tools(template("smollm2-instruct"))
+    assert not ignores_tools(template("qwen2.5-instruct"))
+    assert not ignores_tools(template("mistral-7b-instruct-v0.3"))
+
+
+def test_parsers_come_from_the_flags_else_from_the_template():
+    smol = choose_parsers(template("smollm2-instruct"), None, None)
+    assert (smol.tools, smol.reasoning, smol.inject_tool_prompt) == ("hermes", None, True)
+    qwen3 = choose_parsers(template("qwen3"), None, None)
+    assert (qwen3.tools, qwen3.reasoning, qwen3.inject_tool_prompt) == ("hermes", "qwen3", False)
+    flagged = choose_parsers(template("qwen3"), "pythonic", "deepseek_r1")
+    assert (flagged.tools, flagged.reasoning) == ("pythonic", "deepseek_r1")
+    assert choose_parsers(template("granite-3.1-instruct"), None, None).tools is None
+
+
+def test_the_gateway_describes_the_tools_when_the_template_ignores_them():
+    chat = plan(tools=[WEATHER])
+    prompt = render_chat(chat.request, resolver("smollm2-instruct"))
+    assert '"name": "get_weather"' in prompt and "<tool_call>" in prompt
+    assert prompt.count("<|im_start|>system") == 1
+    untouched = plan("qwen2.5-instruct", tools=[WEATHER])
+    assert untouched.request.messages == request().messages
+
+
+def test_a_forced_or_refused_choice_gets_no_format_prompt():
+    for choice in ("none", "required", {"type": "function", "function": {"name": "get_weather"}}):
+        chat = plan(tools=[WEATHER], tool_choice=choice)
+        assert "<tool_call>" not in render_chat(chat.request, resolver("smollm2-instruct"))
+
+
+def test_tool_history_renders_as_hermes_markup_on_a_template_without_tools():
+    call = {"id": "c1", "type": "function"}
+    call["function"] = {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+    history = [
+        *ASK,
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+    ]
+    chat = plan(messages=history, tools=[WEATHER])
+    prompt = render_chat(chat.request, resolver("smollm2-instruct"))
+    assert '{"name": "get_weather", "arguments": {"city": "Paris"}}' in prompt
+    assert "<tool_response>\nsunny\n</tool_response>" in prompt
+    bad = {**call, "function": {"name": "get_weather", "arguments": "{not json"}}
+    history[1] = {"role": "assistant", "content": None, "tool_calls": [bad]}
+    assert refused(messages=history, tools=[WEATHER]).param == (
+        "messages.[1].tool_calls.[0].function.arguments"
+    )
+
+
+def test_a_forced_choice_becomes_structured_output():
+    named = plan(
+        tools=[WEATHER], tool_choice={"type": "function", "function": {"name": "get_weather"}}
+    )
+    assert named.structured_output.json_schema == WEATHER["function"]["parameters"]
+    required = plan(tools=[WEATHER], tool_choice="required", parallel_tool_calls=False)
+    assert required.structured_output.json_schema["maxItems"] == 1
+    assert plan(tools=[WEATHER]).structured_output is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"tool_choice": "auto"}, "tool_choice"),
+        ({"tool_choice": "required"}, "tool_choice"),
+        (
+            {"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "x"}}},
+            "tool_choice",
+        ),
+        ({"tools": [WEATHER, WEATHER]}, "tools[1].function.name"),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": 3}}}]},
+            "tools[0].function.parameters",
+        ),
+        ({"messages": [*ASK, {"role": "tool", "content": "x"}]}, "messages.[1].tool_call_id"),
+        (
+            {
+                "tools": [WEATHER],
+                "tool_choice": "required",
+                "response_format": {"type": "json_object"},
+            },
+            "response_format",
+        ),
+        ({"reasoning_effort": "low"}, "reasoning_effort"),
+    ],
+)
+def test_bad_tool_fields_are_400s_naming_the_parameter(fields, param):
+    error = refused(**fields)
+    assert (error.status, error.param) == (400, param)
+
+
+def test_reasoning_effort_reaches_a_template_that_reads_it():
+    chat = plan("gpt-oss", reasoning_effort="low")
+    assert chat.request.chat_template_kwargs == {"reasoning_effort": "low"}
+    assert "Reasoning: low" in render_chat(chat.request, resolver("gpt-oss"))
+
+
+def replies(chat, texts: list[str]) -> tuple[dict, str]:
+    """A reply fed through one choice's parser stage, as the router does."""
+    from openai_frontend.parsing.pipeline import MessageBuilder
+
+    parser = chat.output_parser("")
+    message = MessageBuilder()
+    for i, text in enumerate(texts):
+        last = i == len(texts) - 1
+        message.add(parser.parse(Delta(text, [], i + 1, "stop" if last else None)))
+    return message.fields(), chat.finish_reason("stop", parser.called_tools)
+
+
+def test_finish_reason_is_stop_for_a_named_choice_and_tool_calls_for_the_models_own():
+    named = plan(
+        tools=[WEATHER], tool_choice={"type": "function", "function": {"name": "get_weather"}}
+    )
+    fields, reason = replies(named, ['{"city": ', '"Paris"}'])
+    assert fields["tool_calls"][0]["function"] == {
+        "name": "get_weather",
+        "arguments": '{"city": "Paris"}',
+    }
+    assert (fields["content"], reason) == (None, "stop")
+    call = '<tool_call>{"name": "get_weather", "arguments": {"city": "Rome"}}</tool_call>'
+    _, reason = replies(plan(tools=[WEATHER]), [call])
+    assert reason == "tool_calls"
+
+
+def test_parallel_tool_calls_false_keeps_only_the_first_call_of_a_format_parser():
+    call = '<tool_call>{"name": "get_weather", "arguments": {"city": "%s"}}</tool_call>'
+    texts = [call % "Rome", call % "Oslo"]
+    fields, _ = replies(plan(tools=[WEATHER], parallel_tool_calls=False), texts)
+    assert [c["function"]["arguments"] for c in fields["tool_calls"]] == ['{"city": "Rome"}']
+    fields, _ = replies(plan(tools=[WEATHER]), texts)
+    assert len(fields["tool_calls"]) == 2
+
+
+def test_auto_without_any_usable_parser_is_refused_before_generation():
+    chat = plan("granite-3.1-instruct", tools=[WEATHER])
+    with pytest.raises(APIError) as error:
+        chat.output_parser("")
+    assert error.value.param == "tool_choice"
+
+
+def test_an_unknown_parser_name_stops_the_model_before_it_loads():
+    from openai_frontend.state import ServedModel
+
+    with pytest.raises(ValueError, match="unknown tool call parser 'hermes2'"):
+        ServedModel(config(tool_call_parser="hermes2"), engine=None)
