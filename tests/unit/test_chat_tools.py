@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from engines.base import Delta
-from openai_frontend.chat_prompt import render_chat
+from openai_frontend.chat_prompt import render_chat_now as render_chat
 from openai_frontend.chat_tools import prepare_chat
 from openai_frontend.config import ServerConfig
 from openai_frontend.errors import APIError
