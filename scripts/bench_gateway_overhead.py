@@ -100,10 +100,13 @@ def reply_pieces(reply: str) -> tuple[str, ...]:
     return tuple(delta.text for delta in deltas_of(synthetic_reply()[0]))
 
 
-def serve(port: int, reply: str) -> None:
-    """The gateway with the synthetic engine (run in its own process: no shared GIL)."""
+def serve(port: int, reply: str, parsers: bool) -> None:
+    """The gateway with the synthetic engine (run in its own process: no shared GIL);
+    with ``parsers``, every reply goes through the qwen3 reasoning and hermes tool-call
+    parsers, as a request with tools to a reasoning model would."""
     model = ensure_default_model()
-    config = ServerConfig(model_path=model, served_model_name=MODEL_NAME, port=port)
+    chosen = {"reasoning_parser": "qwen3", "tool_call_parser": "hermes"} if parsers else {}
+    config = ServerConfig(model_path=model, served_model_name=MODEL_NAME, port=port, **chosen)
     app = create_app(config, SyntheticTokenEngine(model, reply_pieces(reply)))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
@@ -120,6 +123,8 @@ async def wait_up(client: httpx.AsyncClient) -> None:
 
 
 MESSAGES = [{"role": "user", "content": "Hello there!"}]
+#: Tools in every streamed request, so a tool-call parser runs where one is configured.
+TOOLS: dict = {}
 
 
 async def requests_per_second(client: httpx.AsyncClient, seconds: float, concurrency: int) -> float:
@@ -145,6 +150,7 @@ async def frames_per_second(client: httpx.AsyncClient, seconds: float, concurren
     async def worker() -> None:
         nonlocal frames
         payload = {"model": MODEL_NAME, "messages": MESSAGES, "max_tokens": 256, "stream": True}
+        payload.update(TOOLS)
         while time.perf_counter() < deadline:
             async with client.stream("POST", "/v1/chat/completions", json=payload) as response:
                 async for line in response.aiter_lines():
@@ -158,8 +164,13 @@ async def frames_per_second(client: httpx.AsyncClient, seconds: float, concurren
 
 async def main(args: argparse.Namespace) -> None:
     server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(args.port), "--reply", args.reply]
+        [
+            *(sys.executable, __file__, "--serve", str(args.port), "--reply", args.reply),
+            *(["--parsers"] if args.parsers else []),
+        ]
     )
+    if args.parsers:
+        TOOLS["tools"] = [{"type": "function", "function": {"name": "get_weather"}}]
     limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
     try:
         async with httpx.AsyncClient(
@@ -183,9 +194,12 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--port", type=int, default=8125)
     parser.add_argument("--reply", choices=["tok", "reasoning-tools"], default="tok")
+    parser.add_argument(
+        "--parsers", action="store_true", help="serve with the qwen3 and hermes parsers"
+    )
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.serve:
-        serve(arguments.serve, arguments.reply)
+        serve(arguments.serve, arguments.reply, arguments.parsers)
     else:
         asyncio.run(main(arguments))
