@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import jsonschema
 import pytest
 from spec import assert_valid
 from sse import parse_frames
@@ -77,3 +80,39 @@ def test_echo_prepends_prompt(server, client):
         model=server.model, prompt=PROMPT, max_tokens=3, temperature=0
     )
     assert response.choices[0].text == PROMPT + plain.choices[0].text
+
+
+def test_structured_outputs_constrain_a_completion(server, http):
+    """vLLM's ``structured_outputs`` extension, which the remote engine sends upstream."""
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string", "maxLength": 12}},
+        "required": ["name"],
+        "additionalProperties": False,
+    }
+    response = http.post(
+        "/v1/completions",
+        json={
+            "model": server.model,
+            "prompt": "A person as JSON:",
+            "max_tokens": 40,
+            "temperature": 0,
+            "structured_outputs": {"json": schema},
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert_valid(response.json(), "CreateCompletionResponse")
+    jsonschema.validate(json.loads(response.json()["choices"][0]["text"]), schema)
+
+
+@pytest.mark.parametrize(
+    ("structured", "param"),
+    [({"regex": "a+"}, "structured_outputs.regex"), ({}, "structured_outputs")],
+)
+def test_structured_outputs_we_cannot_honour_are_refused(server, http, structured, param):
+    response = http.post(
+        "/v1/completions",
+        json={"model": server.model, "prompt": "x", "structured_outputs": structured},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param

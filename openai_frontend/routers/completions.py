@@ -56,6 +56,7 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         defaults=target.served.sampling_defaults,
         supported=target.engine.supported_sampling,
         logprobs=body.logprobs,
+        structured_output=body.structured_outputs.constraint() if body.structured_outputs else None,
     )
     echoes = tuple(target.engine.detokenize(ids) for ids in prompts) if body.echo else ()
     reply = _Reply(

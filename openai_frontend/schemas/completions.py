@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from openai_frontend.schemas.common import SamplingFields
+from engines.base import StructuredOutput
+from openai_frontend.errors import APIError
+from openai_frontend.schemas.common import SamplingFields, StrictModel
 
 TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 Prompt = (
@@ -17,12 +19,38 @@ Prompt = (
 )
 
 
+class StructuredOutputs(StrictModel):
+    """vLLM's ``structured_outputs`` extension, as far as every engine can honour it: a
+    JSON Schema or any JSON object. vLLM's other kinds (regex, choice, grammar, ...) are
+    unknown fields here, so they are refused by name, never dropped. The remote engine
+    sends exactly this to its upstreams."""
+
+    json: dict[str, Any] | None = None
+    json_object: bool | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> StructuredOutputs:
+        if (self.json is None) == (not self.json_object):
+            raise APIError(
+                "structured_outputs takes exactly one of 'json' (a JSON Schema) or "
+                "'json_object': true",
+                param="structured_outputs",
+            )
+        return self
+
+    def constraint(self) -> StructuredOutput:
+        if self.json is not None:
+            return StructuredOutput(json_schema=self.json)
+        return StructuredOutput(json_object=True)
+
+
 class CompletionRequest(SamplingFields):
     prompt: Prompt
     echo: bool = False
     logprobs: int | None = Field(None, ge=0, le=20)
     best_of: int | None = Field(None, ge=1, le=128)
     suffix: str | None = None
+    structured_outputs: StructuredOutputs | None = None
 
     def token_limit(self) -> int | None:
         return self.max_tokens
