@@ -5,7 +5,8 @@ CPUs (AMX). This measures the price: two ``openai-frontend serve`` processes on 
 same folder, one per dtype, both up for the whole run and loaded one at a time, with
 the identical ``openai-frontend bench`` load interleaved (A, B, B, A, ...) so machine
 noise hits both: streaming chat, 128 output tokens with ignore_eos, at each
-concurrency. Prints medians over rounds and the ratios float32 / bfloat16.
+concurrency. Prints medians over rounds and the ratios float32 / bfloat16
+(compare_vllm_serve.py's table, with the two dtypes as its sides).
 
     .venv/bin/python scripts/compare_dtypes.py [--concurrency 1,8,32] [--rounds 3]
 """
@@ -22,12 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from compare_vllm_serve import parse_args, run_interleaved, start  # noqa: E402
+from compare_vllm_serve import parse_args, print_table, run_interleaved, start  # noqa: E402
 
 from engines.builds import apply_cpu_defaults, is_cpu_build  # noqa: E402
 from openai_frontend.default_model import MODEL_NAME, ensure_default_model  # noqa: E402
 
-SIDES = ("float32", "bfloat16")
+SIDES = ("bfloat16", "float32")
 
 
 def serve(model: Path, dtype: str, port: int):
@@ -46,20 +47,7 @@ async def main(args: argparse.Namespace) -> None:
     ports = {dtype: args.port + i for i, dtype in enumerate(SIDES)}
     processes = {dtype: serve(model, dtype, port) for dtype, port in ports.items()}
     ready = dict.fromkeys(SIDES, "/health/ready")
-    print_table(await run_interleaved(model, processes, ports, ready, args), args)
-
-
-def print_table(rows, args: argparse.Namespace) -> None:
-    print(f"\nmedians of {args.rounds} interleaved rounds; streaming chat, 128 output tokens,")
-    print(f"{args.input_len}-token synthetic prompts; ratio = float32 / bfloat16")
-    print("| concurrency | bf16 tok/s | fp32 tok/s | ratio ", end="")
-    print("| bf16 TTFT p50 | fp32 TTFT p50 | ratio |")
-    print("|---|---|---|---|---|---|---|")
-    for c, (f_tps, f_p50, _), (b_tps, b_p50, _) in rows:
-        print(
-            f"| {c} | {b_tps:.0f} | {f_tps:.0f} | {f_tps / b_tps:.2f}x "
-            f"| {b_p50:.0f} ms | {f_p50:.0f} ms | {f_p50 / b_p50:.2f}x |"
-        )
+    print_table(await run_interleaved(model, processes, ports, ready, args), args, SIDES)
 
 
 if __name__ == "__main__":

@@ -161,16 +161,21 @@ def medians(summaries: list[dict]) -> tuple[float, float, float]:
     )
 
 
-def print_table(rows, args: argparse.Namespace) -> None:
+def print_table(rows, args: argparse.Namespace, names: tuple[str, str] = ("vLLM", "ours")) -> None:
+    """Rows of (concurrency, first side's medians, second side's); ratio = second / first."""
+    first, second = names
     print(f"\nmedians of {args.rounds} interleaved rounds; streaming chat, 128 output tokens,")
-    print(f"{args.input_len}-token synthetic prompts; ratio = ours / vLLM")
-    print("| concurrency | vLLM tok/s | ours tok/s | ratio ", end="")
-    print("| vLLM TTFT p50 | ours TTFT p50 | ratio | vLLM TTFT p99 | ours TTFT p99 | ratio |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for c, (v_tps, v_p50, v_p99), (o_tps, o_p50, o_p99) in rows:
-        print(f"| {c} | {v_tps:.0f} | {o_tps:.0f} | {o_tps / v_tps:.2f}x ", end="")
-        print(f"| {v_p50:.0f} ms | {o_p50:.0f} ms | {o_p50 / v_p50:.2f}x ", end="")
-        print(f"| {v_p99:.0f} ms | {o_p99:.0f} ms | {o_p99 / v_p99:.2f}x |")
+    print(f"{args.input_len}-token synthetic prompts; ratio = {second} / {first}")
+    header = ["concurrency"]
+    for measure in ("tok/s", "TTFT p50", "TTFT p99"):
+        header += [f"{first} {measure}", f"{second} {measure}", "ratio"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for c, a, b in rows:
+        cells = [str(c)]
+        for i, unit in enumerate(("", " ms", " ms")):
+            cells += [f"{a[i]:.0f}{unit}", f"{b[i]:.0f}{unit}", f"{b[i] / a[i]:.2f}x"]
+        print("| " + " | ".join(cells) + " |")
 
 
 def parse_args(description: str = __doc__, port: int = 8130) -> argparse.Namespace:
