@@ -116,7 +116,7 @@ def check_tool_fields(body: ChatCompletionRequest) -> None:
         )
     validate_tools(body.tools, body.tool_choice, body.parallel_tool_calls)
     validate_tool_messages(body.messages)
-    forced = forced_tool_schema(body.tools, body.tool_choice) is not None
+    forced = body.tool_choice == "required" or forced_function_name(body.tool_choice) is not None
     if forced and body.response_format is not None and body.response_format.type != "text":
         raise APIError(
             "response_format cannot be combined with a forced tool_choice ('required' or a "
