@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engines.base import StructuredOutput
+from openai_frontend.chat_prompt import off_loop, render_chat_now
 from openai_frontend.config import ServerConfig
 from openai_frontend.errors import APIError
 from openai_frontend.parser_choice import ChosenParsers, choose_parsers
@@ -104,6 +105,21 @@ def prepare_chat(
         parsers=parsers,
         structured_output=StructuredOutput(json_schema=schema) if schema is not None else None,
     )
+
+
+async def plan_and_render(
+    body: ChatCompletionRequest, resolver: TemplateResolver, config: ServerConfig
+) -> tuple[ChatPlan, str]:
+    """The plan and its rendered prompt, in one trip to a render thread: both run
+    template code (the plan's probe renders, then the render itself)."""
+    return await off_loop(_plan_and_render_now, body, resolver, config)
+
+
+def _plan_and_render_now(
+    body: ChatCompletionRequest, resolver: TemplateResolver, config: ServerConfig
+) -> tuple[ChatPlan, str]:
+    plan = prepare_chat(body, resolver, config)
+    return plan, render_chat_now(plan.request, resolver)
 
 
 def check_tool_fields(body: ChatCompletionRequest) -> None:

@@ -10,8 +10,7 @@ from starlette.responses import Response
 
 from engines.base import StructuredOutput
 from openai_frontend.chat_output import ChoiceOutputs
-from openai_frontend.chat_prompt import off_loop, render_chat
-from openai_frontend.chat_tools import prepare_chat
+from openai_frontend.chat_tools import plan_and_render
 from openai_frontend.choices import Reply
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError
@@ -34,8 +33,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     info = target.info
     _reject_unimplemented(body)
     check_fan_out(1, body.n, state.config)
-    plan = await off_loop(prepare_chat, body, target.served.resolver, target.served.config)
-    prompt = await render_chat(plan.request, target.served.resolver)
+    plan, prompt = await plan_and_render(body, target.served.resolver, target.served.config)
     if state.config.log_prompts:
         log_fields(request)["prompt"] = prompt
     prompt_ids = await state.tokenize(target, prompt, add_special_tokens=False)

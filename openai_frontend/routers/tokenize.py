@@ -6,8 +6,7 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 from starlette.responses import Response
 
-from openai_frontend.chat_prompt import off_loop, render_chat
-from openai_frontend.chat_tools import prepare_chat
+from openai_frontend.chat_tools import plan_and_render
 from openai_frontend.errors import APIError
 from openai_frontend.jsonbody import OffLoopJSONRoute
 from openai_frontend.jsonresponse import json_response
@@ -41,8 +40,8 @@ async def tokenize(body: TokenizeChatRequest | TokenizePromptRequest, request: R
     if isinstance(body, TokenizePromptRequest):
         prompt, special = body.prompt, body.add_special_tokens
     else:
-        plan = await off_loop(prepare_chat, body, target.served.resolver, target.served.config)
-        prompt, special = await render_chat(plan.request, target.served.resolver), False
+        _, prompt = await plan_and_render(body, target.served.resolver, target.served.config)
+        special = False
     tokens = await state.tokenize(target, prompt, add_special_tokens=special)
     return json_response(
         {
