@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
+from dataclasses import dataclass
 
 import anyio
 import orjson
@@ -43,8 +44,29 @@ SHUTDOWN_ERROR = APIError(
 )
 
 
+def event_frame(event: str, payload: object) -> bytes:
+    """A named SSE event (``event:`` then ``data:``), as the Responses and Messages APIs
+    send them."""
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+@dataclass(frozen=True)
+class StreamEnding:
+    """How a dialect ends its stream: OpenAI's ``[DONE]`` (chat, completions) or nothing
+    (Responses, Messages), and how it frames a failure after the headers went out."""
+
+    last: bytes | None = DONE
+    error: Callable[[BaseException], bytes] = error_frame
+
+
+OPENAI_ENDING = StreamEnding()
+
+
 async def _guarded(
-    frames: AsyncIterator[bytes], shutdown: anyio.Event, drain_timeout: float
+    frames: AsyncIterator[bytes],
+    shutdown: anyio.Event,
+    drain_timeout: float,
+    ending: StreamEnding,
 ) -> AsyncIterator[bytes]:
     """Whatever happens after the headers went out, the stream ends well-formed.
 
@@ -63,20 +85,25 @@ async def _guarded(
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
-                    yield error_frame(SHUTDOWN_ERROR)
+                    yield ending.error(SHUTDOWN_ERROR)
                     break
                 yield chunk
     except Exception as exc:
         log.exception("stream failed")
-        yield error_frame(exc)
-    yield DONE
+        yield ending.error(exc)
+    if ending.last is not None:
+        yield ending.last
 
 
-def sse_response(frames: AsyncIterator[bytes], drain_timeout: float = 30.0) -> EventSourceResponse:
+def sse_response(
+    frames: AsyncIterator[bytes],
+    drain_timeout: float = 30.0,
+    ending: StreamEnding = OPENAI_ENDING,
+) -> EventSourceResponse:
     """The stream as SSE; ping=0 because OpenAI sends no keep-alive comments either."""
     shutdown = anyio.Event()
     return EventSourceResponse(
-        _guarded(frames, shutdown, drain_timeout),
+        _guarded(frames, shutdown, drain_timeout, ending),
         ping=0,
         headers={"Cache-Control": "no-cache"},
         shutdown_event=shutdown,

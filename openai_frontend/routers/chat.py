@@ -8,19 +8,17 @@ from contextlib import aclosing
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from engines.base import StructuredOutput
 from openai_frontend.chat_output import ChoiceOutputs
-from openai_frontend.chat_tools import plan_and_render
+from openai_frontend.chat_run import start_chat
 from openai_frontend.choices import Reply
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError
-from openai_frontend.generation import ChoiceDelta, check_fan_out, choice_requests
+from openai_frontend.generation import ChoiceDelta
 from openai_frontend.jsonbody import OffLoopJSONRoute
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.logprobs import chat_logprobs
-from openai_frontend.sampling import build_sampling, token_budget
 from openai_frontend.schemas.chat import ChatCompletionRequest
-from openai_frontend.state import get_state, log_fields, new_id, now
+from openai_frontend.state import get_state
 from openai_frontend.streaming import ChunkFramer, sse_response
 
 router = APIRouter(route_class=OffLoopJSONRoute)
@@ -28,59 +26,17 @@ router = APIRouter(route_class=OffLoopJSONRoute)
 
 @router.post("/v1/chat/completions")
 async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Response:
-    state = get_state(request)
-    target = state.model(body.model)
-    info = target.info
-    _reject_unimplemented(body)
-    check_fan_out(1, body.n, state.config)
-    plan, prompt = await plan_and_render(body, target.served.resolver, target.served.config)
-    if state.config.log_prompts:
-        log_fields(request)["prompt"] = prompt
-    prompt_ids = await state.tokenize(target, prompt, add_special_tokens=False)
-    limit_param = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
-    sampling = build_sampling(
-        body,
-        max_tokens=token_budget(
-            body.token_limit(), len(prompt_ids), info.max_model_len, limit_param
-        ),
-        defaults=target.served.sampling_defaults,
-        supported=target.engine.supported_sampling,
-        logprobs=(body.top_logprobs or 0) if body.logprobs else None,
-        structured_output=plan.structured_output or _structured_output(body),
-    )
-    outputs = ChoiceOutputs(plan, prompt, body.n)
-    reply = Reply(new_id("chatcmpl"), now(), body.model, len(prompt_ids), body.n, body.logprobs)
-    requests = choice_requests(reply.id, [prompt_ids], sampling, body.n, target.adapter)
-    deltas = await state.generate(target, requests, len(prompt_ids), log_fields(request))
-    if body.stream:
-        return sse_response(
-            _stream(deltas, reply, body.include_usage(), outputs), state.config.drain_timeout
-        )
-    return json_response(await cancel_on_disconnect(request, _collect(deltas, reply, outputs)))
-
-
-def _reject_unimplemented(body: ChatCompletionRequest) -> None:
-    """Fields the API has but this server cannot honour yet: refused, never dropped."""
-    if body.top_logprobs is not None and not body.logprobs:
-        raise APIError("top_logprobs requires logprobs to be true", param="top_logprobs")
     if body.store:
         raise APIError("store is not supported by this server", param="store")
-
-
-def _structured_output(body: ChatCompletionRequest) -> StructuredOutput | None:
-    response_format = body.response_format
-    if response_format is None or response_format.type == "text":
-        return None
-    if response_format.type == "json_object":
-        return StructuredOutput(json_object=True)
-    spec = response_format.json_schema or {}
-    schema = spec.get("schema")
-    if not isinstance(schema, dict):
-        raise APIError(
-            "response_format json_schema needs a 'schema' object",
-            param="response_format.json_schema.schema",
+    run = await start_chat(body, request)
+    if body.stream:
+        return sse_response(
+            _stream(run.deltas, run.reply, body.include_usage(), run.outputs),
+            get_state(request).config.drain_timeout,
         )
-    return StructuredOutput(json_schema=schema)
+    return json_response(
+        await cancel_on_disconnect(request, _collect(run.deltas, run.reply, run.outputs))
+    )
 
 
 async def _collect(

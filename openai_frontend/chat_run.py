@@ -1,0 +1,94 @@
+"""One chat generation, started: the pipeline every chat-shaped API runs.
+
+Chat Completions, the Responses API and Anthropic's Messages API are dialects: each
+translates its request into a :class:`ChatCompletionRequest`, calls :func:`start_chat`,
+and encodes the run's parsed deltas in its own shape. Rendering, tokenizing, sampling,
+admission, metrics and engine aborts happen here once, so no dialect copies them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from engines.base import StructuredOutput
+from openai_frontend.chat_output import ChoiceOutputs
+from openai_frontend.chat_tools import plan_and_render
+from openai_frontend.choices import Reply
+from openai_frontend.errors import APIError
+from openai_frontend.generation import ChoiceDelta, check_fan_out, choice_requests
+from openai_frontend.sampling import build_sampling, token_budget
+from openai_frontend.schemas.chat import ChatCompletionRequest
+from openai_frontend.state import get_state, log_fields, new_id, now
+
+
+@dataclass
+class ChatRun:
+    """A started generation: its deltas, the parser stage that reads them, and what the
+    response head needs. Closing ``deltas`` aborts the request in the engine."""
+
+    body: ChatCompletionRequest
+    reply: Reply
+    outputs: ChoiceOutputs
+    deltas: AsyncIterator[ChoiceDelta]
+    prompt: str
+
+
+async def start_chat(
+    body: ChatCompletionRequest,
+    request: Request,
+    *,
+    id_prefix: str = "chatcmpl",
+    limit_param: str | None = None,
+) -> ChatRun:
+    """Render, tokenize, build sampling and start the engine; 4xx before any byte is sent.
+
+    ``limit_param`` names the dialect's own token-limit field in a too-long error
+    (``max_output_tokens``, Anthropic's ``max_tokens``).
+    """
+    state = get_state(request)
+    target = state.model(body.model)
+    info = target.info
+    if body.top_logprobs is not None and not body.logprobs:
+        raise APIError("top_logprobs requires logprobs to be true", param="top_logprobs")
+    check_fan_out(1, body.n, state.config)
+    plan, prompt = await plan_and_render(body, target.served.resolver, target.served.config)
+    if state.config.log_prompts:
+        log_fields(request)["prompt"] = prompt
+    prompt_ids = await state.tokenize(target, prompt, add_special_tokens=False)
+    if limit_param is None:
+        limit_param = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
+    sampling = build_sampling(
+        body,
+        max_tokens=token_budget(
+            body.token_limit(), len(prompt_ids), info.max_model_len, limit_param
+        ),
+        defaults=target.served.sampling_defaults,
+        supported=target.engine.supported_sampling,
+        logprobs=(body.top_logprobs or 0) if body.logprobs else None,
+        structured_output=plan.structured_output or structured_output(body),
+    )
+    outputs = ChoiceOutputs(plan, prompt, body.n)
+    reply = Reply(new_id(id_prefix), now(), body.model, len(prompt_ids), body.n, body.logprobs)
+    requests = choice_requests(reply.id, [prompt_ids], sampling, body.n, target.adapter)
+    deltas = await state.generate(target, requests, len(prompt_ids), log_fields(request))
+    return ChatRun(body, reply, outputs, deltas, prompt)
+
+
+def structured_output(body: ChatCompletionRequest) -> StructuredOutput | None:
+    """``response_format`` as the engine's constraint (None for plain text)."""
+    response_format = body.response_format
+    if response_format is None or response_format.type == "text":
+        return None
+    if response_format.type == "json_object":
+        return StructuredOutput(json_object=True)
+    spec = response_format.json_schema or {}
+    schema = spec.get("schema")
+    if not isinstance(schema, dict):
+        raise APIError(
+            "response_format json_schema needs a 'schema' object",
+            param="response_format.json_schema.schema",
+        )
+    return StructuredOutput(json_schema=schema)
