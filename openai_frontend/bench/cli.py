@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 
-from openai_frontend.bench import ENDPOINTS
+from openai_frontend.bench.dialects import DIALECTS
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     target.add_argument("--url", default="http://127.0.0.1:8000", help="server base URL")
     target.add_argument("--model", help="model name (default: the server's first model)")
     target.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY"))
-    target.add_argument("--endpoint", choices=sorted(ENDPOINTS), default="chat")
+    target.add_argument("--endpoint", choices=sorted(DIALECTS), default="chat")
     target.add_argument("--no-stream", dest="stream", action="store_false")
     target.add_argument("--timeout", type=float, default=600.0, help="per request, seconds")
     load = bench.add_argument_group("load")

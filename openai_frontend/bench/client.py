@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
-from openai_frontend.bench import ENDPOINTS
 from openai_frontend.bench.corpus import Prompt, Tokenizer
+from openai_frontend.bench.dialects import DIALECTS, BenchDialect, Usage
 from openai_frontend.bench.metrics import RequestRecord
 
 
@@ -18,29 +18,20 @@ class RequestShape:
     """What every request of a run has in common."""
 
     model: str
-    endpoint: str  # "chat" or "completions"
+    endpoint: str  # a name in DIALECTS: "chat", "completions", "responses", "messages"
     stream: bool
     ignore_eos: bool
     extra_body: dict
 
+    @property
+    def dialect(self) -> BenchDialect:
+        return DIALECTS[self.endpoint]
+
     def payload(self, prompt: Prompt) -> dict:
-        body: dict = {"model": self.model, "max_tokens": prompt.output_tokens}
-        if self.endpoint == "chat":
-            body["messages"] = [{"role": "user", "content": prompt.text}]
-        else:
-            body["prompt"] = prompt.text
+        body = self.dialect.body(self.model, prompt.text, prompt.output_tokens, self.stream)
         if self.ignore_eos:
             body["ignore_eos"] = True
-        if self.stream:
-            body.update(stream=True, stream_options={"include_usage": True})
         return {**body, **self.extra_body}
-
-    def content(self, choice: dict) -> str:
-        """The generated text a choice (or a stream chunk's choice) carries."""
-        if self.endpoint == "chat":
-            part = choice.get("delta") if self.stream else choice.get("message")
-            return (part or {}).get("content") or ""
-        return choice.get("text") or ""
 
 
 class RequestFailed(Exception):
@@ -85,31 +76,32 @@ async def timed_request(
 
 
 async def _whole(client, shape, prompt, record, sent) -> str:
-    response = await client.post(ENDPOINTS[shape.endpoint], json=shape.payload(prompt))
+    response = await client.post(shape.dialect.path, json=shape.payload(prompt))
     if response.status_code >= 400:
         raise RequestFailed(response.status_code, _error_message(response.content))
     body = orjson.loads(response.content)
     record.ttft = time.perf_counter() - sent  # the whole reply is the first token's arrival
-    _take_usage(body.get("usage"), record)
-    return "".join(shape.content(choice) for choice in body.get("choices", []))
+    _take_usage(shape.dialect.usage(body), record)
+    return shape.dialect.reply_text(body)
 
 
 async def _streamed(client, shape, prompt, record, sent) -> str:
     parts: list[str] = []
     last = None
-    url = ENDPOINTS[shape.endpoint]
-    async with client.stream("POST", url, json=shape.payload(prompt)) as response:
+    dialect = shape.dialect
+    async with client.stream("POST", dialect.path, json=shape.payload(prompt)) as response:
         record.status = response.status_code
         if response.status_code >= 400:
             raise RequestFailed(response.status_code, _error_message(await response.aread()))
         async for line in response.aiter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
-            chunk = orjson.loads(line[6:])
-            if "error" in chunk:
-                raise RequestFailed(response.status_code, _error_message(line[6:]))
-            _take_usage(chunk.get("usage"), record)
-            text = "".join(shape.content(choice) for choice in chunk.get("choices") or [])
+            event = orjson.loads(line[6:])
+            failure = dialect.event_error(event)
+            if failure is not None:
+                raise RequestFailed(response.status_code, failure)
+            _take_usage(dialect.usage(event), record)
+            text = dialect.event_text(event)
             if not text:
                 continue
             now = time.perf_counter()
@@ -122,10 +114,15 @@ async def _streamed(client, shape, prompt, record, sent) -> str:
     return "".join(parts)  # an empty reply is a success without a TTFT
 
 
-def _take_usage(usage: dict | None, record: RequestRecord) -> None:
-    if usage:
-        record.prompt_tokens = usage.get("prompt_tokens")
-        record.output_tokens_usage = usage.get("completion_tokens")
+def _take_usage(usage: Usage | None, record: RequestRecord) -> None:
+    """Counts as they come: a stream may send the prompt's and the output's apart."""
+    if usage is None:
+        return
+    prompt_tokens, output_tokens = usage
+    if prompt_tokens is not None:
+        record.prompt_tokens = prompt_tokens
+    if output_tokens is not None:
+        record.output_tokens_usage = output_tokens
 
 
 def _error_message(body: bytes | str) -> str:

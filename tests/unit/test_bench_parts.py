@@ -77,9 +77,53 @@ def test_request_bodies_for_chat_and_completions():
     }
     plain = RequestShape("m", "completions", False, False, {})
     assert plain.payload(prompt) == {"model": "m", "max_tokens": 8, "prompt": "hi"}
-    assert chat.content({"delta": {"content": "x"}}) == "x"
-    assert chat.content({"delta": {"role": "assistant"}}) == ""
-    assert plain.content({"text": "y"}) == "y"
+    assert chat.dialect.event_text({"choices": [{"delta": {"content": "x"}}]}) == "x"
+    assert chat.dialect.event_text({"choices": [{"delta": {"role": "assistant"}}]}) == ""
+    assert plain.dialect.reply_text({"choices": [{"text": "y"}]}) == "y"
+    assert chat.dialect.usage({"usage": {"prompt_tokens": 3, "completion_tokens": 4}}) == (3, 4)
+    assert chat.dialect.event_error({"error": {"message": "boom"}}) == "boom"
+
+
+def test_responses_dialect_reads_text_and_usage_where_the_api_puts_them():
+    shape = RequestShape("m", "responses", True, True, {})
+    assert shape.payload(Prompt("hi", 1, 8)) == {
+        "model": "m",
+        "input": "hi",
+        "max_output_tokens": 8,
+        "stream": True,
+        "store": False,  # a benchmark fills no response store
+        "ignore_eos": True,
+    }
+    dialect = shape.dialect
+    assert dialect.event_text({"type": "response.output_text.delta", "delta": "a"}) == "a"
+    assert dialect.event_text({"type": "response.output_text.done", "text": "a"}) == ""
+    usage = {"input_tokens": 5, "output_tokens": 7}
+    assert dialect.usage({"type": "response.completed", "response": {"usage": usage}}) == (5, 7)
+    assert dialect.usage({"type": "response.created", "response": {"usage": None}}) is None
+    failed = {"type": "response.failed", "response": {"error": {"message": "engine died"}}}
+    assert dialect.event_error(failed) == "engine died"
+    body = {"output": [{"type": "message", "content": [{"type": "output_text", "text": "z"}]}]}
+    assert dialect.reply_text(body) == "z"
+
+
+def test_messages_dialect_reads_text_and_usage_where_the_api_puts_them():
+    shape = RequestShape("m", "messages", False, False, {})
+    assert shape.payload(Prompt("hi", 1, 8)) == {
+        "model": "m",
+        "max_tokens": 8,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    dialect = shape.dialect
+    delta = {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "b"}}
+    assert dialect.event_text(delta) == "b"
+    thinking = {"type": "content_block_delta", "delta": {"type": "thinking_delta"}}
+    assert dialect.event_text(thinking) == ""
+    start = {"type": "message_start", "message": {"usage": {"input_tokens": 5}}}
+    assert dialect.usage(start) == (5, None)
+    assert dialect.usage({"type": "message_delta", "usage": {"output_tokens": 9}}) == (None, 9)
+    error = {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
+    assert dialect.event_error(error) == "busy"
+    assert dialect.reply_text({"content": [{"type": "text", "text": "c"}]}) == "c"
 
 
 BEFORE = """# TYPE req_total counter
