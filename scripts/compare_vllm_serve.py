@@ -82,9 +82,9 @@ async def wait_ready(client: httpx.AsyncClient, process: subprocess.Popen, path:
     raise RuntimeError(f"{process.args[:4]} did not become ready")
 
 
-async def one_side(client, prompts, concurrency: int, count: int, tokenizer) -> dict:
+async def one_side(client, shape, prompts, concurrency: int, count: int, tokenizer) -> dict:
     plan = LoadPlan(concurrency=concurrency, num_requests=count)
-    records, duration = await run_load(client, SHAPE, iter(prompts), plan, tokenizer)
+    records, duration = await run_load(client, shape, iter(prompts), plan, tokenizer)
     return summarize(records, duration, {})
 
 
@@ -104,45 +104,18 @@ async def run_interleaved(
     ready_paths: dict[str, str],
     args: argparse.Namespace,
 ) -> list[tuple]:
-    """The same load against each side in turn (order alternating by round), per
-    concurrency; rows of (concurrency, medians of each side in ``ports`` order).
-    Stops the processes at the end."""
-    tokenizer = HFTokenizer(model)
+    """The same load against each server in turn; see :func:`interleave`. Stops the
+    processes at the end."""
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     clients = {
         name: httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600, limits=limits)
         for name, port in ports.items()
     }
-    rng = random.Random(0)
-    corpus = synthetic_prompts(
-        tokenizer, LengthSampler(args.input_len, 0, rng), LengthSampler(128, 0, rng), seed=1
-    )
-    names = tuple(ports)
     try:
-        for name in names:
+        for name in ports:
             await wait_ready(clients[name], processes[name], ready_paths[name])
-        for client in clients.values():
-            await warm_up(client, SHAPE, corpus, LoadPlan(concurrency=4, warmup=8), tokenizer)
-        rows = []
-        for concurrency in args.concurrency:
-            count = max(8, concurrency * 2)  # at least 8: a p50 of 4 is too coarse
-            results: dict[str, list[dict]] = {name: [] for name in names}
-            for round_no in range(args.rounds):
-                # The same prompts for both sides in a round; new ones every round.
-                prompts = list(itertools.islice(corpus, count))
-                for name in names if round_no % 2 == 0 else names[::-1]:
-                    summary = await one_side(clients[name], prompts, concurrency, count, tokenizer)
-                    if summary["failed"]:
-                        raise RuntimeError(f"{name}: {summary['errors']}")
-                    results[name].append(summary)
-                    print(
-                        f"c={concurrency} round {round_no} {name}: "
-                        f"{summary['output_throughput']:.0f} tok/s, TTFT p50 "
-                        f"{summary['ttft_ms']['p50']:.0f} ms p99 {summary['ttft_ms']['p99']:.0f}",
-                        flush=True,
-                    )
-            rows.append((concurrency, *(medians(results[name]) for name in names)))
-        return rows
+        sides = {name: (client, SHAPE) for name, client in clients.items()}
+        return await interleave(model, sides, args)
     finally:
         for client in clients.values():
             await client.aclose()
@@ -150,6 +123,43 @@ async def run_interleaved(
             process.terminate()
         for process in processes.values():
             process.wait(timeout=60)
+
+
+async def interleave(
+    model: Path, sides: dict[str, tuple[httpx.AsyncClient, RequestShape]], args
+) -> list[tuple]:
+    """The same prompts against each side in turn (order alternating by round), per
+    concurrency; rows of (concurrency, medians of each side in ``sides`` order). A side
+    is a server and the request shape it gets, so one server can be several sides."""
+    tokenizer = HFTokenizer(model)
+    rng = random.Random(0)
+    corpus = synthetic_prompts(
+        tokenizer, LengthSampler(args.input_len, 0, rng), LengthSampler(128, 0, rng), seed=1
+    )
+    names = tuple(sides)
+    for client, shape in sides.values():
+        await warm_up(client, shape, corpus, LoadPlan(concurrency=4, warmup=8), tokenizer)
+    rows = []
+    for concurrency in args.concurrency:
+        count = max(8, concurrency * 2)  # at least 8: a p50 of 4 is too coarse
+        results: dict[str, list[dict]] = {name: [] for name in names}
+        for round_no in range(args.rounds):
+            # The same prompts for every side in a round; new ones every round.
+            prompts = list(itertools.islice(corpus, count))
+            for name in names if round_no % 2 == 0 else names[::-1]:
+                client, shape = sides[name]
+                summary = await one_side(client, shape, prompts, concurrency, count, tokenizer)
+                if summary["failed"]:
+                    raise RuntimeError(f"{name}: {summary['errors']}")
+                results[name].append(summary)
+                print(
+                    f"c={concurrency} round {round_no} {name}: "
+                    f"{summary['output_throughput']:.0f} tok/s, TTFT p50 "
+                    f"{summary['ttft_ms']['p50']:.0f} ms p99 {summary['ttft_ms']['p99']:.0f}",
+                    flush=True,
+                )
+        rows.append((concurrency, *(medians(results[name]) for name in names)))
+    return rows
 
 
 def medians(summaries: list[dict]) -> tuple[float, float, float]:
@@ -161,20 +171,26 @@ def medians(summaries: list[dict]) -> tuple[float, float, float]:
     )
 
 
-def print_table(rows, args: argparse.Namespace, names: tuple[str, str] = ("vLLM", "ours")) -> None:
-    """Rows of (concurrency, first side's medians, second side's); ratio = second / first."""
-    first, second = names
-    print(f"\nmedians of {args.rounds} interleaved rounds; streaming chat, 128 output tokens,")
-    print(f"{args.input_len}-token synthetic prompts; ratio = {second} / {first}")
+def print_table(
+    rows, args: argparse.Namespace, names: tuple[str, ...] = ("vLLM", "ours"), what="chat"
+) -> None:
+    """Rows of (concurrency, each side's medians); every ratio is that side / the first."""
+    first, others = names[0], names[1:]
+    print(f"\nmedians of {args.rounds} interleaved rounds; streaming {what}, 128 output tokens,")
+    print(f"{args.input_len}-token synthetic prompts; ratio = side / {first}")
     header = ["concurrency"]
     for measure in ("tok/s", "TTFT p50", "TTFT p99"):
-        header += [f"{first} {measure}", f"{second} {measure}", "ratio"]
+        header.append(f"{first} {measure}")
+        for other in others:
+            header += [f"{other} {measure}", "ratio"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    for c, a, b in rows:
+    for c, base, *rest in rows:
         cells = [str(c)]
         for i, unit in enumerate(("", " ms", " ms")):
-            cells += [f"{a[i]:.0f}{unit}", f"{b[i]:.0f}{unit}", f"{b[i] / a[i]:.2f}x"]
+            cells.append(f"{base[i]:.0f}{unit}")
+            for side in rest:
+                cells += [f"{side[i]:.0f}{unit}", f"{side[i] / base[i]:.3f}x"]
         print("| " + " | ".join(cells) + " |")
 
 

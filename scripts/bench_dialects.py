@@ -1,0 +1,67 @@
+"""The three chat-shaped APIs side by side: Chat Completions, Responses, Messages.
+
+Every dialect is a translation over one pipeline, so each should cost what chat costs.
+One ``openai-frontend serve`` of the default model; the identical
+``openai-frontend bench`` load (streaming, 128 output tokens with ignore_eos, greedy)
+goes to each API in turn, interleaved by round (A, B, C, C, B, A, ...) so machine noise
+hits all three. Prints medians over rounds and each API's ratio to chat; the target is
+within 3% (ratio >= 0.97 for throughput).
+
+    .venv/bin/python scripts/bench_dialects.py [--concurrency 8,32] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from compare_vllm_serve import interleave, parse_args, print_table, start, wait_ready  # noqa: E402
+
+from engines.builds import apply_cpu_defaults, is_cpu_build  # noqa: E402
+from openai_frontend.bench.client import RequestShape  # noqa: E402
+from openai_frontend.default_model import MODEL_NAME, ensure_default_model  # noqa: E402
+
+APIS = ("chat", "responses", "messages")
+
+
+async def main(args: argparse.Namespace) -> None:
+    model = ensure_default_model()
+    process = start(
+        "dialects",
+        [
+            *(sys.executable, "-m", "openai_frontend", "serve", str(model)),
+            *("--served-model-name", MODEL_NAME, "--port", str(args.port)),
+            *("--log-level", "warning", "--response-store", "none"),
+        ],
+    )
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    url = f"http://127.0.0.1:{args.port}"
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
+            await wait_ready(client, process, "/health/ready")
+            sides = {
+                api: (client, RequestShape(MODEL_NAME, api, True, True, {"temperature": 0}))
+                for api in APIS
+            }
+            rows = await interleave(model, sides, args)
+        print_table(rows, args, APIS, what="chat-shaped APIs")
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if is_cpu_build():
+        apply_cpu_defaults()
+    args = parse_args(__doc__, port=8150)
+    asyncio.run(main(args))
