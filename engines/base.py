@@ -139,6 +139,9 @@ class Delta:
 
     ``completion_tokens`` counts all tokens generated so far, so the last delta carries
     the final usage. ``finish_reason`` is set on the last delta only.
+    ``cached_prompt_tokens`` is how many prompt tokens the engine served from its prefix
+    cache instead of computing them (OpenAI's ``cached_tokens``); the last delta's count
+    is the one reported, since some engines learn it only at the end.
     """
 
     text: str
@@ -146,6 +149,7 @@ class Delta:
     completion_tokens: int
     finish_reason: FinishReason | None = None
     logprobs: list[TokenLogprob] | None = None
+    cached_prompt_tokens: int = 0
 
 
 #: Who owns a model in its ``/v1/models`` card unless the engine says otherwise.

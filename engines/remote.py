@@ -443,9 +443,17 @@ async def _deltas(response: httpx.Response) -> AsyncIterator[Delta]:
         usage = chunk.get("usage")
         if usage and final is not None:
             final.completion_tokens = usage["completion_tokens"]
+            final.cached_prompt_tokens = _cached_tokens(usage)
     if final is None:
         raise UpstreamErrorEvent("the stream ended without a finish reason")
     yield final
+
+
+def _cached_tokens(usage: dict) -> int:
+    """The upstream's ``prompt_tokens_details.cached_tokens``; 0 from an upstream that
+    leaves it out (vLLM without ``--enable-prompt-tokens-details``) or sends null."""
+    details = usage.get("prompt_tokens_details") or {}
+    return int(details.get("cached_tokens") or 0)
 
 
 def _finish(reason: str | None) -> str | None:

@@ -97,6 +97,14 @@ def top_alternatives(candidates: dict, k: int) -> list[tuple[int, float]]:
     return [(token_id, candidate.logprob) for token_id, candidate in ranked[:k]]
 
 
+def cached_tokens(result: object) -> int:
+    """Prompt tokens TensorRT-LLM reused from its KV cache for this request: the
+    ``cached_tokens`` of its ``GenerationResult``, which trtllm-serve reports as
+    ``prompt_tokens_details.cached_tokens`` (``tensorrt_llm/serve/postprocess_handlers.py``).
+    Releases without it report 0, as does a result that has not counted yet (None)."""
+    return getattr(result, "cached_tokens", None) or 0
+
+
 def lora_request_args(adapter) -> tuple[str, int, str] | None:
     """``LoRARequest(lora_name, lora_int_id, lora_path)`` arguments for a registry entry."""
     if adapter is None:
@@ -264,6 +272,7 @@ class TRTLLMEngine:
                     completion_tokens=completion_tokens,
                     finish_reason=finish_reason(output.finish_reason) if result.finished else None,
                     logprobs=None if top_k is None else self._logprobs(output, new_ids, top_k),
+                    cached_prompt_tokens=cached_tokens(result),
                 )
         finally:
             self._release(request.request_id, promise)

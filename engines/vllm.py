@@ -247,6 +247,7 @@ class VLLMEngine:
                     completion_tokens=completion_tokens,
                     finish_reason=sequence.finish_reason if finished else None,
                     logprobs=None if top_k is None else self._logprobs(sequence, top_k),
+                    cached_prompt_tokens=output.num_cached_tokens or 0,
                 )
         except (VLLMClientError, ValueError) as exc:
             raise InvalidRequest(str(exc), getattr(exc, "parameter", None)) from None

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from openai_frontend.choices import Choice, Reply, finish_reason, usage
+from openai_frontend.choices import Choice, Reply, cached_tokens, finish_reason, usage
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError
 from openai_frontend.generation import ChoiceDelta, check_fan_out, choice_requests
@@ -125,7 +125,11 @@ async def _collect(deltas: AsyncIterator[ChoiceDelta], reply: _Reply, count: int
             }
             for index, choice in enumerate(choices)
         ],
-        "usage": usage(reply.prompt_tokens, sum(c.completion_tokens for c in choices)),
+        "usage": usage(
+            reply.prompt_tokens,
+            sum(c.completion_tokens for c in choices),
+            cached_tokens(choices, reply.n),
+        ),
     }
 
 
@@ -133,13 +137,13 @@ async def _stream(
     deltas: AsyncIterator[ChoiceDelta], reply: _Reply, count: int, include_usage: bool
 ) -> AsyncIterator[bytes]:
     framer = ChunkFramer(reply.head("text_completion"), include_usage)
-    completion_tokens = [0] * count
+    counts = [Choice() for _ in range(count)]
     text_offsets = [0] * count
     if reply.echoes:
         for index in range(count):
             yield framer.choice(_chunk(index, reply.echo(index), None, None))
     async for index, delta in deltas:
-        completion_tokens[index] = delta.completion_tokens
+        counts[index].count(delta)
         if not (delta.text or delta.logprobs or delta.finish_reason):
             continue
         logprobs = None
@@ -149,7 +153,10 @@ async def _stream(
         reason = finish_reason(delta.finish_reason) if delta.finish_reason else None
         yield framer.choice(_chunk(index, delta.text, logprobs, reason))
     if include_usage:
-        yield framer.usage(usage(reply.prompt_tokens, sum(completion_tokens)))
+        completion_tokens = sum(choice.completion_tokens for choice in counts)
+        yield framer.usage(
+            usage(reply.prompt_tokens, completion_tokens, cached_tokens(counts, reply.n))
+        )
 
 
 def _chunk(index: int, text: str, logprobs: dict | None, reason: str | None) -> dict:

@@ -115,6 +115,25 @@ def test_stream_becomes_deltas_with_exact_usage():
     assert engine.num_unfinished_requests() == 0
 
 
+@pytest.mark.parametrize(
+    ("details", "cached"),
+    [
+        (',"prompt_tokens_details":{"cached_tokens":2}', 2),
+        ("", 0),
+        (',"prompt_tokens_details":null', 0),
+    ],
+)
+def test_the_upstreams_cached_tokens_reach_the_last_delta(details, cached):
+    usage = f'{{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4{details}}}'
+    stream = sse(
+        '{"choices":[{"index":0,"text":"Hi","finish_reason":"stop"}]}',
+        f'{{"choices":[],"usage":{usage}}}',
+        "[DONE]",
+    )
+    engine = engine_with(lambda _: httpx.Response(200, content=stream))
+    assert asyncio.run(run(engine))[-1].cached_prompt_tokens == cached
+
+
 def test_a_failure_before_the_first_byte_is_retried_on_the_other_upstream():
     calls = []
 

@@ -406,6 +406,14 @@ def test_top_logprobs_k_returns_k_alternatives(started):
     assert llm.built[0].submitted[0][1].logprobs == 2
 
 
+def test_cached_tokens_come_from_the_generation_result(started):
+    engine, _ = started
+    scripted_trtllm.LLM.cached_tokens_next = 2
+    steps = [Step([5], "a"), Step([6], "b", finish_reason="length")]
+    deltas, _, _ = run_request(engine, SamplingParams(max_tokens=2), steps)
+    assert deltas[-1].cached_prompt_tokens == 2
+
+
 def test_an_aborted_request_counts_until_tensorrt_llm_confirms_it(started):
     engine, llm = started
     steps = [Step([5], "a"), Step([6], "b"), Step([7], "c", finish_reason="length")]
