@@ -85,6 +85,10 @@ class SamplingParams:
     skip_special_tokens: bool = True
     spaces_between_special_tokens: bool = True
     structured_output: StructuredOutput | None = None
+    #: Scheduling priority, lower is sooner (vLLM's ``priority``); 0 is the neutral one.
+    #: Not sampling strictly, but declared like a sampling field, so an engine that
+    #: cannot schedule by priority refuses it by name instead of ignoring it.
+    priority: int = 0
 
     def fields_set(self) -> set[str]:
         """Names of the fields that differ from their neutral default.
@@ -131,6 +135,9 @@ class GenerateRequest:
     sampling: SamplingParams
     #: A ``lora.registry.Adapter``, or None for the base model.
     adapter: object | None = None
+    #: OpenAI's ``prompt_cache_key``: requests sharing one share a prompt prefix, so an
+    #: engine that routes (remote) may send them where that prefix is cached.
+    prompt_cache_key: str | None = None
 
 
 @dataclass(slots=True)

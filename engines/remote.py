@@ -77,6 +77,8 @@ def completion_body(request: GenerateRequest, model: str) -> dict:
         body["structured_outputs"] = guide(params)
     if params.logit_bias:
         body["logit_bias"] = {str(token): bias for token, bias in params.logit_bias.items()}
+    if params.priority:  # vLLM's extension; its upstream must run the priority policy
+        body["priority"] = params.priority
     for name in ("ignore_eos", "include_stop_str_in_output"):
         if getattr(params, name):
             body[name] = True

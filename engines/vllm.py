@@ -39,7 +39,8 @@ from lora.registry import Adapter
 
 log = logging.getLogger(__name__)
 
-#: SamplingParams fields this backend maps one to one onto vLLM's own.
+#: SamplingParams fields this backend maps one to one onto vLLM's own (``priority`` goes
+#: to ``AsyncLLM.generate``; vLLM refuses it unless started with the priority policy).
 SUPPORTED_SAMPLING = ALL_SAMPLING - {"prompt_logprobs"}
 
 
@@ -98,6 +99,8 @@ class VLLMEngine:
     pipeline_parallel_size: int = 1
     #: e.g. "ray" to spread tensor/pipeline parallelism over several nodes.
     distributed_executor_backend: str | None = None
+    #: vLLM's --scheduling-policy: "priority" schedules by SamplingParams.priority.
+    scheduling_policy: str = "fcfs"
     supported_sampling: frozenset[str] = SUPPORTED_SAMPLING
     in_process = True
 
@@ -143,6 +146,7 @@ class VLLMEngine:
             tensor_parallel_size=self.tensor_parallel_size,
             pipeline_parallel_size=self.pipeline_parallel_size,
             distributed_executor_backend=self.distributed_executor_backend,
+            scheduling_policy=self.scheduling_policy,
             **self._lora_args(),
         )
         return AsyncLLM.from_engine_args(args)
@@ -233,6 +237,7 @@ class VLLMEngine:
                 params,
                 request_id=request.request_id,
                 lora_request=self._lora_request(request.adapter),
+                priority=request.sampling.priority,
             ):
                 sequence = output.outputs[0]
                 completion_tokens += len(sequence.token_ids)

@@ -16,6 +16,7 @@ from openai_frontend.generation import ChoiceDelta, check_fan_out, choice_reques
 from openai_frontend.jsonbody import OffLoopJSONRoute
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.logprobs import completion_logprobs
+from openai_frontend.priority import request_priority
 from openai_frontend.sampling import build_sampling, token_budget
 from openai_frontend.schemas.completions import CompletionRequest
 from openai_frontend.state import ServerState, Target, get_state, log_fields, new_id, now
@@ -57,6 +58,7 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         supported=target.engine.supported_sampling,
         logprobs=body.logprobs,
         structured_output=body.structured_outputs.constraint() if body.structured_outputs else None,
+        priority=request_priority(body.priority, None, state.config.scheduling_policy),
     )
     echoes = tuple(target.engine.detokenize(ids) for ids in prompts) if body.echo else ()
     reply = _Reply(

@@ -76,6 +76,11 @@ def test_structured_output_is_forwarded_as_vllms_structured_outputs():
     assert "structured_outputs" not in completion_body(request(), "m")
 
 
+def test_a_priority_is_sent_to_the_upstream_only_when_set():
+    assert completion_body(request(priority=-2), "m")["priority"] == -2
+    assert "priority" not in completion_body(request(priority=0), "m")
+
+
 def test_undeclared_fields_are_refused_by_name():
     with pytest.raises(InvalidRequest) as refused:
         completion_body(request(logprobs=2), "m")

@@ -189,6 +189,7 @@ def test_the_rest_maps_by_its_tensorrt_llm_name():
     [
         (SamplingParams(max_tokens=4, logit_bias={5: 1.0}), "logit_bias"),
         (SamplingParams(max_tokens=4, prompt_logprobs=1), "prompt_logprobs"),
+        (SamplingParams(max_tokens=4, priority=-1), "priority"),
     ],
 )
 def test_fields_it_cannot_honour_are_refused_by_name(params, name):

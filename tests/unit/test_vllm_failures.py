@@ -39,8 +39,11 @@ class FaultInjectingAsyncLLM:
     aborted: list[str] = field(default_factory=list)
     #: What vLLM reports as ``RequestOutput.num_cached_tokens``.
     cached_tokens: int = 0
+    #: The ``priority`` of every generate() call.
+    priorities: list[int] = field(default_factory=list)
 
-    async def generate(self, prompt, params, request_id, lora_request):
+    async def generate(self, prompt, params, request_id, lora_request, priority=0):
+        self.priorities.append(priority)
         yield _output("a", None, self.cached_tokens)
         if self.raises is not None:
             raise self.raises
@@ -50,10 +53,12 @@ class FaultInjectingAsyncLLM:
         self.aborted.append(request_id)
 
 
-def _run(llm: FaultInjectingAsyncLLM) -> tuple[list[Delta], BaseException | None]:
+def _run(
+    llm: FaultInjectingAsyncLLM, priority: int = 0
+) -> tuple[list[Delta], BaseException | None]:
     engine = VLLMEngine(model_path=Path("/nonexistent"), served_model_name="m")
     engine._llm = llm
-    request = GenerateRequest("r-0", [1, 2], SamplingParams(max_tokens=4))
+    request = GenerateRequest("r-0", [1, 2], SamplingParams(max_tokens=4, priority=priority))
     deltas: list[Delta] = []
 
     async def drain() -> None:
@@ -111,3 +116,9 @@ def test_num_cached_tokens_is_the_deltas_cached_prompt_tokens():
     deltas, error = _run(FaultInjectingAsyncLLM(cached_tokens=32))
     assert error is None
     assert [d.cached_prompt_tokens for d in deltas] == [32, 32]
+
+
+def test_the_request_priority_reaches_vllms_generate():
+    llm = FaultInjectingAsyncLLM()
+    _run(llm, priority=-3)
+    assert llm.priorities == [-3]
