@@ -144,6 +144,9 @@ class RemoteEngine:
     eject_cooldown: float = 5.0
     connect_timeout: float = 5.0
     supported_sampling: frozenset[str] = SUPPORTED_SAMPLING
+    #: "priority" when the upstreams schedule by priority (a vLLM upstream refuses a
+    #: priority under fcfs); only then is ``priority`` declared and sent on.
+    scheduling_policy: str = "fcfs"
     #: Adapters are the upstreams' own: a request for adapter NAME asks them for NAME.
     supports_lora: bool = True
     #: Upstreams come and go without the gateway exiting (see engines.base.Engine).
@@ -153,6 +156,8 @@ class RemoteEngine:
     def __post_init__(self) -> None:
         if not self.upstreams:
             raise ValueError("the remote engine needs at least one upstream URL")
+        if self.scheduling_policy != "priority":
+            self.supported_sampling = self.supported_sampling - {"priority"}
         self._pool = [Upstream(url.rstrip("/")) for url in self.upstreams]
         self._client: httpx.AsyncClient | None = None
         self._tokenizer: HFTokenizer | None = None

@@ -40,7 +40,7 @@ from lora.registry import Adapter
 log = logging.getLogger(__name__)
 
 #: SamplingParams fields this backend maps one to one onto vLLM's own (``priority`` goes
-#: to ``AsyncLLM.generate``; vLLM refuses it unless started with the priority policy).
+#: to ``AsyncLLM.generate``, and is declared only under the priority policy).
 SUPPORTED_SAMPLING = ALL_SAMPLING - {"prompt_logprobs"}
 
 
@@ -105,6 +105,8 @@ class VLLMEngine:
     in_process = True
 
     def __post_init__(self) -> None:
+        if self.scheduling_policy != "priority":  # vLLM refuses a priority under fcfs
+            self.supported_sampling = self.supported_sampling - {"priority"}
         self._llm = None
         self._tokenizer: HFTokenizer | None = None
         self._info: ModelInfo | None = None

@@ -388,6 +388,7 @@ def engine_kwargs(config: ServerConfig, enable_lora: bool) -> dict:
             "upstreams": list(config.upstreams),
             "upstream_model": config.upstream_model,
             "api_key": config.upstream_api_key,
+            "scheduling_policy": config.scheduling_policy,
         }
     if config.upstreams:
         raise ValueError("--upstream is for --engine remote")

@@ -81,6 +81,14 @@ def test_a_priority_is_sent_to_the_upstream_only_when_set():
     assert "priority" not in completion_body(request(priority=0), "m")
 
 
+def test_priority_is_declared_only_when_the_upstreams_schedule_by_it():
+    def declared(**policy: str) -> frozenset[str]:
+        return RemoteEngine(Path("/m"), "m", ["http://a"], **policy).supported_sampling
+
+    assert "priority" not in declared()
+    assert "priority" in declared(scheduling_policy="priority")
+
+
 def test_undeclared_fields_are_refused_by_name():
     with pytest.raises(InvalidRequest) as refused:
         completion_body(request(logprobs=2), "m")

@@ -122,3 +122,11 @@ def test_the_request_priority_reaches_vllms_generate():
     llm = FaultInjectingAsyncLLM()
     _run(llm, priority=-3)
     assert llm.priorities == [-3]
+
+
+def test_priority_is_declared_only_under_the_priority_policy():
+    def declared(**policy: str) -> frozenset[str]:
+        return VLLMEngine(Path("/nonexistent"), "m", **policy).supported_sampling
+
+    assert "priority" not in declared()
+    assert "priority" in declared(scheduling_policy="priority")
