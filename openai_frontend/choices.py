@@ -17,9 +17,14 @@ class Reply:
     prompt_tokens: int
     n: int
     logprobs: bool
+    #: The tier that served the request, sent back only when the request named one.
+    service_tier: str | None = None
 
     def head(self, obj: str) -> dict:
-        return {"id": self.id, "object": obj, "created": self.created, "model": self.model}
+        head = {"id": self.id, "object": obj, "created": self.created, "model": self.model}
+        if self.service_tier is not None:
+            head["service_tier"] = self.service_tier
+        return head
 
 
 @dataclass

@@ -44,6 +44,12 @@ def request_priority(
     return tier_priority
 
 
+def served_tier(service_tier: str | None) -> str | None:
+    """The tier a reply reports, as OpenAI's does when the request named one: ``auto``
+    resolves to ``default``; the others were served as asked."""
+    return "default" if service_tier == "auto" else service_tier
+
+
 def _needs_priority_policy(param: str, asked: str) -> APIError:
     return APIError(
         f"{asked} needs a server started with --scheduling-policy priority; this one "

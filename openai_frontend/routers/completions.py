@@ -68,7 +68,7 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         sum(map(len, prompts)),
         body.n,
         body.logprobs is not None,
-        echoes,
+        echoes=echoes,
     )
     requests = choice_requests(reply.id, prompts, sampling, body.n, target.adapter)
     deltas = await state.generate(target, requests, reply.prompt_tokens, log_fields(request))

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 from fault_engines import MODEL, FaultInjectingEngine, in_process_client
 from spec import assert_valid
+from sse import parse_frames
 
 from engines.base import ALL_SAMPLING
 
@@ -91,6 +92,29 @@ def test_accepted_where_they_change_nothing(fields):
     assert status == 200, answer
     assert len(engine.generated) == 1
     assert engine.generated[0].sampling.priority == 0
+
+
+def _answers(body: dict) -> list[dict]:
+    """The reply body, or every chunk of a streamed reply."""
+
+    async def post() -> list[dict]:
+        async with in_process_client(FaultInjectingEngine(tokens_before_fault=1)) as client:
+            response = await client.post("/v1/chat/completions", json=body)
+            return parse_frames(response.content) if body["stream"] else [response.json()]
+
+    return asyncio.run(post())
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(
+    ("asked", "served"), [(None, None), ("auto", "default"), ("default", "default")]
+)
+def test_the_reply_names_the_tier_only_when_the_request_did(asked, served, stream):
+    tier = {} if asked is None else {"service_tier": asked}
+    schema = "CreateChatCompletionStreamResponse" if stream else "CreateChatCompletionResponse"
+    for answer in _answers({**CHAT, **tier, "stream": stream}):
+        assert answer.get("service_tier") == served
+        assert_valid(answer, schema)
 
 
 def test_store_true_points_to_the_responses_api():
