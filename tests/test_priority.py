@@ -20,7 +20,7 @@ pytestmark = pytest.mark.engine
 WAITING = "openai_frontend_requests_waiting"
 ADMITTED = "openai_frontend_requests_admitted"
 #: Long enough that the queue is still full when the last request arrives.
-BLOCKER_TOKENS = 64
+BLOCKER_TOKENS = 160
 
 
 @pytest.fixture(scope="module")
@@ -48,16 +48,16 @@ def _body(max_tokens: int, **fields: object) -> dict:
     }
 
 
-async def _first_token_at(client: httpx.AsyncClient, body: dict) -> float:
-    """When the stream's first content arrived (the request got its slot); read to the end."""
-    first = None
+async def _started_at(client: httpx.AsyncClient, body: dict) -> float:
+    """When the response began: the server answers only once the request held its slot
+    and the engine gave its first token (openai_frontend.generation.primed). Read to
+    the end, so the slot is given back."""
     async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        started = time.monotonic()
         assert response.status_code == 200, await response.aread()
-        async for line in response.aiter_lines():
-            if first is None and '"content":"' in line and '"content":""' not in line:
-                first = time.monotonic()
-    assert first is not None
-    return first
+        async for _ in response.aiter_lines():
+            pass
+    return started
 
 
 async def _wait_for(client: httpx.AsyncClient, gauge: str, count: int) -> None:
@@ -75,7 +75,7 @@ def test_a_high_priority_request_queued_last_starts_before_low_priority_ones(one
             started = {}
 
             async def send(name: str, body: dict) -> None:
-                started[name] = await _first_token_at(client, body)
+                started[name] = await _started_at(client, body)
 
             tasks = [asyncio.create_task(send("blocker", _body(BLOCKER_TOKENS)))]
             await _wait_for(client, ADMITTED, 1)
