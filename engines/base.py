@@ -85,6 +85,10 @@ class SamplingParams:
     skip_special_tokens: bool = True
     spaces_between_special_tokens: bool = True
     structured_output: StructuredOutput | None = None
+    #: Scheduling priority, lower is sooner (vLLM's ``priority``); 0 is the neutral one.
+    #: Not sampling strictly, but declared like a sampling field, so an engine that
+    #: cannot schedule by priority refuses it by name instead of ignoring it.
+    priority: int = 0
 
     def fields_set(self) -> set[str]:
         """Names of the fields that differ from their neutral default.
@@ -131,6 +135,9 @@ class GenerateRequest:
     sampling: SamplingParams
     #: A ``lora.registry.Adapter``, or None for the base model.
     adapter: object | None = None
+    #: OpenAI's ``prompt_cache_key``: requests sharing one share a prompt prefix, so an
+    #: engine that routes (remote) may send them where that prefix is cached.
+    prompt_cache_key: str | None = None
 
 
 @dataclass(slots=True)
@@ -139,6 +146,9 @@ class Delta:
 
     ``completion_tokens`` counts all tokens generated so far, so the last delta carries
     the final usage. ``finish_reason`` is set on the last delta only.
+    ``cached_prompt_tokens`` is how many prompt tokens the engine served from its prefix
+    cache instead of computing them (OpenAI's ``cached_tokens``); the last delta's count
+    is the one reported, since some engines learn it only at the end.
     """
 
     text: str
@@ -146,6 +156,7 @@ class Delta:
     completion_tokens: int
     finish_reason: FinishReason | None = None
     logprobs: list[TokenLogprob] | None = None
+    cached_prompt_tokens: int = 0
 
 
 #: Who owns a model in its ``/v1/models`` card unless the engine says otherwise.

@@ -77,6 +77,8 @@ def completion_body(request: GenerateRequest, model: str) -> dict:
         body["structured_outputs"] = guide(params)
     if params.logit_bias:
         body["logit_bias"] = {str(token): bias for token, bias in params.logit_bias.items()}
+    if params.priority:  # vLLM's extension; its upstream must run the priority policy
+        body["priority"] = params.priority
     for name in ("ignore_eos", "include_stop_str_in_output"):
         if getattr(params, name):
             body[name] = True
@@ -142,6 +144,9 @@ class RemoteEngine:
     eject_cooldown: float = 5.0
     connect_timeout: float = 5.0
     supported_sampling: frozenset[str] = SUPPORTED_SAMPLING
+    #: "priority" when the upstreams schedule by priority (a vLLM upstream refuses a
+    #: priority under fcfs); only then is ``priority`` declared and sent on.
+    scheduling_policy: str = "fcfs"
     #: Adapters are the upstreams' own: a request for adapter NAME asks them for NAME.
     supports_lora: bool = True
     #: Upstreams come and go without the gateway exiting (see engines.base.Engine).
@@ -151,6 +156,8 @@ class RemoteEngine:
     def __post_init__(self) -> None:
         if not self.upstreams:
             raise ValueError("the remote engine needs at least one upstream URL")
+        if self.scheduling_policy != "priority":
+            self.supported_sampling = self.supported_sampling - {"priority"}
         self._pool = [Upstream(url.rstrip("/")) for url in self.upstreams]
         self._client: httpx.AsyncClient | None = None
         self._tokenizer: HFTokenizer | None = None
@@ -443,9 +450,17 @@ async def _deltas(response: httpx.Response) -> AsyncIterator[Delta]:
         usage = chunk.get("usage")
         if usage and final is not None:
             final.completion_tokens = usage["completion_tokens"]
+            final.cached_prompt_tokens = _cached_tokens(usage)
     if final is None:
         raise UpstreamErrorEvent("the stream ended without a finish reason")
     yield final
+
+
+def _cached_tokens(usage: dict) -> int:
+    """The upstream's ``prompt_tokens_details.cached_tokens``; 0 from an upstream that
+    leaves it out (vLLM without ``--enable-prompt-tokens-details``) or sends null."""
+    details = usage.get("prompt_tokens_details") or {}
+    return int(details.get("cached_tokens") or 0)
 
 
 def _finish(reason: str | None) -> str | None:

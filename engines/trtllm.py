@@ -38,9 +38,10 @@ from engines.trtllm_lora import lora_target_modules
 
 #: What ``tensorrt_llm.SamplingParams`` can honour. Not here, so rejected with a 400:
 #: ``logit_bias`` (TensorRT-LLM takes a dense ``embedding_bias`` tensor, not a sparse
-#: per-token map) and ``prompt_logprobs`` (the frontend does not offer it for any engine).
-#: ``n`` and ``best_of`` are fanned out by the frontend into one request per choice.
-SUPPORTED_SAMPLING = ALL_SAMPLING - {"logit_bias", "prompt_logprobs"}
+#: per-token map), ``prompt_logprobs`` (the frontend does not offer it for any engine)
+#: and ``priority`` (not mapped yet onto TensorRT-LLM's scheduler). ``n`` and
+#: ``best_of`` are fanned out by the frontend into one request per choice.
+SUPPORTED_SAMPLING = ALL_SAMPLING - {"logit_bias", "prompt_logprobs", "priority"}
 
 #: With temperature, top_p and top_k all unset TensorRT-LLM decodes greedily
 #: (``SamplingParams.params_imply_greedy_decoding``); vLLM samples at temperature 1.
@@ -95,6 +96,14 @@ def top_alternatives(candidates: dict, k: int) -> list[tuple[int, float]]:
         key=lambda item: (item[1].rank if item[1].rank is not None else math.inf, -item[1].logprob),
     )
     return [(token_id, candidate.logprob) for token_id, candidate in ranked[:k]]
+
+
+def cached_tokens(result: object) -> int:
+    """Prompt tokens TensorRT-LLM reused from its KV cache for this request: the
+    ``cached_tokens`` of its ``GenerationResult``, which trtllm-serve reports as
+    ``prompt_tokens_details.cached_tokens`` (``tensorrt_llm/serve/postprocess_handlers.py``).
+    Releases without it report 0, as does a result that has not counted yet (None)."""
+    return getattr(result, "cached_tokens", None) or 0
 
 
 def lora_request_args(adapter) -> tuple[str, int, str] | None:
@@ -264,6 +273,7 @@ class TRTLLMEngine:
                     completion_tokens=completion_tokens,
                     finish_reason=finish_reason(output.finish_reason) if result.finished else None,
                     logprobs=None if top_k is None else self._logprobs(output, new_ids, top_k),
+                    cached_prompt_tokens=cached_tokens(result),
                 )
         finally:
             self._release(request.request_id, promise)

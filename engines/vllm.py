@@ -39,7 +39,8 @@ from lora.registry import Adapter
 
 log = logging.getLogger(__name__)
 
-#: SamplingParams fields this backend maps one to one onto vLLM's own.
+#: SamplingParams fields this backend maps one to one onto vLLM's own (``priority`` goes
+#: to ``AsyncLLM.generate``, and is declared only under the priority policy).
 SUPPORTED_SAMPLING = ALL_SAMPLING - {"prompt_logprobs"}
 
 
@@ -98,10 +99,14 @@ class VLLMEngine:
     pipeline_parallel_size: int = 1
     #: e.g. "ray" to spread tensor/pipeline parallelism over several nodes.
     distributed_executor_backend: str | None = None
+    #: vLLM's --scheduling-policy: "priority" schedules by SamplingParams.priority.
+    scheduling_policy: str = "fcfs"
     supported_sampling: frozenset[str] = SUPPORTED_SAMPLING
     in_process = True
 
     def __post_init__(self) -> None:
+        if self.scheduling_policy != "priority":  # vLLM refuses a priority under fcfs
+            self.supported_sampling = self.supported_sampling - {"priority"}
         self._llm = None
         self._tokenizer: HFTokenizer | None = None
         self._info: ModelInfo | None = None
@@ -143,6 +148,7 @@ class VLLMEngine:
             tensor_parallel_size=self.tensor_parallel_size,
             pipeline_parallel_size=self.pipeline_parallel_size,
             distributed_executor_backend=self.distributed_executor_backend,
+            scheduling_policy=self.scheduling_policy,
             **self._lora_args(),
         )
         return AsyncLLM.from_engine_args(args)
@@ -233,6 +239,7 @@ class VLLMEngine:
                 params,
                 request_id=request.request_id,
                 lora_request=self._lora_request(request.adapter),
+                priority=request.sampling.priority,
             ):
                 sequence = output.outputs[0]
                 completion_tokens += len(sequence.token_ids)
@@ -247,6 +254,7 @@ class VLLMEngine:
                     completion_tokens=completion_tokens,
                     finish_reason=sequence.finish_reason if finished else None,
                     logprobs=None if top_k is None else self._logprobs(sequence, top_k),
+                    cached_prompt_tokens=output.num_cached_tokens or 0,
                 )
         except (VLLMClientError, ValueError) as exc:
             raise InvalidRequest(str(exc), getattr(exc, "parameter", None)) from None

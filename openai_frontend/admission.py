@@ -3,17 +3,18 @@
 A request takes one slot per engine sequence it starts (``n`` choices of each prompt),
 so ``n=128`` weighs what 128 single requests weigh. Past the queue a request gets a
 429 with ``Retry-After`` at once, instead of piling up in the engine. Waiters are
-served strictly in arrival order (a deque of futures): a large request at the head is
-not overtaken by smaller ones behind it, so it cannot starve. A request needing more
-slots than exist could never run; it is refused with a 400 instead of waiting forever.
-A waiter whose client leaves is removed without taking a slot.
+served strictly in order of priority (lower first), then arrival (a heap of futures):
+the request at the head is not overtaken by smaller ones behind it, so a large request
+cannot starve behind small ones of its own priority. A request needing more slots than
+exist could never run; it is refused with a 400 instead of waiting forever. A waiter
+whose client leaves is removed without taking a slot.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections import deque
+import heapq
+import itertools
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
@@ -26,15 +27,18 @@ class Admission:
         self.max_waiting = max_waiting
         #: Slots taken: sequences admitted and not yet finished.
         self.running = 0
-        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+        #: (priority, arrival number, slots, future): the heap's head is served next.
+        self._waiters: list[tuple[int, int, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
 
     @property
     def waiting(self) -> int:
         """Requests in line (each may need several slots)."""
         return len(self._waiters)
 
-    async def enter(self, slots: int = 1) -> None:
-        """Take ``slots`` slots, waiting in line if needed; 429 when the line is full."""
+    async def enter(self, slots: int = 1, priority: int = 0) -> None:
+        """Take ``slots`` slots, waiting in line (by ``priority``, lower first, then
+        arrival) if needed; 429 when the line is full."""
         if slots > self.max_running:
             raise APIError(
                 f"This request would run {slots} sequences at once (n times the number of "
@@ -53,17 +57,24 @@ class Admission:
                 headers={"Retry-After": "1"},
             )
         waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append((slots, waiter))
+        entry = (priority, next(self._arrivals), slots, waiter)
+        heapq.heappush(self._waiters, entry)
+        self._admit_waiters()  # ahead of everyone waiting, it may fit right now
         try:
             await waiter  # _admit_waiters() took the slots for us
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.leave(slots)  # the slots arrived as we were cancelled: pass them on
             else:
-                with contextlib.suppress(ValueError):  # already dropped by _admit_waiters
-                    self._waiters.remove((slots, waiter))
+                self._drop(entry)
                 self._admit_waiters()  # those behind may fit now
             raise
+
+    def _drop(self, entry: tuple) -> None:
+        """Take a waiter out of line (unless _admit_waiters already dropped it)."""
+        if entry in self._waiters:
+            self._waiters.remove(entry)
+            heapq.heapify(self._waiters)
 
     def leave(self, slots: int = 1) -> None:
         self.running -= slots
@@ -72,13 +83,13 @@ class Admission:
     def _admit_waiters(self) -> None:
         """Admit waiters from the head of the line while the head one fits."""
         while self._waiters:
-            slots, waiter = self._waiters[0]
+            _, _, slots, waiter = self._waiters[0]
             if waiter.done():  # cancelled, its task not yet resumed: it takes nothing
-                self._waiters.popleft()
+                heapq.heappop(self._waiters)
                 continue
             if self.running + slots > self.max_running:
                 return
-            self._waiters.popleft()
+            heapq.heappop(self._waiters)
             self.running += slots
             waiter.set_result(None)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from engines.base import Delta
 from openai_frontend.chat_tools import ChatPlan
-from openai_frontend.choices import Choice, usage
+from openai_frontend.choices import Choice, cached_tokens, usage
 from openai_frontend.parsing.base import ParsedDelta
 from openai_frontend.parsing.pipeline import MessageBuilder
 
@@ -30,10 +30,7 @@ class ChoiceOutputs:
 
     def parse(self, index: int, delta: Delta) -> ParsedDelta:
         """One engine delta of choice ``index``, parsed (maybe empty: held back)."""
-        choice = self.choices[index]
-        choice.completion_tokens = delta.completion_tokens
-        if delta.finish_reason is not None:
-            choice.finish_reason = delta.finish_reason
+        self.choices[index].count(delta)
         parsed = self._parsers[index].parse(delta)
         if not self._include_reasoning:
             parsed.reasoning = ""
@@ -59,7 +56,11 @@ class ChoiceOutputs:
         )
 
     def usage(self, prompt_tokens: int) -> dict[str, Any]:
-        counts = usage(prompt_tokens, sum(choice.completion_tokens for choice in self.choices))
+        counts = usage(
+            prompt_tokens,
+            sum(choice.completion_tokens for choice in self.choices),
+            cached_tokens(self.choices, len(self.choices)),
+        )
         if self._plan.reports_reasoning:
             reasoning = sum(parser.reasoning_tokens for parser in self._parsers)
             counts["completion_tokens_details"] = {"reasoning_tokens": reasoning}

@@ -19,6 +19,7 @@ from openai_frontend.chat_tools import plan_and_render
 from openai_frontend.choices import Reply
 from openai_frontend.errors import APIError
 from openai_frontend.generation import ChoiceDelta, check_fan_out, choice_requests
+from openai_frontend.priority import request_priority, served_tier
 from openai_frontend.sampling import build_sampling, token_budget
 from openai_frontend.schemas.chat import ChatCompletionRequest
 from openai_frontend.state import get_state, log_fields, new_id, now
@@ -69,10 +70,21 @@ async def start_chat(
         supported=target.engine.supported_sampling,
         logprobs=(body.top_logprobs or 0) if body.logprobs else None,
         structured_output=plan.structured_output or structured_output(body),
+        priority=request_priority(body.priority, body.service_tier, state.config.scheduling_policy),
     )
     outputs = ChoiceOutputs(plan, prompt, body.n)
-    reply = Reply(new_id(id_prefix), now(), body.model, len(prompt_ids), body.n, body.logprobs)
-    requests = choice_requests(reply.id, [prompt_ids], sampling, body.n, target.adapter)
+    reply = Reply(
+        new_id(id_prefix),
+        now(),
+        body.model,
+        len(prompt_ids),
+        body.n,
+        body.logprobs,
+        served_tier(body.service_tier),
+    )
+    requests = choice_requests(
+        reply.id, [prompt_ids], sampling, body.n, target.adapter, body.prompt_cache_key
+    )
     deltas = await state.generate(target, requests, len(prompt_ids), log_fields(request))
     return ChatRun(body, reply, outputs, deltas, prompt)
 

@@ -96,7 +96,7 @@ def prepare_chat(
     if parsers.inject_tool_prompt:
         offered = body.tools if _calls_by_format(body) else None
         update["messages"] = with_tool_prompt(body.messages, offered)
-    kwargs = _reasoning_effort_kwargs(body, template)
+    kwargs = _template_variable_kwargs(body, template)
     if kwargs is not None:
         update["chat_template_kwargs"] = kwargs
     schema = forced_tool_schema(body.tools, body.tool_choice, body.parallel_tool_calls)
@@ -154,16 +154,25 @@ def _calls_by_format(body: ChatCompletionRequest) -> bool:
     return bool(body.tools) and body.tool_choice in (None, "auto")
 
 
-def _reasoning_effort_kwargs(body: ChatCompletionRequest, template: str) -> dict | None:
-    """``reasoning_effort`` as the template variable of that name, for templates that
-    read it (gpt-oss); any other template has no way to honour it: a 400."""
-    if body.reasoning_effort is None:
+#: Request fields a chat template may read as variables of the same name (gpt-oss's
+#: reads reasoning_effort). No other way to honour them exists, so a template that does
+#: not read one gets a 400 naming it.
+TEMPLATE_VARIABLES = ("reasoning_effort", "verbosity")
+
+
+def _template_variable_kwargs(body: ChatCompletionRequest, template: str) -> dict | None:
+    """The request's template-variable fields, merged under its ``chat_template_kwargs``
+    (which win); None when it sets none."""
+    asked = {name: getattr(body, name) for name in TEMPLATE_VARIABLES}
+    asked = {name: value for name, value in asked.items() if value is not None}
+    if not asked:
         return None
-    if "reasoning_effort" not in template:
-        raise APIError(
-            "reasoning_effort is not supported by this model: its chat template has no "
-            "reasoning_effort variable (send chat_template_kwargs the template does read, "
-            "e.g. enable_thinking).",
-            param="reasoning_effort",
-        )
-    return {"reasoning_effort": body.reasoning_effort, **(body.chat_template_kwargs or {})}
+    for name in asked:
+        if name not in template:
+            raise APIError(
+                f"{name} is not supported by this model: its chat template has no {name} "
+                "variable (send chat_template_kwargs the template does read, "
+                "e.g. enable_thinking).",
+                param=name,
+            )
+    return {**asked, **(body.chat_template_kwargs or {})}

@@ -17,9 +17,14 @@ class Reply:
     prompt_tokens: int
     n: int
     logprobs: bool
+    #: The tier that served the request, sent back only when the request named one.
+    service_tier: str | None = None
 
     def head(self, obj: str) -> dict:
-        return {"id": self.id, "object": obj, "created": self.created, "model": self.model}
+        head = {"id": self.id, "object": obj, "created": self.created, "model": self.model}
+        if self.service_tier is not None:
+            head["service_tier"] = self.service_tier
+        return head
 
 
 @dataclass
@@ -28,12 +33,19 @@ class Choice:
     logprobs: list[TokenLogprob] = field(default_factory=list)
     completion_tokens: int = 0
     finish_reason: str | None = None
+    #: Prompt tokens the engine took from its prefix cache for this sequence.
+    cached_tokens: int = 0
 
     def add(self, delta: Delta) -> None:
         self.text_parts.append(delta.text)
         if delta.logprobs:
             self.logprobs.extend(delta.logprobs)
+        self.count(delta)
+
+    def count(self, delta: Delta) -> None:
+        """Keep the delta's running counts and finish reason."""
         self.completion_tokens = delta.completion_tokens
+        self.cached_tokens = max(self.cached_tokens, delta.cached_prompt_tokens)
         if delta.finish_reason is not None:
             self.finish_reason = delta.finish_reason
 
@@ -42,12 +54,22 @@ class Choice:
         return "".join(self.text_parts)
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict:
+def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> dict:
+    """OpenAI's usage object. ``prompt_tokens_details`` is always there, as OpenAI
+    always sends it (vLLM hides it behind ``--enable-prompt-tokens-details``)."""
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached_tokens},
     }
+
+
+def cached_tokens(choices: list[Choice], n: int) -> int:
+    """Cached prompt tokens of a request whose usage counts each prompt once: the first
+    choice of each prompt stands for it (its ``n - 1`` siblings share that prompt, and
+    reuse whatever the first one put in the cache)."""
+    return sum(choice.cached_tokens for choice in choices[::n])
 
 
 #: The engine's finish reasons (engines.base.FinishReason) as the client sees them.

@@ -173,6 +173,13 @@ def _add_access_flags(serve: argparse.ArgumentParser) -> None:
         help="sequences generating at once; a request takes one slot per sequence",
     )
     access.add_argument("--max-queued-requests", type=int, help="requests waiting; then 429")
+    access.add_argument(
+        "--scheduling-policy",
+        choices=("fcfs", "priority"),
+        default="fcfs",
+        help="priority: the queue and the engine serve requests by their priority (lower "
+        "first; service_tier flex/priority map to one), then arrival; fcfs: by arrival only",
+    )
     access.add_argument("--request-timeout", type=float, help="seconds before a request is stopped")
     access.add_argument(
         "--log-prompts", action="store_true", help="put prompt text in the request log (off: never)"
@@ -316,6 +323,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_sequences_per_request=args.max_sequences_per_request,
         max_concurrent_requests=args.max_concurrent_requests,
         max_queued_requests=args.max_queued_requests,
+        scheduling_policy=args.scheduling_policy,
         request_timeout=args.request_timeout,
         drain_timeout=args.drain_timeout,
         log_prompts=args.log_prompts,
@@ -380,6 +388,7 @@ def engine_kwargs(config: ServerConfig, enable_lora: bool) -> dict:
             "upstreams": list(config.upstreams),
             "upstream_model": config.upstream_model,
             "api_key": config.upstream_api_key,
+            "scheduling_policy": config.scheduling_policy,
         }
     if config.upstreams:
         raise ValueError("--upstream is for --engine remote")
@@ -399,6 +408,7 @@ def engine_kwargs(config: ServerConfig, enable_lora: bool) -> dict:
         **common,
         **lora,
         **parallel,
+        "scheduling_policy": config.scheduling_policy,
         "distributed_executor_backend": config.distributed_executor_backend,
         "base_via_zero_lora": config.base_via_zero_lora,
         "dtype": config.dtype or default_dtype(config.model_path),

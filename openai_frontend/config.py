@@ -60,6 +60,9 @@ class ServerConfig:
     #: Engine sequences generating at once (a request takes one slot per sequence).
     max_concurrent_requests: int | None = None
     max_queued_requests: int | None = None
+    #: "priority": the admission queue and the engine serve by request priority, then
+    #: arrival; "fcfs": by arrival only, and a request priority is a 400.
+    scheduling_policy: str = "fcfs"
     request_timeout: float | None = None
     drain_timeout: float = 30.0
     log_prompts: bool = False

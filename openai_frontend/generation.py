@@ -59,7 +59,12 @@ def check_fan_out(prompts: int, n: int, config: ServerConfig) -> None:
 
 
 def choice_requests(
-    request_id: str, prompts: list[list[int]], sampling: SamplingParams, n: int, adapter: object
+    request_id: str,
+    prompts: list[list[int]],
+    sampling: SamplingParams,
+    n: int,
+    adapter: object,
+    prompt_cache_key: str | None = None,
 ) -> list[GenerateRequest]:
     """One engine request per (prompt, choice); choice index = prompt * n + i (OpenAI)."""
     requests = []
@@ -69,7 +74,11 @@ def choice_requests(
             params = sampling
             if sampling.seed is not None and index:
                 params = dataclasses.replace(sampling, seed=sampling.seed + index)
-            requests.append(GenerateRequest(f"{request_id}-{index}", prompt_ids, params, adapter))
+            requests.append(
+                GenerateRequest(
+                    f"{request_id}-{index}", prompt_ids, params, adapter, prompt_cache_key
+                )
+            )
     return requests
 
 

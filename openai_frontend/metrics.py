@@ -2,7 +2,8 @@
 
 Histograms follow vLLM's set (vllm#1870): time to first token, inter-token latency,
 end-to-end latency, prompt and generation lengths; counters of requests by finish
-reason, of HTTP responses by status, and of tokens; a gauge of running requests.
+reason, of HTTP responses by status, and of tokens (prompt tokens served from the
+engine's prefix cache among them); a gauge of running requests.
 """
 
 from __future__ import annotations
@@ -61,6 +62,12 @@ class Metrics:
         self.generation_tokens = Counter(
             f"{_PREFIX}_generation_tokens", "Tokens generated.", model, registry=self.registry
         )
+        self.prefix_cache_hits = Counter(
+            f"{_PREFIX}_prefix_cache_hit_tokens",
+            "Prompt tokens the engine served from its prefix cache instead of computing.",
+            model,
+            registry=self.registry,
+        )
         self.running = Gauge(
             f"{_PREFIX}_requests_running", "Requests generating now.", model, registry=self.registry
         )
@@ -96,6 +103,7 @@ class Metrics:
         ttft = None
         reasons: list[str] = []
         generated: dict[int, int] = {}
+        cached: dict[int, int] = {}
         # Labelled children resolved once per request, not once per token.
         ttft_child, itl_child = self.ttft.labels(model), self.itl.labels(model)
         self.running.labels(model).inc()
@@ -112,6 +120,7 @@ class Metrics:
                             itl_child.observe(now - last)
                         last = now
                     generated[index] = delta.completion_tokens
+                    cached[index] = delta.cached_prompt_tokens
                     if delta.finish_reason is not None:
                         self.finished.labels(model, delta.finish_reason).inc()
                         reasons.append(delta.finish_reason)
@@ -125,11 +134,13 @@ class Metrics:
             self.generation_length.labels(model).observe(total)
             self.prompt_tokens.labels(model).inc(prompt_tokens)
             self.generation_tokens.labels(model).inc(total)
+            self.prefix_cache_hits.labels(model).inc(sum(cached.values()))
             if log_fields is not None:
                 log_fields.update(
                     model=model,
                     prompt_tokens=prompt_tokens,
                     completion_tokens=total,
+                    cached_tokens=sum(cached.values()),
                     finish_reasons=reasons,
                     ttft_ms=None if ttft is None else round(ttft * 1000, 2),
                     generation_ms=round(elapsed * 1000, 2),

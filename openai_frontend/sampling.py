@@ -78,6 +78,7 @@ def build_sampling(
     supported: frozenset[str],
     logprobs: int | None = None,
     structured_output: StructuredOutput | None = None,
+    priority: int = 0,
 ) -> SamplingParams:
     """Merge defaults and the request, then reject anything the engine cannot honour."""
     layered = dict(defaults)
@@ -109,6 +110,7 @@ def build_sampling(
         skip_special_tokens=request.skip_special_tokens,
         spaces_between_special_tokens=request.spaces_between_special_tokens,
         structured_output=structured_output,
+        priority=priority,
     )
     reject_unsupported(params, supported)
     return params

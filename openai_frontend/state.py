@@ -140,7 +140,7 @@ class ServerState:
         # Each wrapper is one more async-generator hop per token: add only those in use.
         if self.admission is not None:
             # One slot per engine sequence: n=128 is 128 requests' worth of engine work.
-            await self.admission.enter(len(requests))
+            await self.admission.enter(len(requests), requests[0].sampling.priority)
             running = self.admission.hold(running, len(requests))
         if self.config.request_timeout is not None:
             running = with_deadline(running, self.config.request_timeout)

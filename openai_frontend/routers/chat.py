@@ -27,7 +27,13 @@ router = APIRouter(route_class=OffLoopJSONRoute)
 @router.post("/v1/chat/completions")
 async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Response:
     if body.store:
-        raise APIError("store is not supported by this server", param="store")
+        raise APIError(
+            "store: true is not supported on /v1/chat/completions: this server keeps no "
+            "chat completions. Send store: false (or leave it out), or use the Responses "
+            "API (POST /v1/responses) for stored, stateful conversations.",
+            param="store",
+            code="unsupported_parameter",
+        )
     run = await start_chat(body, request)
     if body.stream:
         return sse_response(

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from openai_frontend.choices import Choice, Reply, finish_reason, usage
+from openai_frontend.choices import Choice, Reply, cached_tokens, finish_reason, usage
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError
 from openai_frontend.generation import ChoiceDelta, check_fan_out, choice_requests
 from openai_frontend.jsonbody import OffLoopJSONRoute
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.logprobs import completion_logprobs
+from openai_frontend.priority import request_priority
 from openai_frontend.sampling import build_sampling, token_budget
 from openai_frontend.schemas.completions import CompletionRequest
 from openai_frontend.state import ServerState, Target, get_state, log_fields, new_id, now
@@ -57,6 +58,7 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         supported=target.engine.supported_sampling,
         logprobs=body.logprobs,
         structured_output=body.structured_outputs.constraint() if body.structured_outputs else None,
+        priority=request_priority(body.priority, None, state.config.scheduling_policy),
     )
     echoes = tuple(target.engine.detokenize(ids) for ids in prompts) if body.echo else ()
     reply = _Reply(
@@ -66,7 +68,7 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         sum(map(len, prompts)),
         body.n,
         body.logprobs is not None,
-        echoes,
+        echoes=echoes,
     )
     requests = choice_requests(reply.id, prompts, sampling, body.n, target.adapter)
     deltas = await state.generate(target, requests, reply.prompt_tokens, log_fields(request))
@@ -125,7 +127,11 @@ async def _collect(deltas: AsyncIterator[ChoiceDelta], reply: _Reply, count: int
             }
             for index, choice in enumerate(choices)
         ],
-        "usage": usage(reply.prompt_tokens, sum(c.completion_tokens for c in choices)),
+        "usage": usage(
+            reply.prompt_tokens,
+            sum(c.completion_tokens for c in choices),
+            cached_tokens(choices, reply.n),
+        ),
     }
 
 
@@ -133,13 +139,13 @@ async def _stream(
     deltas: AsyncIterator[ChoiceDelta], reply: _Reply, count: int, include_usage: bool
 ) -> AsyncIterator[bytes]:
     framer = ChunkFramer(reply.head("text_completion"), include_usage)
-    completion_tokens = [0] * count
+    counts = [Choice() for _ in range(count)]
     text_offsets = [0] * count
     if reply.echoes:
         for index in range(count):
             yield framer.choice(_chunk(index, reply.echo(index), None, None))
     async for index, delta in deltas:
-        completion_tokens[index] = delta.completion_tokens
+        counts[index].count(delta)
         if not (delta.text or delta.logprobs or delta.finish_reason):
             continue
         logprobs = None
@@ -149,7 +155,10 @@ async def _stream(
         reason = finish_reason(delta.finish_reason) if delta.finish_reason else None
         yield framer.choice(_chunk(index, delta.text, logprobs, reason))
     if include_usage:
-        yield framer.usage(usage(reply.prompt_tokens, sum(completion_tokens)))
+        completion_tokens = sum(choice.completion_tokens for choice in counts)
+        yield framer.usage(
+            usage(reply.prompt_tokens, completion_tokens, cached_tokens(counts, reply.n))
+        )
 
 
 def _chunk(index: int, text: str, logprobs: dict | None, reason: str | None) -> dict:

@@ -58,8 +58,11 @@ class SamplingFields(StrictModel):
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
+    #: Accepted and unused: OpenAI's end-user id for abuse monitoring (deprecated there).
     user: str | None = None
     # vLLM-style extensions (top level, or the SDK's extra_body).
+    #: Lower is sooner: the admission queue and the engine (--scheduling-policy priority).
+    priority: Annotated[int, INT64] | None = None
     top_k: int | None = Field(None, ge=-1)
     min_p: float | None = Field(None, ge=0, le=1)
     repetition_penalty: float | None = Field(None, gt=0, le=2)

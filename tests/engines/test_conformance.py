@@ -145,6 +145,7 @@ NON_DEFAULT = {
     "skip_special_tokens": False,
     "spaces_between_special_tokens": False,
     "structured_output": StructuredOutput(json_object=True),
+    "priority": -1,
 }
 
 
@@ -342,6 +343,9 @@ ACCEPTED_ONLY = {
     "spaces_between_special_tokens": "this model's byte-level tokenizer puts no spaces between"
     " special tokens, so both settings decode alike (vLLM's fast detokenizer only removes"
     " spaces a tokenizer adds; seen: three <|im_start|> decode without spaces either way)",
+    "priority": "it orders requests waiting for the engine, which one request cannot show;"
+    " declared only under --scheduling-policy priority, which these engines do not run"
+    " (tests/test_priority.py shows the order through a server that does)",
 }
 
 

@@ -81,8 +81,10 @@ class Step:
 class ScriptedResult:
     """A ``GenerationResult`` that plays back ``steps`` (an exception step is raised)."""
 
-    def __init__(self, steps: list) -> None:
+    def __init__(self, steps: list, cached_tokens: int | None = None) -> None:
         self._steps = list(steps)
+        #: Prompt tokens reused from the KV cache (None: not counted, as in old releases).
+        self.cached_tokens = cached_tokens
         self.outputs: list[Step] = []
         self.finished = False
         self.aborted = False
@@ -110,6 +112,8 @@ class LLM:
 
     #: What the next requests play back, one list of steps per request.
     scripts: list[list] = []
+    #: The ``cached_tokens`` the next result reports (then back to None).
+    cached_tokens_next: int | None = None
     #: Raised by the next ``generate_async`` instead of queueing, when set.
     refuse_next: Exception | None = None
     built: list[LLM] = []
@@ -127,7 +131,8 @@ class LLM:
             refusal, LLM.refuse_next = LLM.refuse_next, None
             raise refusal
         self.submitted.append((inputs, sampling_params, lora_request))
-        result = ScriptedResult(LLM.scripts.pop(0))
+        result = ScriptedResult(LLM.scripts.pop(0), LLM.cached_tokens_next)
+        LLM.cached_tokens_next = None
         self.results.append(result)
         return result
 
@@ -139,6 +144,7 @@ def install(monkeypatch) -> types.ModuleType:
     """Make ``import tensorrt_llm`` (and the submodules the engine uses) import this."""
     LLM.scripts = []
     LLM.refuse_next = None
+    LLM.cached_tokens_next = None
     LLM.built = []
     root = types.ModuleType("tensorrt_llm")
     root.LLM = LLM

@@ -41,6 +41,43 @@ def test_waiters_are_served_in_arrival_order_and_overflow_is_429():
     assert overflow.headers == {"Retry-After": "1"}
 
 
+def _served_order(arrivals: list[tuple[str, int, int]], max_running: int = 2) -> list[str]:
+    """Who gets a slot, in order, when ``(name, slots, priority)`` queue one after another
+    behind requests holding every slot, which then leave."""
+
+    async def scenario() -> list[str]:
+        gate = Admission(max_running=max_running, max_waiting=None)
+        await gate.enter(max_running)
+        order: list[str] = []
+
+        async def request(name: str, slots: int, priority: int) -> None:
+            await gate.enter(slots, priority)
+            order.append(name)
+            await asyncio.sleep(0)
+            gate.leave(slots)
+
+        tasks = []
+        for arrival in arrivals:
+            tasks.append(asyncio.create_task(request(*arrival)))
+            await asyncio.sleep(0)
+        gate.leave(max_running)
+        await asyncio.gather(*tasks)
+        assert (gate.running, gate.waiting) == (0, 0)
+        return order
+
+    return asyncio.run(scenario())
+
+
+def test_waiters_are_served_by_priority_then_arrival():
+    arrivals = [("low-1", 1, 5), ("low-2", 1, 5), ("default", 1, 0), ("high", 1, -5)]
+    assert _served_order(arrivals, max_running=1) == ["high", "default", "low-1", "low-2"]
+
+
+def test_a_large_head_is_not_overtaken_by_smaller_ones_of_its_priority():
+    arrivals = [("large", 2, 0), ("small", 1, 0), ("urgent", 1, -1)]
+    assert _served_order(arrivals) == ["urgent", "large", "small"]
+
+
 def test_a_waiter_that_leaves_takes_no_slot():
     async def scenario() -> Admission:
         gate = Admission(max_running=1, max_waiting=5)
@@ -157,3 +194,31 @@ def test_a_large_waiter_that_leaves_lets_those_behind_it_in():
 
     gate = asyncio.run(scenario())
     assert (gate.running, gate.waiting) == (4, 0)
+
+
+def test_a_prioritised_waiter_that_leaves_lets_the_next_one_in():
+    async def scenario() -> tuple[Admission, list[str]]:
+        gate = Admission(max_running=1, max_waiting=5)
+        await gate.enter()
+        order: list[str] = []
+
+        async def request(name: str, priority: int) -> None:
+            await gate.enter(1, priority)
+            order.append(name)
+
+        low = asyncio.create_task(request("low", 5))
+        await asyncio.sleep(0)
+        high = asyncio.create_task(request("high", -5))
+        await asyncio.sleep(0)
+        high.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await high
+        assert gate.waiting == 1
+        gate.leave()
+        await low
+        gate.leave()
+        return gate, order
+
+    gate, order = asyncio.run(scenario())
+    assert order == ["low"]
+    assert (gate.running, gate.waiting) == (0, 0)

@@ -151,6 +151,15 @@ def test_reasoning_effort_reaches_a_template_that_reads_it():
     assert "Reasoning: low" in render_chat(chat.request, resolver("gpt-oss"))
 
 
+def test_verbosity_reaches_a_template_that_reads_it():
+    reads = "{% for m in messages %}{{ m.content }}{% endfor %}|verbosity={{ verbosity }}"
+    own = TemplateResolver(ModelTemplates(reads, {"eos_token": "<|im_end|>"}))
+    chat = prepare_chat(request(verbosity="low"), own, config())
+    assert chat.request.chat_template_kwargs == {"verbosity": "low"}
+    assert render_chat(chat.request, own).endswith("|verbosity=low")
+    assert refused(verbosity="low").param == "verbosity"  # smollm2's does not read it
+
+
 def replies(chat, texts: list[str]) -> tuple[dict, str]:
     """A reply fed through one choice's parser stage, as the router does."""
     from openai_frontend.parsing.pipeline import MessageBuilder

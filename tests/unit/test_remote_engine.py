@@ -76,6 +76,19 @@ def test_structured_output_is_forwarded_as_vllms_structured_outputs():
     assert "structured_outputs" not in completion_body(request(), "m")
 
 
+def test_a_priority_is_sent_to_the_upstream_only_when_set():
+    assert completion_body(request(priority=-2), "m")["priority"] == -2
+    assert "priority" not in completion_body(request(priority=0), "m")
+
+
+def test_priority_is_declared_only_when_the_upstreams_schedule_by_it():
+    def declared(**policy: str) -> frozenset[str]:
+        return RemoteEngine(Path("/m"), "m", ["http://a"], **policy).supported_sampling
+
+    assert "priority" not in declared()
+    assert "priority" in declared(scheduling_policy="priority")
+
+
 def test_undeclared_fields_are_refused_by_name():
     with pytest.raises(InvalidRequest) as refused:
         completion_body(request(logprobs=2), "m")
@@ -113,6 +126,25 @@ def test_stream_becomes_deltas_with_exact_usage():
     assert [d.finish_reason for d in deltas] == [None, "length"]
     assert deltas[-1].completion_tokens == 2
     assert engine.num_unfinished_requests() == 0
+
+
+@pytest.mark.parametrize(
+    ("details", "cached"),
+    [
+        (',"prompt_tokens_details":{"cached_tokens":2}', 2),
+        ("", 0),
+        (',"prompt_tokens_details":null', 0),
+    ],
+)
+def test_the_upstreams_cached_tokens_reach_the_last_delta(details, cached):
+    usage = f'{{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4{details}}}'
+    stream = sse(
+        '{"choices":[{"index":0,"text":"Hi","finish_reason":"stop"}]}',
+        f'{{"choices":[],"usage":{usage}}}',
+        "[DONE]",
+    )
+    engine = engine_with(lambda _: httpx.Response(200, content=stream))
+    assert asyncio.run(run(engine))[-1].cached_prompt_tokens == cached
 
 
 def test_a_failure_before_the_first_byte_is_retried_on_the_other_upstream():

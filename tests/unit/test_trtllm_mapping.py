@@ -189,6 +189,7 @@ def test_the_rest_maps_by_its_tensorrt_llm_name():
     [
         (SamplingParams(max_tokens=4, logit_bias={5: 1.0}), "logit_bias"),
         (SamplingParams(max_tokens=4, prompt_logprobs=1), "prompt_logprobs"),
+        (SamplingParams(max_tokens=4, priority=-1), "priority"),
     ],
 )
 def test_fields_it_cannot_honour_are_refused_by_name(params, name):
@@ -404,6 +405,14 @@ def test_top_logprobs_k_returns_k_alternatives(started):
     assert record.logprob == -3.0
     assert [tid for tid, _, _ in record.top] == [11, 12]
     assert llm.built[0].submitted[0][1].logprobs == 2
+
+
+def test_cached_tokens_come_from_the_generation_result(started):
+    engine, _ = started
+    scripted_trtllm.LLM.cached_tokens_next = 2
+    steps = [Step([5], "a"), Step([6], "b", finish_reason="length")]
+    deltas, _, _ = run_request(engine, SamplingParams(max_tokens=2), steps)
+    assert deltas[-1].cached_prompt_tokens == 2
 
 
 def test_an_aborted_request_counts_until_tensorrt_llm_confirms_it(started):

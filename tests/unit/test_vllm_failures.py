@@ -23,9 +23,11 @@ exceptions = pytest.importorskip("vllm.exceptions", reason="needs vllm installed
 engine_exceptions = pytest.importorskip("vllm.v1.engine.exceptions")
 
 
-def _output(text: str, finish_reason: str | None) -> SimpleNamespace:
+def _output(text: str, finish_reason: str | None, cached: int = 0) -> SimpleNamespace:
     sequence = SimpleNamespace(text=text, token_ids=[1], finish_reason=finish_reason)
-    return SimpleNamespace(outputs=[sequence], finished=finish_reason is not None)
+    return SimpleNamespace(
+        outputs=[sequence], finished=finish_reason is not None, num_cached_tokens=cached
+    )
 
 
 @dataclass
@@ -35,21 +37,28 @@ class FaultInjectingAsyncLLM:
     raises: BaseException | None = None
     finish_reason: str = "stop"
     aborted: list[str] = field(default_factory=list)
+    #: What vLLM reports as ``RequestOutput.num_cached_tokens``.
+    cached_tokens: int = 0
+    #: The ``priority`` of every generate() call.
+    priorities: list[int] = field(default_factory=list)
 
-    async def generate(self, prompt, params, request_id, lora_request):
-        yield _output("a", None)
+    async def generate(self, prompt, params, request_id, lora_request, priority=0):
+        self.priorities.append(priority)
+        yield _output("a", None, self.cached_tokens)
         if self.raises is not None:
             raise self.raises
-        yield _output("", self.finish_reason)
+        yield _output("", self.finish_reason, self.cached_tokens)
 
     async def abort(self, request_id: str) -> None:
         self.aborted.append(request_id)
 
 
-def _run(llm: FaultInjectingAsyncLLM) -> tuple[list[Delta], BaseException | None]:
+def _run(
+    llm: FaultInjectingAsyncLLM, priority: int = 0
+) -> tuple[list[Delta], BaseException | None]:
     engine = VLLMEngine(model_path=Path("/nonexistent"), served_model_name="m")
     engine._llm = llm
-    request = GenerateRequest("r-0", [1, 2], SamplingParams(max_tokens=4))
+    request = GenerateRequest("r-0", [1, 2], SamplingParams(max_tokens=4, priority=priority))
     deltas: list[Delta] = []
 
     async def drain() -> None:
@@ -101,3 +110,23 @@ def test_finish_reason_repetition_is_kept():
     deltas, error = _run(FaultInjectingAsyncLLM(finish_reason="repetition"))
     assert error is None
     assert deltas[-1].finish_reason == "repetition"
+
+
+def test_num_cached_tokens_is_the_deltas_cached_prompt_tokens():
+    deltas, error = _run(FaultInjectingAsyncLLM(cached_tokens=32))
+    assert error is None
+    assert [d.cached_prompt_tokens for d in deltas] == [32, 32]
+
+
+def test_the_request_priority_reaches_vllms_generate():
+    llm = FaultInjectingAsyncLLM()
+    _run(llm, priority=-3)
+    assert llm.priorities == [-3]
+
+
+def test_priority_is_declared_only_under_the_priority_policy():
+    def declared(**policy: str) -> frozenset[str]:
+        return VLLMEngine(Path("/nonexistent"), "m", **policy).supported_sampling
+
+    assert "priority" not in declared()
+    assert "priority" in declared(scheduling_policy="priority")
