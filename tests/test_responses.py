@@ -13,6 +13,7 @@ import httpx
 import openai
 import pytest
 from conftest import USER_KEY, USER_KEY_2, Server
+from parser_fixtures import ParserServer
 from servers import all_stopped, ours, wait_ready
 from spec import assert_valid
 from test_disconnect import _engine_unfinished, _wait_for
@@ -202,3 +203,33 @@ def test_a_restarted_gateway_still_has_its_stored_responses(server: Server, tmp_
             assert follow.status_code == 200, follow.text
             assert follow.json()["usage"]["input_tokens"] > made["usage"]["input_tokens"]
     assert store.is_file()
+
+
+def test_the_openai_agents_sdk_runs_a_function_tool_through_responses(
+    parser_server: ParserServer,
+):
+    """The Agents SDK's default model class speaks the Responses API; with the weather
+    adapter the model calls the tool, the SDK runs it and sends back its output."""
+    agents = pytest.importorskip("agents", reason="needs openai-agents (the test extra)")
+    from openai import AsyncOpenAI
+
+    agents.set_tracing_disabled(True)
+    called: list[str] = []
+
+    @agents.function_tool
+    def get_weather(city: str) -> str:
+        """Look up the weather for a city."""
+        called.append(city)
+        return "sunny, 22 C"
+
+    client = AsyncOpenAI(base_url=parser_server.url("/v1"), api_key="unused", max_retries=0)
+    agent = agents.Agent(
+        name="weather",
+        instructions="You are a helpful assistant.",
+        tools=[get_weather],
+        model=agents.OpenAIResponsesModel(model="weather", openai_client=client),
+        model_settings=agents.ModelSettings(temperature=0),
+    )
+    result = agents.Runner.run_sync(agent, "What is the weather in Rome?", max_turns=4)
+    assert called and all(isinstance(city, str) for city in called)
+    assert isinstance(result.final_output, str) and result.final_output

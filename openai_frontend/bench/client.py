@@ -18,22 +18,49 @@ class RequestShape:
     """What every request of a run has in common."""
 
     model: str
-    endpoint: str  # "chat" or "completions"
+    endpoint: str  # "chat", "completions" or "responses"
     stream: bool
     ignore_eos: bool
     extra_body: dict
 
     def payload(self, prompt: Prompt) -> dict:
-        body: dict = {"model": self.model, "max_tokens": prompt.output_tokens}
+        body: dict = {"model": self.model}
+        if self.endpoint == "responses":
+            body.update(input=prompt.text, max_output_tokens=prompt.output_tokens)
+        else:
+            body["max_tokens"] = prompt.output_tokens
         if self.endpoint == "chat":
             body["messages"] = [{"role": "user", "content": prompt.text}]
-        else:
+        elif self.endpoint == "completions":
             body["prompt"] = prompt.text
         if self.ignore_eos:
             body["ignore_eos"] = True
         if self.stream:
-            body.update(stream=True, stream_options={"include_usage": True})
+            body["stream"] = True
+            if self.endpoint != "responses":  # its final event always carries usage
+                body["stream_options"] = {"include_usage": True}
         return {**body, **self.extra_body}
+
+    def text(self, body: dict) -> str:
+        """The generated text a reply body, stream chunk or stream event carries."""
+        if self.endpoint != "responses":
+            return "".join(self.content(choice) for choice in body.get("choices") or [])
+        if self.stream:
+            return body["delta"] if body.get("type") == "response.output_text.delta" else ""
+        return "".join(
+            part.get("text", "")
+            for item in body.get("output", [])
+            if item.get("type") == "message"
+            for part in item.get("content", [])
+        )
+
+    def usage(self, body: dict) -> tuple[int, int] | None:
+        """(prompt, output) tokens, if this body, chunk or event reports them."""
+        if self.endpoint == "responses":
+            usage = (body.get("response") or {}).get("usage") if self.stream else body.get("usage")
+            return (usage["input_tokens"], usage["output_tokens"]) if usage else None
+        usage = body.get("usage")
+        return (usage.get("prompt_tokens"), usage.get("completion_tokens")) if usage else None
 
     def content(self, choice: dict) -> str:
         """The generated text a choice (or a stream chunk's choice) carries."""
@@ -90,8 +117,8 @@ async def _whole(client, shape, prompt, record, sent) -> str:
         raise RequestFailed(response.status_code, _error_message(response.content))
     body = orjson.loads(response.content)
     record.ttft = time.perf_counter() - sent  # the whole reply is the first token's arrival
-    _take_usage(body.get("usage"), record)
-    return "".join(shape.content(choice) for choice in body.get("choices", []))
+    _take_usage(shape.usage(body), record)
+    return shape.text(body)
 
 
 async def _streamed(client, shape, prompt, record, sent) -> str:
@@ -106,10 +133,10 @@ async def _streamed(client, shape, prompt, record, sent) -> str:
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
             chunk = orjson.loads(line[6:])
-            if "error" in chunk:
-                raise RequestFailed(response.status_code, _error_message(line[6:]))
-            _take_usage(chunk.get("usage"), record)
-            text = "".join(shape.content(choice) for choice in chunk.get("choices") or [])
+            if "error" in chunk or chunk.get("type") == "response.failed":
+                raise RequestFailed(response.status_code, _failure_message(chunk))
+            _take_usage(shape.usage(chunk), record)
+            text = shape.text(chunk)
             if not text:
                 continue
             now = time.perf_counter()
@@ -122,10 +149,15 @@ async def _streamed(client, shape, prompt, record, sent) -> str:
     return "".join(parts)  # an empty reply is a success without a TTFT
 
 
-def _take_usage(usage: dict | None, record: RequestRecord) -> None:
+def _take_usage(usage: tuple[int, int] | None, record: RequestRecord) -> None:
     if usage:
-        record.prompt_tokens = usage.get("prompt_tokens")
-        record.output_tokens_usage = usage.get("completion_tokens")
+        record.prompt_tokens, record.output_tokens_usage = usage
+
+
+def _failure_message(chunk: dict) -> str:
+    """A stream's error: chat's ``error`` object, or ``response.failed``'s error."""
+    error = chunk.get("error") or (chunk.get("response") or {}).get("error") or {}
+    return error.get("message") or str(error)
 
 
 def _error_message(body: bytes | str) -> str:

@@ -82,6 +82,32 @@ def test_request_bodies_for_chat_and_completions():
     assert plain.content({"text": "y"}) == "y"
 
 
+def test_responses_bodies_texts_and_usage():
+    prompt = Prompt("hi", 1, 16)
+    streamed = RequestShape("m", "responses", True, True, {})
+    assert streamed.payload(prompt) == {
+        "model": "m",
+        "input": "hi",
+        "max_output_tokens": 16,
+        "ignore_eos": True,
+        "stream": True,
+    }
+    assert streamed.text({"type": "response.output_text.delta", "delta": "x"}) == "x"
+    assert streamed.text({"type": "response.output_text.done", "text": "x"}) == ""
+    usage = {"input_tokens": 3, "output_tokens": 16}
+    assert streamed.usage({"type": "response.completed", "response": {"usage": usage}}) == (3, 16)
+    assert streamed.usage({"type": "response.created", "response": {}}) is None
+    whole = RequestShape("m", "responses", False, False, {})
+    body = {
+        "output": [
+            {"type": "reasoning", "content": [{"type": "reasoning_text", "text": "no"}]},
+            {"type": "message", "content": [{"type": "output_text", "text": "yes"}]},
+        ],
+        "usage": usage,
+    }
+    assert (whole.text(body), whole.usage(body)) == ("yes", (3, 16))
+
+
 BEFORE = """# TYPE req_total counter
 req_total{model="m"} 3
 # TYPE running gauge
