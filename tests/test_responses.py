@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import jsonschema
 import openai
 import pytest
 from conftest import USER_KEY, USER_KEY_2, Server
@@ -24,6 +25,7 @@ QUESTION = "Name three colours."
 
 
 def create(http: httpx.Client, model: str, **fields) -> dict:
+    """A non-streamed response, checked against the spec (``input``: QUESTION unless given)."""
     answer = http.post("/v1/responses", json={"model": model, "input": QUESTION, **fields})
     assert answer.status_code == 200, answer.text
     body = answer.json()
@@ -92,6 +94,59 @@ def test_chat_and_responses_give_the_same_text(server: Server, http):
     )
     assert body["output"][0]["content"][0]["text"] == chat["choices"][0]["message"]["content"]
     assert body["usage"]["input_tokens"] == chat["usage"]["prompt_tokens"]
+
+
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Get the current weather in a city.",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 20}},
+        "required": ["city"],
+        "additionalProperties": False,
+    },
+}
+
+
+def test_a_named_tool_choice_gives_a_function_call_item_streamed_or_not(server: Server, http):
+    body = {
+        "model": server.model,
+        "input": "What is the weather in Paris?",
+        "tools": [WEATHER],
+        "tool_choice": {"type": "function", "name": "get_weather"},
+        "temperature": 0,
+        "max_output_tokens": 64,
+    }
+    whole = create(http, **body)
+    [call] = [item for item in whole["output"] if item["type"] == "function_call"]
+    assert call["name"] == "get_weather" and call["call_id"]
+    jsonschema.validate(json.loads(call["arguments"]), WEATHER["parameters"])
+    events = events_of(http.post("/v1/responses", json={**body, "stream": True}).text)
+    done = [e for e in events if e["type"] == "response.function_call_arguments.done"]
+    deltas = [e["delta"] for e in events if e["type"] == "response.function_call_arguments.delta"]
+    assert len(done) == 1 and done[0]["name"] == "get_weather"
+    assert "".join(deltas) == done[0]["arguments"] == call["arguments"]
+    assert events[-1]["response"]["output"][-1]["arguments"] == call["arguments"]
+
+
+def test_text_format_json_schema_constrains_the_output(server: Server, http):
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
+        "required": ["city", "population"],
+        "additionalProperties": False,
+    }
+    body = create(
+        http,
+        server.model,
+        input="Give me a city and its population as JSON.",
+        temperature=0,
+        max_output_tokens=60,
+        text={"format": {"type": "json_schema", "name": "city", "schema": schema, "strict": True}},
+    )
+    assert body["text"]["format"]["name"] == "city"
+    jsonschema.validate(json.loads(body["output"][0]["content"][0]["text"]), schema)
 
 
 def test_previous_response_id_renders_the_earlier_turns(server: Server, client, http):
