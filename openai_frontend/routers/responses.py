@@ -9,7 +9,7 @@ a follow-up with ``previous_response_id`` always finds them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any, Literal
 
@@ -22,6 +22,7 @@ from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError
 from openai_frontend.jsonbody import OffLoopJSONRoute
 from openai_frontend.jsonresponse import json_response
+from openai_frontend.responses.events import EventNumbering
 from openai_frontend.responses.items import Item, normalise_input
 from openai_frontend.responses.output import Event, OutputBuilder
 from openai_frontend.responses.response import (
@@ -34,7 +35,7 @@ from openai_frontend.responses.store import ResponseStore, StoredResponse, owner
 from openai_frontend.responses.translate import renamed, to_chat_request
 from openai_frontend.schemas.responses import ResponsesRequest
 from openai_frontend.state import get_state
-from openai_frontend.streaming import StreamEnding, event_frame, sse_response
+from openai_frontend.streaming import StreamEnding, sse_response
 
 router = APIRouter(route_class=OffLoopJSONRoute)
 
@@ -124,45 +125,24 @@ async def _collect(run: ChatRun, head: dict) -> dict:
 
 
 async def _stream(
-    run: ChatRun, head: dict, output: OutputBuilder, events: EventNumbering, save
+    run: ChatRun,
+    head: dict,
+    output: OutputBuilder,
+    events: EventNumbering,
+    save: Callable[[dict], Awaitable[None]],
 ) -> AsyncIterator[bytes]:
     started = snapshot(head, "in_progress", [])
     yield events.frame({"type": "response.created", "response": started})
     yield events.frame({"type": "response.in_progress", "response": started})
-    async for batch in _run_output(run, output):
-        for event in batch:
-            yield events.frame(event)
+    async with aclosing(_run_output(run, output)) as batches:  # closed: engine abort
+        async for batch in batches:
+            for event in batch:
+                yield events.frame(event)
     response, closing = _finish(run, head, output)
     for event in closing:
         yield events.frame(event)
     await save(response)
     yield events.frame({"type": f"response.{response['status']}", "response": response})
-
-
-class EventNumbering:
-    """Gives a stream's events their ``sequence_number`` 0, 1, 2... and frames them."""
-
-    def __init__(self) -> None:
-        self.next = 0
-
-    def frame(self, event: Event) -> bytes:
-        event["sequence_number"], self.next = self.next, self.next + 1
-        return event_frame(event["type"], event)
-
-    def failure(self, head: dict, output: OutputBuilder):
-        """The stream's ending after a failure: ``response.failed`` with what was made."""
-
-        def failed(exc: BaseException) -> bytes:
-            message = (
-                exc.message
-                if isinstance(exc, APIError)
-                else ("The server had an error while streaming the response.")
-            )
-            error = {"code": "server_error", "message": message}
-            response = snapshot(head, "failed", output.output, error=error)
-            return self.frame({"type": "response.failed", "response": response})
-
-        return failed
 
 
 @router.get("/v1/responses/{response_id}")
