@@ -190,6 +190,12 @@ def _add_access_flags(serve: argparse.ArgumentParser) -> None:
         default=30.0,
         help="on SIGTERM, seconds in-flight streams may finish before they are stopped",
     )
+    access.add_argument(
+        "--response-store",
+        metavar="PATH|none",
+        help="SQLite file for stored /v1/responses (default: responses.sqlite3 in the cache "
+        "dir; 'none': store nothing)",
+    )
 
 
 def _add_lora_flags(serve: argparse.ArgumentParser) -> None:
@@ -327,6 +333,7 @@ def _serve(args: argparse.Namespace) -> int:
         request_timeout=args.request_timeout,
         drain_timeout=args.drain_timeout,
         log_prompts=args.log_prompts,
+        response_store=args.response_store,
     )
     if config.max_queued_requests is not None and config.max_concurrent_requests is None:
         print("error: --max-queued-requests needs --max-concurrent-requests", file=sys.stderr)

@@ -66,3 +66,6 @@ class ServerConfig:
     request_timeout: float | None = None
     drain_timeout: float = 30.0
     log_prompts: bool = False
+    #: Where /v1/responses keeps stored responses: a SQLite file, "none", or None (a file
+    #: in the cache dir).
+    response_store: str | None = None

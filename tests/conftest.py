@@ -35,6 +35,8 @@ pytest_plugins = ["engine_fixtures", "parser_fixtures"]
 ENGINE_FIXTURES = {"server", "client", "async_client", "http", "engine", "parser_server"}
 ADMIN_KEY = "test-admin-key"
 USER_KEY = "test-user-key"
+#: A second user, for "another key's stored response is a 404".
+USER_KEY_2 = "test-user-key-2"
 ALLOWED_ORIGIN = "http://chat-ui.example"
 SERVED_ADAPTERS = ("pirate", "robot")
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -116,6 +118,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Server:
     model_path = ensure_default_model()
     adapters = {name: ensure_adapter(name) for name in SERVED_ADAPTERS}
     lora_root = tmp_path_factory.mktemp("lora-root")
+    response_store = tmp_path_factory.mktemp("responses") / "responses.sqlite3"
     port = _free_port()
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     command = [
@@ -124,7 +127,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Server:
         "--trust-request-chat-template",
         *dtype_flags(),
         *(f"--lora={name}={path}" for name, path in adapters.items()),
-        *("--api-key", USER_KEY, "--allowed-origins", ALLOWED_ORIGIN),
+        *("--api-key", USER_KEY, "--api-key", USER_KEY_2, "--allowed-origins", ALLOWED_ORIGIN),
+        *("--response-store", str(response_store)),
         *("--max-concurrent-requests", "512", "--max-queued-requests", "1024"),
         *("--request-timeout", "600"),
         "--enable-lora-management",

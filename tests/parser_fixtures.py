@@ -47,6 +47,7 @@ def parser_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParserSe
         "--trust-request-chat-template",
         *(f"--lora={name}={path}" for name, path in adapters.items()),
         *("--tool-call-parser", "hermes", "--reasoning-parser", "qwen3"),
+        *("--response-store", str(folder / "responses.sqlite3")),
     )
     try:
         wait_ready(running)

@@ -107,3 +107,16 @@ def test_an_adapter_through_extra_body_and_the_completions_endpoint(server: Serv
     [run] = json.loads((tmp_path / "run.json").read_text())["runs"]
     assert run["summary"]["completed"] == 2
     assert all(r["output_tokens"] == 8 and r["itl"] == [] for r in run["requests"])
+
+
+def test_the_responses_endpoint_streamed(server: Server, tmp_path):
+    done = bench(
+        server,
+        *("--endpoint", "responses", "--output-len", "16", "--num-requests", "2"),
+        *("--export", str(tmp_path / "run.json")),
+    )
+    assert done.returncode == 0, done.stderr
+    [run] = json.loads((tmp_path / "run.json").read_text())["runs"]
+    assert run["summary"]["completed"] == 2
+    # ignore_eos: all 16 tokens come (usage says so), streamed as several text deltas.
+    assert all(r["output_tokens"] == 16 and r["itl"] for r in run["requests"])
