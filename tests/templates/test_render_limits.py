@@ -182,4 +182,4 @@ def test_deep_nesting_compiles_quickly_or_is_a_400(depth: int) -> None:
         started = time.process_time()
         with contextlib.suppress(ChatTemplateError):  # a 400, whatever the reason
             renderer.render(template, USER)
-        assert time.process_time() - started < 0.5
+        assert time.process_time() - started < 1.5  # folding took 4.8 s; margin for slow CPUs
