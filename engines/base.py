@@ -131,6 +131,9 @@ class GenerateRequest:
     sampling: SamplingParams
     #: A ``lora.registry.Adapter``, or None for the base model.
     adapter: object | None = None
+    #: The client's ``prompt_cache_key``: requests sharing it share a prefix, so an
+    #: engine that routes over replicas sends them to the same one.
+    cache_key: str | None = None
 
 
 @dataclass(slots=True)

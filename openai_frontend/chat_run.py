@@ -18,7 +18,7 @@ from openai_frontend.chat_output import ChoiceOutputs
 from openai_frontend.chat_tools import plan_and_render
 from openai_frontend.choices import Reply
 from openai_frontend.errors import APIError
-from openai_frontend.generation import ChoiceDelta, check_fan_out, choice_requests
+from openai_frontend.generation import ChoiceDelta, cache_key, check_fan_out, choice_requests
 from openai_frontend.sampling import build_sampling, token_budget
 from openai_frontend.schemas.chat import ChatCompletionRequest
 from openai_frontend.state import get_state, log_fields, new_id, now
@@ -72,7 +72,9 @@ async def start_chat(
     )
     outputs = ChoiceOutputs(plan, prompt, body.n)
     reply = Reply(new_id(id_prefix), now(), body.model, len(prompt_ids), body.n, body.logprobs)
-    requests = choice_requests(reply.id, [prompt_ids], sampling, body.n, target.adapter)
+    requests = choice_requests(
+        reply.id, [prompt_ids], sampling, body.n, target.adapter, cache_key(body)
+    )
     deltas = await state.generate(target, requests, len(prompt_ids), log_fields(request))
     return ChatRun(body, reply, outputs, deltas, prompt)
 

@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_engine_flags(serve: argparse.ArgumentParser) -> None:
     from engines import BACKENDS
+    from engines.routing import POLICIES
 
     engine = serve.add_argument_group("engine")
     engine.add_argument(
@@ -121,6 +122,13 @@ def _add_engine_flags(serve: argparse.ArgumentParser) -> None:
     )
     engine.add_argument(
         "--upstream-model", help="the model's name at the upstreams (default: the served name)"
+    )
+    engine.add_argument(
+        "--routing",
+        choices=POLICIES,
+        default="affinity",
+        help="--engine remote: affinity (a conversation stays on the upstream that caches its "
+        "prefix, within a load bound) or least-outstanding",
     )
     engine.add_argument(
         "--upstream-api-key",
@@ -287,6 +295,7 @@ def _serve(args: argparse.Namespace) -> int:
         upstreams=tuple(args.upstream),
         upstream_model=args.upstream_model,
         upstream_api_key=args.upstream_api_key,
+        routing=args.routing,
         max_model_len=args.max_model_len,
         dtype=args.dtype,
         enforce_eager=args.enforce_eager,
@@ -380,6 +389,7 @@ def engine_kwargs(config: ServerConfig, enable_lora: bool) -> dict:
             "upstreams": list(config.upstreams),
             "upstream_model": config.upstream_model,
             "api_key": config.upstream_api_key,
+            "routing": config.routing,
         }
     if config.upstreams:
         raise ValueError("--upstream is for --engine remote")

@@ -24,6 +24,8 @@ class ServerConfig:
     upstreams: tuple[str, ...] = ()
     upstream_model: str | None = None
     upstream_api_key: str | None = None
+    #: remote only: "affinity" or "least-outstanding" (see engines.routing).
+    routing: str = "affinity"
     max_model_len: int | None = None
     #: None: not given, so the model's default (see default_model.default_dtype).
     dtype: str | None = None

@@ -18,6 +18,7 @@
         engine: remote
         model: /models/Big              # tokenizer and chat template only
         upstreams: [http://10.0.0.5:8000, http://10.0.0.6:8000]
+        routing: affinity               # or least-outstanding
 
 Validated with pydantic before anything loads; an error names the key, e.g.
 ``models.1.engine``. Each entry becomes a per-model :class:`ServerConfig` that keeps the
@@ -77,6 +78,7 @@ class ModelEntry(_Strict):
     upstreams: list[str] = []
     upstream_model: str | None = None
     upstream_api_key: str | None = None
+    routing: Literal["affinity", "least-outstanding"] = "affinity"
 
     @model_validator(mode="after")
     def _engine_fits(self) -> ModelEntry:
@@ -157,6 +159,7 @@ def per_model_configs(
                 upstreams=tuple(entry.upstreams),
                 upstream_model=entry.upstream_model,
                 upstream_api_key=entry.upstream_api_key,
+                routing=entry.routing,
             )
         )
     return configs

@@ -58,8 +58,21 @@ def check_fan_out(prompts: int, n: int, config: ServerConfig) -> None:
         )
 
 
+def cache_key(body: object) -> str | None:
+    """The request's ``prompt_cache_key``, for engines that route on it. Read with
+    getattr: the chat and completions schemas declare it once OpenAI's other request
+    fields are accepted (issue 16 item 6); until then such a body is refused before here."""
+    key = getattr(body, "prompt_cache_key", None)
+    return key if isinstance(key, str) and key else None
+
+
 def choice_requests(
-    request_id: str, prompts: list[list[int]], sampling: SamplingParams, n: int, adapter: object
+    request_id: str,
+    prompts: list[list[int]],
+    sampling: SamplingParams,
+    n: int,
+    adapter: object,
+    cache_key: str | None = None,
 ) -> list[GenerateRequest]:
     """One engine request per (prompt, choice); choice index = prompt * n + i (OpenAI)."""
     requests = []
@@ -69,7 +82,9 @@ def choice_requests(
             params = sampling
             if sampling.seed is not None and index:
                 params = dataclasses.replace(sampling, seed=sampling.seed + index)
-            requests.append(GenerateRequest(f"{request_id}-{index}", prompt_ids, params, adapter))
+            requests.append(
+                GenerateRequest(f"{request_id}-{index}", prompt_ids, params, adapter, cache_key)
+            )
     return requests
 
 

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from openai_frontend.choices import Choice, Reply, finish_reason, usage
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError
-from openai_frontend.generation import ChoiceDelta, check_fan_out, choice_requests
+from openai_frontend.generation import ChoiceDelta, cache_key, check_fan_out, choice_requests
 from openai_frontend.jsonbody import OffLoopJSONRoute
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.logprobs import completion_logprobs
@@ -68,7 +68,7 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         body.logprobs is not None,
         echoes,
     )
-    requests = choice_requests(reply.id, prompts, sampling, body.n, target.adapter)
+    requests = choice_requests(reply.id, prompts, sampling, body.n, target.adapter, cache_key(body))
     deltas = await state.generate(target, requests, reply.prompt_tokens, log_fields(request))
     if body.stream:
         return sse_response(
