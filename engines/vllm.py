@@ -11,7 +11,7 @@ import logging
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engines.base import (
@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 #: SamplingParams fields this backend maps one to one onto vLLM's own.
 SUPPORTED_SAMPLING = ALL_SAMPLING - {"prompt_logprobs"}
+#: What vLLM ignores under speculative decoding (its worker warns "min_p and logit_bias
+#: parameters won't work with speculative decoding"): refused, never silently dropped.
+NOT_WITH_SPECULATION = frozenset({"min_p", "logit_bias"})
 
 
 def to_vllm_kwargs(params: SamplingParams) -> dict:
@@ -54,6 +57,44 @@ def to_vllm_kwargs(params: SamplingParams) -> dict:
     if structured is not None:
         kwargs["structured_outputs"] = structured
     return kwargs
+
+
+#: AsyncEngineArgs fields the frontend sets from its own flags (or that name the model),
+#: so ``--engine-args`` may not set them: the flag to use instead.
+OWNED_ARGS = {
+    "model": "MODEL",
+    "tokenizer": "MODEL (its tokenizer)",
+    "served_model_name": "--served-model-name",
+    "max_model_len": "--max-model-len",
+    "dtype": "--dtype",
+    "enforce_eager": "--enforce-eager",
+    "tensor_parallel_size": "--tensor-parallel-size",
+    "pipeline_parallel_size": "--pipeline-parallel-size",
+    "distributed_executor_backend": "distributed_executor_backend in --config",
+    "enable_lora": "--lora, --lora-modules-file or --enable-lora-management",
+    "max_loras": "--max-loras",
+    "max_lora_rank": "--max-lora-rank",
+    "max_cpu_loras": "--max-cpu-loras",
+}
+
+
+def check_engine_args(engine_args: dict) -> None:
+    """Refuse, by name, a key that is not a field of vLLM's ``AsyncEngineArgs`` or that a
+    frontend flag owns. Imports vLLM's argument module only (seconds, no model load), so
+    a typo exits at once instead of after the engine started loading."""
+    import dataclasses
+
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    known = {f.name for f in dataclasses.fields(AsyncEngineArgs)}
+    unknown = sorted(set(engine_args) - known)
+    if unknown:
+        raise ValueError(
+            f"--engine-args: unknown vLLM engine argument(s): {', '.join(unknown)} "
+            "(the keys are vllm.engine.arg_utils.AsyncEngineArgs fields)"
+        )
+    for key in sorted(set(engine_args) & OWNED_ARGS.keys()):
+        raise ValueError(f"--engine-args: {key} is set by {OWNED_ARGS[key]}, not here")
 
 
 #: What the client reads when vLLM fails one request but keeps serving.
@@ -98,10 +139,16 @@ class VLLMEngine:
     pipeline_parallel_size: int = 1
     #: e.g. "ray" to spread tensor/pipeline parallelism over several nodes.
     distributed_executor_backend: str | None = None
+    #: More ``AsyncEngineArgs`` fields (``--engine-args``), checked by check_engine_args.
+    engine_args: dict = field(default_factory=dict)
     supported_sampling: frozenset[str] = SUPPORTED_SAMPLING
     in_process = True
 
     def __post_init__(self) -> None:
+        if self.engine_args:
+            check_engine_args(self.engine_args)
+        if self.engine_args.get("speculative_config"):
+            self.supported_sampling = self.supported_sampling - NOT_WITH_SPECULATION
         self._llm = None
         self._tokenizer: HFTokenizer | None = None
         self._info: ModelInfo | None = None
@@ -144,6 +191,7 @@ class VLLMEngine:
             pipeline_parallel_size=self.pipeline_parallel_size,
             distributed_executor_backend=self.distributed_executor_backend,
             **self._lora_args(),
+            **self.engine_args,
         )
         return AsyncLLM.from_engine_args(args)
 

@@ -111,6 +111,14 @@ def _add_engine_flags(serve: argparse.ArgumentParser) -> None:
         help="vllm (in process), trtllm (in process, needs TensorRT-LLM and a GPU), or "
         "remote (upstream OpenAI-compatible servers; MODEL gives tokenizer and template)",
     )
+    engine.add_argument(
+        "--engine-args",
+        type=_json_object,
+        default={},
+        metavar="JSON",
+        help="the engine's own arguments, e.g. vLLM's AsyncEngineArgs fields: "
+        '\'{"max_num_seqs": 64, "kv_cache_dtype": "fp8"}\'; checked before the model loads',
+    )
     engine.add_argument("--tensor-parallel-size", "-tp", type=int, default=1)
     engine.add_argument("--pipeline-parallel-size", "-pp", type=int, default=1)
     engine.add_argument(
@@ -242,6 +250,16 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _json_object(value: str) -> dict:
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return parsed
+
+
 def _name_path(value: str) -> tuple[str, str]:
     name, sep, path = value.partition("=")
     if not sep or not name or not path:
@@ -292,6 +310,7 @@ def _serve(args: argparse.Namespace) -> int:
         engine=args.engine,
         tensor_parallel_size=args.tensor_parallel_size,
         pipeline_parallel_size=args.pipeline_parallel_size,
+        engine_args=args.engine_args,
         upstreams=tuple(args.upstream),
         upstream_model=args.upstream_model,
         upstream_api_key=args.upstream_api_key,
@@ -369,6 +388,8 @@ def _model_configs(args: argparse.Namespace, config: ServerConfig) -> list[Serve
     """The one model of the flags, or every model of ``--config``."""
     if args.config is None:
         return [config]
+    if args.engine_args:
+        raise ValueError("--engine-args is for one model; in --config, give each engine_args")
     from openai_frontend.gateway_config import per_model_configs, read_config
 
     return per_model_configs(read_config(args.config), config, config.model_path)
@@ -384,6 +405,8 @@ def engine_kwargs(config: ServerConfig, enable_lora: bool) -> dict:
     if config.engine == "remote":
         if not config.upstreams:
             raise ValueError("--engine remote needs at least one --upstream URL")
+        if config.engine_args:
+            raise ValueError("--engine-args: the remote engine's upstreams take their own")
         return {
             **common,
             "upstreams": list(config.upstreams),
@@ -413,6 +436,7 @@ def engine_kwargs(config: ServerConfig, enable_lora: bool) -> dict:
         "base_via_zero_lora": config.base_via_zero_lora,
         "dtype": config.dtype or default_dtype(config.model_path),
         "enforce_eager": config.enforce_eager,
+        "engine_args": dict(config.engine_args),
     }
 
 
@@ -425,7 +449,7 @@ def _trtllm_kwargs(config: ServerConfig, enable_lora: bool) -> dict:
         "enforce_eager": config.enforce_eager,
         "lora_dirs": declared_adapter_paths(config) if enable_lora else [],
         "lora_runtime_loads": config.enable_lora_management,
-        "extra_llm_args": dict(config.llm_args),
+        "extra_llm_args": {**config.engine_args, **config.llm_args},
     }
 
 

@@ -21,6 +21,8 @@ class ServerConfig:
     distributed_executor_backend: str | None = None
     #: trtllm only: more keyword arguments for ``tensorrt_llm.LLM`` (a config file's).
     llm_args: dict = field(default_factory=dict)
+    #: The engine's own arguments (``--engine-args``; for vLLM, AsyncEngineArgs fields).
+    engine_args: dict = field(default_factory=dict)
     upstreams: tuple[str, ...] = ()
     upstream_model: str | None = None
     upstream_api_key: str | None = None
