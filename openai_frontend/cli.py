@@ -233,6 +233,12 @@ def _add_lora_flags(serve: argparse.ArgumentParser) -> None:
         default=[],
         help="run-time loads must stay inside (repeatable)",
     )
+    lora.add_argument(
+        "--lora-on-demand",
+        action="store_true",
+        help="a request for adapter NAME not loaded loads --lora-root/NAME on first use "
+        "(least recently used idle ones evicted beyond --max-loras)",
+    )
     lora.add_argument("--admin-api-key", default=os.environ.get("OPENAI_FRONTEND_ADMIN_API_KEY"))
     lora.add_argument(
         "--base-via-zero-lora",
@@ -333,6 +339,7 @@ def _serve(args: argparse.Namespace) -> int:
         lora_separator=args.lora_separator,
         enable_lora_management=args.enable_lora_management,
         lora_roots=tuple(args.lora_root),
+        lora_on_demand=args.lora_on_demand,
         base_via_zero_lora=args.base_via_zero_lora,
         admin_api_key=args.admin_api_key,
         api_keys=tuple(args.api_key),
@@ -350,6 +357,9 @@ def _serve(args: argparse.Namespace) -> int:
     )
     if config.max_queued_requests is not None and config.max_concurrent_requests is None:
         print("error: --max-queued-requests needs --max-concurrent-requests", file=sys.stderr)
+        return 2
+    if config.lora_on_demand and not config.lora_roots:
+        print("error: --lora-on-demand needs --lora-root", file=sys.stderr)
         return 2
     if config.enable_lora_management and not (config.admin_api_key and config.lora_roots):
         print(

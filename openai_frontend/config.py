@@ -49,6 +49,8 @@ class ServerConfig:
     lora_separator: str = ":"
     enable_lora_management: bool = False
     lora_roots: tuple[str, ...] = ()
+    #: Load ``ROOT/NAME`` when a request names an adapter NAME not loaded yet.
+    lora_on_demand: bool = False
     base_via_zero_lora: str = "auto"
     admin_api_key: str | None = None
     # Access and limits.
