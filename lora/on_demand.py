@@ -95,6 +95,7 @@ class OnDemandAdapters:
         except Exception:
             self._loads.pop(adapter.name, None)
             self._recent.pop(adapter.name, None)
+            await self.registry.unload(adapter.name)  # the next request tries afresh
             raise
         log.info("adapter '%s' loaded on demand from %s", adapter.name, adapter.path)
         self.on_load(adapter.name)

@@ -62,7 +62,7 @@ def upstream_command(model: Path, port: int) -> list[str]:
     return [
         *(sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model)),
         *("--served-model-name", MODEL_NAME, "--port", str(port), "--enforce-eager"),
-        *("--disable-uvicorn-access-log", "--disable-log-requests"),
+        "--disable-uvicorn-access-log",
     ]
 
 

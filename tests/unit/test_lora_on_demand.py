@@ -122,3 +122,31 @@ def test_an_adapter_evicted_before_its_request_started_is_reinstated(tmp_path: P
 
     asyncio.run(scenario())
     assert loads.loaded == ["b", "a"]
+
+
+def test_a_load_the_engine_refuses_fails_every_waiter_and_is_undeclared(tmp_path: Path):
+    _adapter(tmp_path, "broken")
+    registry = AdapterRegistry(base=BASE, roots=(tmp_path,))
+    calls = []
+
+    async def refuse(adapter) -> None:
+        calls.append(adapter.name)
+        await asyncio.sleep(0.01)
+        raise ValueError("bad weights")
+
+    on_demand = OnDemandAdapters(registry, (tmp_path,), 2, refuse)
+
+    async def request():
+        adapter = on_demand.find("broken")
+        on_demand.acquire(adapter)
+        try:
+            await on_demand.ready(adapter)
+        finally:
+            await registry.release(adapter)
+
+    async def scenario():
+        return await asyncio.gather(*(request() for _ in range(3)), return_exceptions=True)
+
+    outcomes = asyncio.run(scenario())
+    assert all(isinstance(o, ValueError) for o in outcomes) and calls == ["broken"]
+    assert registry.lookup("broken") is None
