@@ -69,6 +69,7 @@ models:
     engine: remote
     upstreams: [http://h1:8000, http://h2:8000]
     upstream_model: big
+    routing: least-outstanding
 """,
         )
     )
@@ -78,6 +79,7 @@ models:
     assert (a.served_model_name, a.engine, a.max_model_len) == ("a", "vllm", 1024)
     assert (a.tensor_parallel_size, a.distributed_executor_backend) == (2, "ray")
     assert a.engine_args == {"max_num_seqs": 8} and b.engine_args == {}  # vLLM's own
+    assert (a.routing, b.routing) == ("affinity", "least-outstanding")
     assert a.chat_template == "chatml" and a.generation_overrides == {"temperature": 0.5}
     assert a.loras == (("p", "/adapters/p"),)
     assert (a.tool_call_parser, a.reasoning_parser, b.tool_call_parser) == ("hermes", "qwen3", None)
