@@ -84,14 +84,17 @@ def start_upstream(model: Path, port: int, log_name: str):
     )
 
 
-async def cache_hits(upstreams: list[httpx.AsyncClient]) -> float:
-    """Prompt tokens the upstreams served from their prefix caches, so far."""
-    total = 0.0
+async def prefix_cache(upstreams: list[httpx.AsyncClient]) -> tuple[float, float]:
+    """(prompt tokens served from the upstreams' prefix caches, prompt tokens looked up
+    there), summed over the upstreams, so far."""
+    hits = queries = 0.0
     for upstream in upstreams:
         for line in (await upstream.get("/metrics")).text.splitlines():
             if line.startswith("vllm:prefix_cache_hits_total"):
-                total += float(line.rsplit(" ", 1)[1])
-    return total
+                hits += float(line.rsplit(" ", 1)[1])
+            elif line.startswith("vllm:prefix_cache_queries_total"):
+                queries += float(line.rsplit(" ", 1)[1])
+    return hits, queries
 
 
 async def turn(client: httpx.AsyncClient, messages: list[dict], max_tokens: int):
@@ -138,7 +141,7 @@ async def conversation(client, tag: str, index: int, turns: int, max_tokens: int
 
 async def phase(gateway, upstreams, policy: str, round_: int, args) -> dict:
     tag = f"{policy}-{round_}"
-    before = await cache_hits(upstreams)
+    hits, queries = await prefix_cache(upstreams)
     start = time.perf_counter()
     chats = await asyncio.gather(
         *(
@@ -148,9 +151,11 @@ async def phase(gateway, upstreams, policy: str, round_: int, args) -> dict:
     )
     wall = time.perf_counter() - start
     results = [result for chat in chats for result in chat]
+    hits_after, queries_after = await prefix_cache(upstreams)
     return {
         "policy": policy,
-        "cached_tokens": await cache_hits(upstreams) - before,
+        "cached_tokens": hits_after - hits,
+        "hit_rate": (hits_after - hits) / max(queries_after - queries, 1),
         "ttft_p50_ms": statistics.median(t for t, _ in results) * 1000,
         "tokens_per_s": sum(n for _, n in results) / wall,
         "wall_s": wall,
@@ -195,15 +200,15 @@ async def run(args) -> list[dict]:
 
 
 def report(rows: list[dict]) -> None:
-    print("\n| policy | cached tokens (sum of upstreams) | TTFT p50 ms | tokens/s | wall s |")
+    print("\n| policy | cached tokens (both upstreams) | hit rate | TTFT p50 ms | tokens/s |")
     print("|---|---|---|---|---|")
     for policy in POLICIES:
         mine = [row for row in rows if row["policy"] == policy]
         cached = sum(row["cached_tokens"] for row in mine) / len(mine)
         ttft = statistics.median(row["ttft_p50_ms"] for row in mine)
         rate = sum(row["tokens_per_s"] for row in mine) / len(mine)
-        wall = sum(row["wall_s"] for row in mine) / len(mine)
-        print(f"| {policy} | {cached:.0f} | {ttft:.0f} | {rate:.1f} | {wall:.1f} |")
+        hit_rate = sum(row["hit_rate"] for row in mine) / len(mine)
+        print(f"| {policy} | {cached:.0f} | {hit_rate:.0%} | {ttft:.0f} | {rate:.1f} |")
 
 
 def main() -> None:
