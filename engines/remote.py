@@ -6,7 +6,10 @@ The frontend renders the chat template and tokenizes with the model's own tokeni
 ``/v1/completions`` with ``stream: true``, parses the upstream's SSE and yields neutral
 deltas, so the frontend re-emits its own exact frames whatever the upstream's quirks.
 
-Routing is least-outstanding-requests over the healthy upstreams. A background check
+Routing is by prefix affinity (see :mod:`engines.routing`): a conversation's turns go to
+the upstream that has its prefix cached, unless that one is over its load bound; or, with
+``routing="least-outstanding"``, to the healthy upstream with the fewest requests in
+flight. A background check
 asks each upstream ``/health`` and then ``/v1/models``; one that fails a check or a
 request is ejected and re-admitted by the first check that passes after a cooldown.
 A request that fails before its first byte is retried once on another upstream; one
@@ -37,6 +40,7 @@ from engines.base import (
     SamplingParams,
 )
 from engines.hf_tokenizer import HFTokenizer
+from engines.routing import HashRing, Policy, choose, least_outstanding, routing_key
 from engines.sampling_map import PASSED_AS_IS, guide, refuse_undeclared
 
 log = logging.getLogger(__name__)
@@ -147,6 +151,8 @@ class RemoteEngine:
     #: "priority" when the upstreams schedule by priority (a vLLM upstream refuses a
     #: priority under fcfs); only then is ``priority`` declared and sent on.
     scheduling_policy: str = "fcfs"
+    #: "affinity" (prefix-cache aware, the default) or "least-outstanding".
+    routing: Policy = "affinity"
     #: Adapters are the upstreams' own: a request for adapter NAME asks them for NAME.
     supports_lora: bool = True
     #: Upstreams come and go without the gateway exiting (see engines.base.Engine).
@@ -159,6 +165,7 @@ class RemoteEngine:
         if self.scheduling_policy != "priority":
             self.supported_sampling = self.supported_sampling - {"priority"}
         self._pool = [Upstream(url.rstrip("/")) for url in self.upstreams]
+        self._ring = HashRing([upstream.url for upstream in self._pool])
         self._client: httpx.AsyncClient | None = None
         self._tokenizer: HFTokenizer | None = None
         self._info: ModelInfo | None = None
@@ -286,15 +293,22 @@ class RemoteEngine:
     def _pick(self, exclude: Upstream | None = None) -> Upstream | None:
         """The healthy upstream with the fewest requests in flight (ties take turns)."""
         candidates = [u for u in self._pool if u.healthy and u is not exclude]
+        return least_outstanding(candidates, next(self._turn)) if candidates else None
+
+    def _route(self, request: GenerateRequest) -> Upstream | None:
+        """The first try's upstream, by the routing policy (the retry is least-outstanding:
+        the key's owner just failed)."""
+        candidates = [u for u in self._pool if u.healthy]
         if not candidates:
             return None
-        least = min(u.outstanding for u in candidates)
-        tied = [u for u in candidates if u.outstanding == least]
-        return tied[next(self._turn) % len(tied)]
+        key = None
+        if self.routing == "affinity":
+            key = routing_key(request.prompt_cache_key, request.prompt_token_ids)
+        return choose(candidates, self._ring, key, next(self._turn))
 
     async def generate(self, request: GenerateRequest) -> AsyncIterator[Delta]:
         body = completion_body(request, self._adapter_model(request.adapter))
-        first = self._pick()
+        first = self._route(request)
         if first is None:
             raise EngineError(f"no healthy upstream for '{self.served_model_name}'", 503)
         try:

@@ -11,7 +11,7 @@ import logging
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engines.base import (
@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 #: SamplingParams fields this backend maps one to one onto vLLM's own (``priority`` goes
 #: to ``AsyncLLM.generate``, and is declared only under the priority policy).
 SUPPORTED_SAMPLING = ALL_SAMPLING - {"prompt_logprobs"}
+#: What vLLM ignores under speculative decoding (its worker warns "min_p and logit_bias
+#: parameters won't work with speculative decoding"): refused, never silently dropped.
+NOT_WITH_SPECULATION = frozenset({"min_p", "logit_bias"})
 
 
 def to_vllm_kwargs(params: SamplingParams) -> dict:
@@ -55,6 +58,46 @@ def to_vllm_kwargs(params: SamplingParams) -> dict:
     if structured is not None:
         kwargs["structured_outputs"] = structured
     return kwargs
+
+
+#: AsyncEngineArgs fields the frontend sets from its own flags (or that name the model),
+#: so ``--engine-args`` may not set them: the flag to use instead.
+OWNED_ARGS = {
+    "model": "MODEL",
+    "tokenizer": "MODEL (its tokenizer)",
+    "served_model_name": "--served-model-name",
+    "max_model_len": "--max-model-len",
+    "dtype": "--dtype",
+    "enforce_eager": "--enforce-eager",
+    "tensor_parallel_size": "--tensor-parallel-size",
+    "pipeline_parallel_size": "--pipeline-parallel-size",
+    "distributed_executor_backend": "distributed_executor_backend in --config",
+    "enable_lora": "--lora, --lora-modules-file or --enable-lora-management",
+    "max_loras": "--max-loras",
+    "max_lora_rank": "--max-lora-rank",
+    "max_cpu_loras": "--max-cpu-loras",
+    # One flag, because it orders the gateway's own admission queue as well.
+    "scheduling_policy": "--scheduling-policy",
+}
+
+
+def check_engine_args(engine_args: dict) -> None:
+    """Refuse, by name, a key that is not a field of vLLM's ``AsyncEngineArgs`` or that a
+    frontend flag owns. Imports vLLM's argument module only (seconds, no model load), so
+    a typo exits at once instead of after the engine started loading."""
+    import dataclasses
+
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    known = {f.name for f in dataclasses.fields(AsyncEngineArgs)}
+    unknown = sorted(set(engine_args) - known)
+    if unknown:
+        raise ValueError(
+            f"--engine-args: unknown vLLM engine argument(s): {', '.join(unknown)} "
+            "(the keys are vllm.engine.arg_utils.AsyncEngineArgs fields)"
+        )
+    for key in sorted(set(engine_args) & OWNED_ARGS.keys()):
+        raise ValueError(f"--engine-args: {key} is set by {OWNED_ARGS[key]}, not here")
 
 
 #: What the client reads when vLLM fails one request but keeps serving.
@@ -101,12 +144,18 @@ class VLLMEngine:
     distributed_executor_backend: str | None = None
     #: vLLM's --scheduling-policy: "priority" schedules by SamplingParams.priority.
     scheduling_policy: str = "fcfs"
+    #: More ``AsyncEngineArgs`` fields (``--engine-args``), checked by check_engine_args.
+    engine_args: dict = field(default_factory=dict)
     supported_sampling: frozenset[str] = SUPPORTED_SAMPLING
     in_process = True
 
     def __post_init__(self) -> None:
         if self.scheduling_policy != "priority":  # vLLM refuses a priority under fcfs
             self.supported_sampling = self.supported_sampling - {"priority"}
+        if self.engine_args:
+            check_engine_args(self.engine_args)
+        if self.engine_args.get("speculative_config"):
+            self.supported_sampling = self.supported_sampling - NOT_WITH_SPECULATION
         self._llm = None
         self._tokenizer: HFTokenizer | None = None
         self._info: ModelInfo | None = None
@@ -150,6 +199,7 @@ class VLLMEngine:
             distributed_executor_backend=self.distributed_executor_backend,
             scheduling_policy=self.scheduling_policy,
             **self._lora_args(),
+            **self.engine_args,
         )
         return AsyncLLM.from_engine_args(args)
 

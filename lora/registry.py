@@ -79,14 +79,22 @@ class AdapterRegistry:
     def adapters(self) -> list[Adapter]:
         return [entry.adapter for entry in self._entries.values()]
 
+    def adapter_name(self, model: str) -> str:
+        """The adapter name in a request's ``model`` (``ADAPTER`` or ``BASE{sep}ADAPTER``)."""
+        prefix = self.base.name + self.separator
+        return model[len(prefix) :] if model.startswith(prefix) else model
+
     def lookup(self, model: str) -> Adapter | None:
         """The adapter a request's ``model`` names (``ADAPTER`` or ``BASE{sep}ADAPTER``)."""
-        name = model
-        prefix = self.base.name + self.separator
-        if model.startswith(prefix):
-            name = model[len(prefix) :]
-        entry = self._entries.get(name)
+        entry = self._entries.get(self.adapter_name(model))
         return entry.adapter if entry is not None else None
+
+    def reinstate(self, adapter: Adapter) -> None:
+        """Declare an unloaded adapter again under its old id (an on-demand adapter that
+        was evicted while a request that had looked it up waited to start)."""
+        if adapter.name in self._entries or adapter.int_id in self._retiring:
+            raise AdapterNotFound(f"adapter '{adapter.name}' was unloaded")
+        self._entries[adapter.name] = _Entry(adapter)
 
     def acquire(self, adapter: Adapter) -> None:
         """Count a request as using ``adapter``; it may have been unloaded since lookup."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engines.base import Engine
+from lora.on_demand import OnDemandAdapters
 from lora.peft_folder import AdapterError, BaseModel
 from lora.registry import Adapter, AdapterRegistry, read_modules_file
 from openai_frontend.config import ServerConfig
@@ -15,7 +16,12 @@ log = logging.getLogger(__name__)
 
 
 def lora_enabled(config: ServerConfig) -> bool:
-    return bool(config.loras or config.lora_modules_file or config.enable_lora_management)
+    return bool(
+        config.loras
+        or config.lora_modules_file
+        or config.enable_lora_management
+        or config.lora_on_demand
+    )
 
 
 def build_registry(config: ServerConfig, engine: Engine) -> AdapterRegistry | None:
@@ -33,6 +39,20 @@ def build_registry(config: ServerConfig, engine: Engine) -> AdapterRegistry | No
     for name, path, description in _declared(config, base):
         registry.declare(name, path, description)
     return registry
+
+
+def build_on_demand(
+    config: ServerConfig, registry: AdapterRegistry | None, engine: Engine
+) -> OnDemandAdapters | None:
+    """``--lora-on-demand``: adapters from the ``--lora-root`` folders on first use."""
+    if not config.lora_on_demand or registry is None:
+        return None
+    return OnDemandAdapters(
+        registry=registry,
+        roots=registry.roots,
+        max_loaded=config.max_loras,
+        load=engine.add_adapter,
+    )
 
 
 def declared_adapter_paths(config: ServerConfig) -> list[Path]:
@@ -76,9 +96,17 @@ async def load_into_engine(registry: AdapterRegistry, engine: Engine) -> None:
 class AdapterLease:
     registry: AdapterRegistry
     adapter: Adapter
+    on_demand: OnDemandAdapters | None = None
 
     def acquire(self) -> None:
-        self.registry.acquire(self.adapter)
+        if self.on_demand is not None:
+            self.on_demand.acquire(self.adapter)
+        else:
+            self.registry.acquire(self.adapter)
+
+    async def ready(self) -> None:
+        if self.on_demand is not None:
+            await self.on_demand.ready(self.adapter)
 
     async def release(self) -> None:
         await self.registry.release(self.adapter)

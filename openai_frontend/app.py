@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from engines.base import Engine
-from openai_frontend.adapters import build_registry, load_into_engine
+from openai_frontend.adapters import build_on_demand, build_registry, load_into_engine
 from openai_frontend.config import ServerConfig
 from openai_frontend.default_model import is_default_model
 from openai_frontend.errors import install_error_handlers
@@ -43,7 +43,13 @@ def create_app(config: ServerConfig, engine: Engine) -> FastAPI:
 
 def serve_model(config: ServerConfig, engine: Engine) -> ServedModel:
     """One model of the gateway, its adapters validated (before anything loads)."""
-    return ServedModel(config=config, engine=engine, registry=build_registry(config, engine))
+    registry = build_registry(config, engine)
+    return ServedModel(
+        config=config,
+        engine=engine,
+        registry=registry,
+        on_demand=build_on_demand(config, registry, engine),
+    )
 
 
 def create_gateway(config: ServerConfig, served: list[ServedModel]) -> FastAPI:

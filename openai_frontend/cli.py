@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_engine_flags(serve: argparse.ArgumentParser) -> None:
     from engines import BACKENDS
+    from engines.routing import POLICIES
 
     engine = serve.add_argument_group("engine")
     engine.add_argument(
@@ -109,6 +110,14 @@ def _add_engine_flags(serve: argparse.ArgumentParser) -> None:
         default="vllm",
         help="vllm (in process), trtllm (in process, needs TensorRT-LLM and a GPU), or "
         "remote (upstream OpenAI-compatible servers; MODEL gives tokenizer and template)",
+    )
+    engine.add_argument(
+        "--engine-args",
+        type=_json_object,
+        default={},
+        metavar="JSON",
+        help="the engine's own arguments, e.g. vLLM's AsyncEngineArgs fields: "
+        '\'{"max_num_seqs": 64, "kv_cache_dtype": "fp8"}\'; checked before the model loads',
     )
     engine.add_argument("--tensor-parallel-size", "-tp", type=int, default=1)
     engine.add_argument("--pipeline-parallel-size", "-pp", type=int, default=1)
@@ -121,6 +130,13 @@ def _add_engine_flags(serve: argparse.ArgumentParser) -> None:
     )
     engine.add_argument(
         "--upstream-model", help="the model's name at the upstreams (default: the served name)"
+    )
+    engine.add_argument(
+        "--routing",
+        choices=POLICIES,
+        default="affinity",
+        help="--engine remote: affinity (a conversation stays on the upstream that caches its "
+        "prefix, within a load bound) or least-outstanding",
     )
     engine.add_argument(
         "--upstream-api-key",
@@ -230,6 +246,12 @@ def _add_lora_flags(serve: argparse.ArgumentParser) -> None:
         default=[],
         help="run-time loads must stay inside (repeatable)",
     )
+    lora.add_argument(
+        "--lora-on-demand",
+        action="store_true",
+        help="a request for adapter NAME not loaded loads --lora-root/NAME on first use "
+        "(least recently used idle ones evicted beyond --max-loras)",
+    )
     lora.add_argument("--admin-api-key", default=os.environ.get("OPENAI_FRONTEND_ADMIN_API_KEY"))
     lora.add_argument(
         "--base-via-zero-lora",
@@ -245,6 +267,16 @@ def _positive_int(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
     return number
+
+
+def _json_object(value: str) -> dict:
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return parsed
 
 
 def _name_path(value: str) -> tuple[str, str]:
@@ -297,9 +329,11 @@ def _serve(args: argparse.Namespace) -> int:
         engine=args.engine,
         tensor_parallel_size=args.tensor_parallel_size,
         pipeline_parallel_size=args.pipeline_parallel_size,
+        engine_args=args.engine_args,
         upstreams=tuple(args.upstream),
         upstream_model=args.upstream_model,
         upstream_api_key=args.upstream_api_key,
+        routing=args.routing,
         max_model_len=args.max_model_len,
         dtype=args.dtype,
         enforce_eager=args.enforce_eager,
@@ -318,6 +352,7 @@ def _serve(args: argparse.Namespace) -> int:
         lora_separator=args.lora_separator,
         enable_lora_management=args.enable_lora_management,
         lora_roots=tuple(args.lora_root),
+        lora_on_demand=args.lora_on_demand,
         base_via_zero_lora=args.base_via_zero_lora,
         admin_api_key=args.admin_api_key,
         api_keys=tuple(args.api_key),
@@ -337,6 +372,9 @@ def _serve(args: argparse.Namespace) -> int:
     )
     if config.max_queued_requests is not None and config.max_concurrent_requests is None:
         print("error: --max-queued-requests needs --max-concurrent-requests", file=sys.stderr)
+        return 2
+    if config.lora_on_demand and not config.lora_roots:
+        print("error: --lora-on-demand needs --lora-root", file=sys.stderr)
         return 2
     if config.enable_lora_management and not (config.admin_api_key and config.lora_roots):
         print(
@@ -375,6 +413,8 @@ def _model_configs(args: argparse.Namespace, config: ServerConfig) -> list[Serve
     """The one model of the flags, or every model of ``--config``."""
     if args.config is None:
         return [config]
+    if args.engine_args:
+        raise ValueError("--engine-args is for one model; in --config, give each engine_args")
     from openai_frontend.gateway_config import per_model_configs, read_config
 
     return per_model_configs(read_config(args.config), config, config.model_path)
@@ -390,12 +430,15 @@ def engine_kwargs(config: ServerConfig, enable_lora: bool) -> dict:
     if config.engine == "remote":
         if not config.upstreams:
             raise ValueError("--engine remote needs at least one --upstream URL")
+        if config.engine_args:
+            raise ValueError("--engine-args: the remote engine's upstreams take their own")
         return {
             **common,
             "upstreams": list(config.upstreams),
             "upstream_model": config.upstream_model,
             "api_key": config.upstream_api_key,
             "scheduling_policy": config.scheduling_policy,
+            "routing": config.routing,
         }
     if config.upstreams:
         raise ValueError("--upstream is for --engine remote")
@@ -420,6 +463,7 @@ def engine_kwargs(config: ServerConfig, enable_lora: bool) -> dict:
         "base_via_zero_lora": config.base_via_zero_lora,
         "dtype": config.dtype or default_dtype(config.model_path),
         "enforce_eager": config.enforce_eager,
+        "engine_args": dict(config.engine_args),
     }
 
 
@@ -432,7 +476,7 @@ def _trtllm_kwargs(config: ServerConfig, enable_lora: bool) -> dict:
         "enforce_eager": config.enforce_eager,
         "lora_dirs": declared_adapter_paths(config) if enable_lora else [],
         "lora_runtime_loads": config.enable_lora_management,
-        "extra_llm_args": dict(config.llm_args),
+        "extra_llm_args": {**config.engine_args, **config.llm_args},
     }
 
 

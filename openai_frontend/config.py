@@ -21,9 +21,13 @@ class ServerConfig:
     distributed_executor_backend: str | None = None
     #: trtllm only: more keyword arguments for ``tensorrt_llm.LLM`` (a config file's).
     llm_args: dict = field(default_factory=dict)
+    #: The engine's own arguments (``--engine-args``; for vLLM, AsyncEngineArgs fields).
+    engine_args: dict = field(default_factory=dict)
     upstreams: tuple[str, ...] = ()
     upstream_model: str | None = None
     upstream_api_key: str | None = None
+    #: remote only: "affinity" or "least-outstanding" (see engines.routing).
+    routing: str = "affinity"
     max_model_len: int | None = None
     #: None: not given, so the model's default (see default_model.default_dtype).
     dtype: str | None = None
@@ -45,6 +49,8 @@ class ServerConfig:
     lora_separator: str = ":"
     enable_lora_management: bool = False
     lora_roots: tuple[str, ...] = ()
+    #: Load ``ROOT/NAME`` when a request names an adapter NAME not loaded yet.
+    lora_on_demand: bool = False
     base_via_zero_lora: str = "auto"
     admin_api_key: str | None = None
     # Access and limits.

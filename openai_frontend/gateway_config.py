@@ -5,7 +5,8 @@
         engine: vllm                    # vllm | trtllm | remote
         model: /models/SmolLM2          # HF folder: weights, tokenizer, chat template
         engine_args: {max_model_len: 4096, tensor_parallel_size: 2,
-                      distributed_executor_backend: ray}
+                      distributed_executor_backend: ray,
+                      max_num_seqs: 64}       # and any other AsyncEngineArgs field
         chat_template: chatml           # optional override
         tool_call_parser: hermes        # optional; default: inferred from the template
         reasoning_parser: qwen3         # optional; likewise
@@ -18,6 +19,7 @@
         engine: remote
         model: /models/Big              # tokenizer and chat template only
         upstreams: [http://10.0.0.5:8000, http://10.0.0.6:8000]
+        routing: affinity               # or least-outstanding
 
 Validated with pydantic before anything loads; an error names the key, e.g.
 ``models.1.engine``. Each entry becomes a per-model :class:`ServerConfig` that keeps the
@@ -45,7 +47,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class EngineArgs(_Strict):
+class EngineArgs(BaseModel):
+    """Ours, typed here; any other key is the engine's own argument (vLLM's
+    AsyncEngineArgs, TensorRT-LLM's LlmArgs), checked against its real list at start."""
+
+    model_config = ConfigDict(extra="allow")
+
     max_model_len: int | None = Field(None, gt=0)
     dtype: str | None = None
     enforce_eager: bool = True
@@ -77,6 +84,7 @@ class ModelEntry(_Strict):
     upstreams: list[str] = []
     upstream_model: str | None = None
     upstream_api_key: str | None = None
+    routing: Literal["affinity", "least-outstanding"] = "affinity"
 
     @model_validator(mode="after")
     def _engine_fits(self) -> ModelEntry:
@@ -88,6 +96,9 @@ class ModelEntry(_Strict):
             raise ValueError("'distributed_executor_backend' is a vLLM engine argument")
         if self.engine != "trtllm" and self.engine_args.llm_args:
             raise ValueError("'llm_args' is a TensorRT-LLM engine argument")
+        if self.engine == "remote" and self.engine_args.model_extra:
+            extra = ", ".join(sorted(self.engine_args.model_extra))
+            raise ValueError(f"engine_args {extra}: the remote engine's upstreams take their own")
         return self
 
 
@@ -145,6 +156,7 @@ def per_model_configs(
                 pipeline_parallel_size=args.pipeline_parallel_size,
                 distributed_executor_backend=args.distributed_executor_backend,
                 llm_args=args.llm_args,
+                engine_args=dict(args.model_extra or {}),
                 max_loras=args.max_loras,
                 max_lora_rank=args.max_lora_rank,
                 max_cpu_loras=args.max_cpu_loras,
@@ -157,6 +169,7 @@ def per_model_configs(
                 upstreams=tuple(entry.upstreams),
                 upstream_model=entry.upstream_model,
                 upstream_api_key=entry.upstream_api_key,
+                routing=entry.routing,
             )
         )
     return configs

@@ -34,6 +34,9 @@ class Lease(Protocol):
 
     def acquire(self) -> None: ...
 
+    async def ready(self) -> None:
+        """Wait until the engine has what is leased (an adapter loading on demand)."""
+
     async def release(self) -> None: ...
 
 
@@ -103,6 +106,7 @@ async def run_choices(
         if lease is not None:
             lease.acquire()  # the adapter may have been unloaded since lookup: a 404
             acquired = True
+            await lease.ready()
         streams = [_tagged(engine, index, request) for index, request in enumerate(requests)]
         if len(streams) == 1:
             async with aclosing(streams[0]) as only:

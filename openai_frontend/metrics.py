@@ -72,6 +72,23 @@ class Metrics:
             f"{_PREFIX}_requests_running", "Requests generating now.", model, registry=self.registry
         )
 
+    def watch_on_demand(self, on_demand, model: str) -> None:
+        """Count on-demand adapter loads and evictions (--lora-on-demand)."""
+        loads = Counter(
+            f"{_PREFIX}_lora_loads",
+            "Adapters loaded into the engine on first use.",
+            ["model", "adapter"],
+            registry=self.registry,
+        )
+        evictions = Counter(
+            f"{_PREFIX}_lora_evictions",
+            "On-demand adapters evicted, least recently used, beyond --max-loras.",
+            ["model", "adapter"],
+            registry=self.registry,
+        )
+        on_demand.on_load = lambda name: loads.labels(model, name).inc()
+        on_demand.on_evict = lambda name: evictions.labels(model, name).inc()
+
     def watch_admission(self, admission) -> None:
         """Gauges read from the admission queue whenever /metrics is scraped."""
         waiting = Gauge(

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from engines.base import Engine, ModelInfo
+from lora.on_demand import OnDemandAdapters
+from lora.peft_folder import AdapterError
 from lora.registry import Adapter, AdapterRegistry
 from openai_frontend.adapters import AdapterLease
 from openai_frontend.admission import Admission, with_deadline
@@ -41,6 +43,8 @@ class ServedModel:
     config: ServerConfig
     engine: Engine
     registry: AdapterRegistry | None = None
+    #: ``--lora-on-demand``: adapters loaded from the ``--lora-root`` folders on first use.
+    on_demand: OnDemandAdapters | None = None
     #: When the server started serving it (the ``created`` of its model card).
     created: int = field(default_factory=lambda: int(time.time()))
     #: Set once the engine loaded, its adapters are in and the start-up checks ran.
@@ -73,7 +77,13 @@ class ServedModel:
         return self.started and self.engine.is_ready()
 
     def adapter(self, name: str) -> Adapter | None:
-        """This model's adapter called ``name``, if it has one."""
+        """This model's adapter called ``name``, if it has one (or, on demand, if a
+        ``--lora-root`` folder holds it: a folder that is no adapter for it is a 400)."""
+        if self.on_demand is not None:
+            try:
+                return self.on_demand.find(name)
+            except AdapterError as exc:
+                raise APIError(str(exc), param="model") from None
         return self.registry.lookup(name) if self.registry is not None else None
 
 
@@ -100,7 +110,7 @@ class Target:
     def lease(self) -> AdapterLease | None:
         if self.adapter is None or self.served.registry is None:
             return None
-        return AdapterLease(self.served.registry, self.adapter)
+        return AdapterLease(self.served.registry, self.adapter, self.served.on_demand)
 
 
 @dataclass
@@ -122,6 +132,9 @@ class ServerState:
                 self.config.max_concurrent_requests, self.config.max_queued_requests
             )
             self.metrics.watch_admission(self.admission)
+        for served in self.models:
+            if served.on_demand is not None:
+                self.metrics.watch_on_demand(served.on_demand, served.name)
 
     @property
     def lora_model(self) -> ServedModel | None:

@@ -28,12 +28,14 @@ def start_server(
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
-async def wait_ready(client: httpx.AsyncClient, process: subprocess.Popen) -> None:
+async def wait_ready(
+    client: httpx.AsyncClient, process: subprocess.Popen, path: str = "/health/ready"
+) -> None:
     for _ in range(1200):
         if process.poll() is not None:
             raise RuntimeError("server exited; see bench-server.log")
         try:
-            if (await client.get("/health/ready")).status_code == 200:
+            if (await client.get(path)).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

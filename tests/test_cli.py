@@ -53,6 +53,23 @@ def test_flags_that_do_not_fit_together(tmp_path: Path, flags, message):
     assert message in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    "engine_args, message",
+    [
+        ('{"max_num_seqs": 4, "speculative_confg": {}}', "unknown vLLM engine argument(s): "),
+        ('{"max_model_len": 64}', "max_model_len is set by --max-model-len"),
+        ('["max_num_seqs"]', "expected a JSON object"),
+    ],
+)
+def test_engine_args_are_checked_against_vllms_own_before_loading(tmp_path, engine_args, message):
+    (tmp_path / "config.json").write_text("{}")
+    done = _serve(str(tmp_path), "--engine-args", engine_args)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+    if "unknown" in message:
+        assert "speculative_confg" in done.stderr and "max_num_seqs" not in done.stderr
+
+
 @pytest.mark.skipif(
     not is_prepared(default_model_dir()), reason="needs the default model: make model"
 )

@@ -36,6 +36,11 @@ def write(tmp_path: Path, text: str) -> Path:
             "vLLM engine argument",
         ),
         ("models: [", "cannot read it"),
+        (
+            "models: [{name: a, engine: remote, upstreams: ['http://x'],"
+            " engine_args: {max_num_seqs: 8}}]",
+            "engine_args max_num_seqs: the remote engine",
+        ),
     ],
 )
 def test_bad_configs_name_the_key(tmp_path, text, named):
@@ -53,7 +58,7 @@ models:
   - name: a
     model: {tmp_path}
     engine_args: {{max_model_len: 1024, tensor_parallel_size: 2,
-                  distributed_executor_backend: ray}}
+                  distributed_executor_backend: ray, max_num_seqs: 8}}
     chat_template: chatml
     tool_call_parser: hermes
     reasoning_parser: qwen3
@@ -64,6 +69,7 @@ models:
     engine: remote
     upstreams: [http://h1:8000, http://h2:8000]
     upstream_model: big
+    routing: least-outstanding
 """,
         )
     )
@@ -72,6 +78,8 @@ models:
     a, b = per_model_configs(gateway, server, None)
     assert (a.served_model_name, a.engine, a.max_model_len) == ("a", "vllm", 1024)
     assert (a.tensor_parallel_size, a.distributed_executor_backend) == (2, "ray")
+    assert a.engine_args == {"max_num_seqs": 8} and b.engine_args == {}  # vLLM's own
+    assert (a.routing, b.routing) == ("affinity", "least-outstanding")
     assert a.chat_template == "chatml" and a.generation_overrides == {"temperature": 0.5}
     assert a.loras == (("p", "/adapters/p"),)
     assert (a.tool_call_parser, a.reasoning_parser, b.tool_call_parser) == ("hermes", "qwen3", None)
@@ -99,8 +107,15 @@ def test_a_bad_sampling_default_or_folder_is_named(tmp_path):
 
 
 @pytest.mark.skipif(not is_prepared(default_model_dir()), reason="needs `make model` first")
-def test_serve_refuses_a_bad_config_before_loading(tmp_path):
-    path = write(tmp_path, "models: [{name: a, engine: tgi}]")
+@pytest.mark.parametrize(
+    "text, named",
+    [
+        ("models: [{name: a, engine: tgi}]", "models.0.engine"),
+        ("models: [{name: a, engine_args: {kv_cache_dtyp: fp8}}]", "kv_cache_dtyp"),
+    ],
+)
+def test_serve_refuses_a_bad_config_before_loading(tmp_path, text, named):
+    path = write(tmp_path, text)
     done = subprocess.run(
         [sys.executable, "-m", "openai_frontend", "serve", "--config", str(path)],
         cwd=ROOT,
@@ -109,4 +124,4 @@ def test_serve_refuses_a_bad_config_before_loading(tmp_path):
         timeout=120,
     )
     assert done.returncode == 2
-    assert "models.0.engine" in done.stderr and "Traceback" not in done.stderr
+    assert named in done.stderr and "Traceback" not in done.stderr

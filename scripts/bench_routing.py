@@ -1,0 +1,226 @@
+"""Prefix-affinity routing against least-outstanding, side by side in one run.
+
+Two upstreams (vLLM's own OpenAI server on the CPU build, for its prefix-cache counters)
+and two gateways of ours in front of both, ``--engine remote --routing affinity`` and
+``--routing least-outstanding``. Each policy gets the same multi-turn workload with its
+own conversations (so neither reuses the other's cache): CONVERSATIONS chats of TURNS
+turns, all chats at once, each turn resending the whole history. Every chat opens with a
+document of its own (~300 tokens) and asks short questions about it.
+
+Cached tokens are the upstreams' ``vllm:prefix_cache_hits_total`` (tokens served from
+the prefix cache) summed over both, read from their /metrics before and after each
+phase; TTFT is the first content chunk; throughput is completion tokens per second of
+wall time. The phases alternate (LO, affinity, LO, affinity) to even out warm-up.
+
+    flock /tmp/engine.lock .venv/bin/python scripts/bench_routing.py [--conversations 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from benchlib import client_for, start_server, wait_ready  # noqa: E402
+
+from openai_frontend.default_model import MODEL_NAME, ensure_default_model  # noqa: E402
+
+POLICIES = ("least-outstanding", "affinity")
+TOPICS = ("rivers", "bridges", "volcanoes", "libraries", "orchards", "harbours", "comets")
+QUESTIONS = (
+    "Summarise the document in one sentence.",
+    "Which place does it mention first?",
+    "What number appears in it?",
+    "Give it a title.",
+    "Who would enjoy reading it?",
+    "Name one word it repeats.",
+)
+
+
+def document(tag: str, index: int) -> str:
+    """A ~300-token text that no other conversation shares."""
+    topic = TOPICS[index % len(TOPICS)]
+    lines = [
+        f"Document {tag}-{index}: notes on {topic}, entry {n}, kept by archivist "
+        f"{index * 7 + n} in the year {1800 + index * 13 + n}."
+        for n in range(12)
+    ]
+    return "Read this document.\n" + "\n".join(lines)
+
+
+def upstream_command(model: Path, port: int) -> list[str]:
+    return [
+        *(sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model)),
+        *("--served-model-name", MODEL_NAME, "--port", str(port), "--enforce-eager"),
+        "--disable-uvicorn-access-log",
+    ]
+
+
+def start_upstream(model: Path, port: int, log_name: str):
+    import os
+    import subprocess
+
+    from engines.builds import apply_cpu_defaults, is_cpu_build
+
+    if is_cpu_build():
+        apply_cpu_defaults()
+    log = (ROOT / log_name).open("w")
+    return subprocess.Popen(
+        upstream_command(model, port),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=os.environ.copy(),
+    )
+
+
+async def prefix_cache(upstreams: list[httpx.AsyncClient]) -> tuple[float, float]:
+    """(prompt tokens served from the upstreams' prefix caches, prompt tokens looked up
+    there), summed over the upstreams, so far."""
+    hits = queries = 0.0
+    for upstream in upstreams:
+        for line in (await upstream.get("/metrics")).text.splitlines():
+            if line.startswith("vllm:prefix_cache_hits_total"):
+                hits += float(line.rsplit(" ", 1)[1])
+            elif line.startswith("vllm:prefix_cache_queries_total"):
+                queries += float(line.rsplit(" ", 1)[1])
+    return hits, queries
+
+
+async def turn(client: httpx.AsyncClient, messages: list[dict], max_tokens: int):
+    """(TTFT s, completion tokens, reply text) of one streamed chat turn."""
+    payload = {
+        "model": MODEL_NAME,
+        "messages": messages,
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "ignore_eos": True,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    start = time.perf_counter()
+    ttft, tokens, text = None, 0, []
+    async with client.stream("POST", "/v1/chat/completions", json=payload) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: {"):
+                continue
+            chunk = json.loads(line[6:])
+            for choice in chunk.get("choices") or []:
+                piece = choice["delta"].get("content")
+                if piece:
+                    ttft = ttft if ttft is not None else time.perf_counter() - start
+                    text.append(piece)
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+    return ttft, tokens, "".join(text)
+
+
+async def conversation(client, tag: str, index: int, turns: int, max_tokens: int) -> list:
+    messages: list[dict] = []
+    results = []
+    for number in range(turns):
+        question = QUESTIONS[number % len(QUESTIONS)]
+        opening = document(tag, index) + "\n\n" if number == 0 else ""
+        messages.append({"role": "user", "content": opening + question})
+        ttft, tokens, reply = await turn(client, messages, max_tokens)
+        messages.append({"role": "assistant", "content": reply})
+        results.append((ttft, tokens))
+    return results
+
+
+async def phase(gateway, upstreams, policy: str, round_: int, args) -> dict:
+    tag = f"{policy}-{round_}"
+    hits, queries = await prefix_cache(upstreams)
+    start = time.perf_counter()
+    chats = await asyncio.gather(
+        *(
+            conversation(gateway, tag, i, args.turns, args.max_tokens)
+            for i in range(args.conversations)
+        )
+    )
+    wall = time.perf_counter() - start
+    results = [result for chat in chats for result in chat]
+    hits_after, queries_after = await prefix_cache(upstreams)
+    return {
+        "policy": policy,
+        "cached_tokens": hits_after - hits,
+        "hit_rate": (hits_after - hits) / max(queries_after - queries, 1),
+        "ttft_p50_ms": statistics.median(t for t, _ in results) * 1000,
+        "tokens_per_s": sum(n for _, n in results) / wall,
+        "wall_s": wall,
+        "requests": len(results),
+    }
+
+
+async def run(args) -> list[dict]:
+    model = ensure_default_model()
+    ports = [args.base_port + i for i in range(4)]
+    upstreams = [start_upstream(model, ports[i], f"bench-upstream-{i}.log") for i in range(2)]
+    gateways = []
+    up_clients = [client_for(port) for port in ports[:2]]
+    gw_clients = [client_for(port) for port in ports[2:]]
+    try:
+        for client, process in zip(up_clients, upstreams, strict=True):
+            await wait_ready(client, process, "/health")
+        for i, policy in enumerate(POLICIES):
+            gateways.append(
+                start_server(
+                    model,
+                    MODEL_NAME,
+                    ports[2 + i],
+                    *("--engine", "remote", "--routing", policy),
+                    *(f"--upstream=http://127.0.0.1:{port}" for port in ports[:2]),
+                    log_name=f"bench-gateway-{policy}.log",
+                )
+            )
+        for client, process in zip(gw_clients, gateways, strict=True):
+            await wait_ready(client, process)
+        rows = []
+        for round_ in range(args.rounds):
+            for i, policy in enumerate(POLICIES):
+                rows.append(await phase(gw_clients[i], up_clients, policy, round_, args))
+                print(json.dumps(rows[-1]), flush=True)
+        return rows
+    finally:
+        for process in [*gateways, *upstreams]:
+            process.terminate()
+        for process in [*gateways, *upstreams]:
+            process.wait(timeout=60)
+
+
+def report(rows: list[dict]) -> None:
+    print("\n| policy | cached tokens (both upstreams) | hit rate | TTFT p50 ms | tokens/s |")
+    print("|---|---|---|---|---|")
+    for policy in POLICIES:
+        mine = [row for row in rows if row["policy"] == policy]
+        cached = sum(row["cached_tokens"] for row in mine) / len(mine)
+        ttft = statistics.median(row["ttft_p50_ms"] for row in mine)
+        rate = sum(row["tokens_per_s"] for row in mine) / len(mine)
+        hit_rate = sum(row["hit_rate"] for row in mine) / len(mine)
+        print(f"| {policy} | {cached:.0f} | {hit_rate:.0%} | {ttft:.0f} | {rate:.1f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--conversations", type=int, default=16)
+    parser.add_argument("--turns", type=int, default=6)
+    parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=2, help="phases per policy, alternating")
+    parser.add_argument("--base-port", type=int, default=8310)
+    args = parser.parse_args()
+    report(asyncio.run(run(args)))
+
+
+if __name__ == "__main__":
+    main()
