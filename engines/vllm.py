@@ -142,7 +142,7 @@ class VLLMEngine:
             max_model_len=self.max_model_len,
             dtype=self.dtype,
             enforce_eager=self.enforce_eager,
-            enable_prefix_caching=self.enable_prefix_caching,
+            enable_prefix_caching=self._prefix_caching(),
             tensor_parallel_size=self.tensor_parallel_size,
             pipeline_parallel_size=self.pipeline_parallel_size,
             distributed_executor_backend=self.distributed_executor_backend,
@@ -150,6 +150,11 @@ class VLLMEngine:
             **self._lora_args(),
         )
         return AsyncLLM.from_engine_args(args)
+
+    def _prefix_caching(self) -> bool | None:
+        """Ours for generation; for pooling, vLLM's own choice (None), since an encoder
+        model (BERT) has no cacheable attention and fails to start with it on."""
+        return self.enable_prefix_caching if self.runner == "generate" else None
 
     def _lora_args(self) -> dict:
         if not self.enable_lora:

@@ -36,6 +36,9 @@ def write(tmp_path: Path, text: str) -> Path:
             "vLLM engine argument",
         ),
         ("models: [", "cannot read it"),
+        ("models: [{name: a, task: rerank}]", "models.0.task"),
+        ("models: [{name: a, engine: trtllm, task: embed}]", "not supported by the TensorRT-LLM"),
+        ("models: [{name: a, task: embed, loras: [{name: b, path: /b}]}]", "LoRA adapters"),
     ],
 )
 def test_bad_configs_name_the_key(tmp_path, text, named):
