@@ -1,22 +1,27 @@
 """Embeddings per second: through the gateway vs vLLM's ``AsyncLLM.encode`` in this process.
 
-Both sides run the same model with the same engine settings (pooling runner, float32,
-eager), and are loaded side by side; rounds alternate between them (gateway, direct,
-gateway, ...), so a noisy neighbour on the machine slows both alike. Each round sends
-``--requests`` requests one after another, each of ``batch`` texts (batch 1 and batch
-32): the gateway gets one ``/v1/embeddings`` request with the batch as its ``input``;
-engine-direct submits the batch's texts to ``encode`` at once, as one engine batch. Texts
-are fresh in every round. The figure is the median over rounds of texts embedded per
-second, and the ratio gateway / direct (target >= 0.95).
+Every side runs the same model with the same engine settings (pooling runner, float32,
+eager), and all are loaded side by side; rounds alternate between them, so a noisy
+neighbour on the machine slows each alike. Each round sends ``--requests`` requests one
+after another, each of ``batch`` texts (batch 1 and batch 32): the gateway gets one
+``/v1/embeddings`` request with the batch as its ``input``; engine-direct submits the
+batch's texts to ``encode`` at once, as one engine batch. With ``--vllm-serve``, vLLM's own
+OpenAI server is a third side, to tell the cost of any HTTP server from ours. Texts are
+fresh in every round. The figure is the median over rounds of texts embedded per second,
+and the ratio gateway / direct (target >= 0.95). ``--encoding base64`` is what the
+OpenAI SDK asks for.
 
     .venv/bin/python scripts/bench_embeddings.py [--model FOLDER] [--rounds 5] [--requests 20]
+        [--vllm-serve] [--encoding float|base64]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,12 +47,15 @@ def texts(batch: int, round_index: int, request: int) -> list[str]:
     ]
 
 
-async def gateway_round(client: httpx.AsyncClient, batch: int, index: int, requests: int) -> float:
+async def http_round(
+    client: httpx.AsyncClient, encoding: str, batch: int, index: int, requests: int
+) -> float:
     started = time.perf_counter()
     for request in range(requests):
-        body = {"model": NAME, "input": texts(batch, index, request)}
+        body = {"model": NAME, "input": texts(batch, index, request), "encoding_format": encoding}
         response = await client.post("/v1/embeddings", json=body)
         response.raise_for_status()
+        assert len(response.json()["data"]) == batch
     return batch * requests / (time.perf_counter() - started)
 
 
@@ -67,45 +75,87 @@ async def direct_round(llm, batch: int, index: int, requests: int) -> float:
     return batch * requests / (time.perf_counter() - started)
 
 
-def direct_engine(model: Path):
+def direct_engine_args(model: Path):
     from engines.builds import apply_cpu_defaults, is_cpu_build
 
     if is_cpu_build():
-        apply_cpu_defaults()
+        apply_cpu_defaults()  # into os.environ, which the servers inherit too
     from vllm.engine.arg_utils import AsyncEngineArgs
+
+    return AsyncEngineArgs(model=str(model), runner="pooling", dtype="float32", enforce_eager=True)
+
+
+def direct_engine(model: Path):
     from vllm.v1.engine.async_llm import AsyncLLM
 
-    args = AsyncEngineArgs(model=str(model), runner="pooling", dtype="float32", enforce_eager=True)
-    return AsyncLLM.from_engine_args(args)
+    return AsyncLLM.from_engine_args(direct_engine_args(model))
+
+
+def vllm_serve(model: Path, port: int) -> subprocess.Popen:
+    """vLLM's own server on the same engine settings (the module form of ``vllm serve``)."""
+    log = (ROOT / "bench-embed-vllm.log").open("w")
+    command = [
+        *(sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model)),
+        *("--served-model-name", NAME, "--port", str(port), "--runner", "pooling"),
+        *("--dtype", "float32", "--enforce-eager", "--disable-uvicorn-access-log"),
+        *("--uvicorn-log-level", "warning"),
+    ]
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
 async def main(args: argparse.Namespace) -> None:
     model = args.model or ensure_default_embed_model()
-    server = start_server(
-        model, NAME, args.port, "--task", "embed", "--dtype", "float32", log_name="bench-embed.log"
-    )
+    direct_engine_args(model)  # the CPU environment, before any engine starts
+    processes = {
+        "gateway": start_server(
+            model,
+            NAME,
+            args.port,
+            "--task",
+            "embed",
+            "--dtype",
+            "float32",
+            log_name="bench-embed.log",
+        )
+    }
+    if args.vllm_serve:
+        processes["vllm serve"] = vllm_serve(model, args.port + 1)
+    clients = {name: client_for(args.port + i) for i, name in enumerate(processes)}
     llm = None
     try:
-        async with client_for(args.port) as client:
-            await wait_ready(client, server)
-            llm = direct_engine(model)
-            await gateway_round(client, 4, -1, 3)  # warm both up
-            await direct_round(llm, 4, -1, 3)
-            print(f"model {model.name}; {args.rounds} rounds of {args.requests} requests each")
-            print("| batch | gateway emb/s | direct emb/s | gateway / direct |")
-            print("|---:|---:|---:|---:|")
-            for batch in BATCHES:
-                ours, theirs = [], []
-                for index in range(args.rounds):
-                    ours.append(await gateway_round(client, batch, index, args.requests))
-                    theirs.append(await direct_round(llm, batch, index, args.requests))
-                gateway, direct = statistics.median(ours), statistics.median(theirs)
-                print(f"| {batch} | {gateway:.1f} | {direct:.1f} | {gateway / direct:.3f} |")
+        for name, process in processes.items():
+            await wait_ready(clients[name], process)
+        llm = direct_engine(model)
+        sides = {
+            name: functools.partial(http_round, client, args.encoding)
+            for name, client in clients.items()
+        }
+        sides["direct"] = functools.partial(direct_round, llm)
+        for run in sides.values():
+            await run(4, -1, 3)  # warm up
+        print(
+            f"model {model.name}; {args.rounds} rounds of {args.requests} requests each; "
+            f"encoding {args.encoding}"
+        )
+        names = list(sides)
+        print("| batch | " + " | ".join(f"{n} emb/s" for n in names) + " | gateway / direct |")
+        print("|---:" * (len(names) + 2) + "|")
+        for batch in BATCHES:
+            rates: dict[str, list[float]] = {name: [] for name in names}
+            for index in range(args.rounds):
+                for name in names:
+                    rates[name].append(await sides[name](batch, index, args.requests))
+            medians = {name: statistics.median(values) for name, values in rates.items()}
+            cells = " | ".join(f"{medians[n]:.1f}" for n in names)
+            print(f"| {batch} | {cells} | {medians['gateway'] / medians['direct']:.3f} |")
     finally:
         if llm is not None:
             llm.shutdown()
-        server.terminate()
-        server.wait(timeout=60)
+        for client in clients.values():
+            await client.aclose()
+        for process in processes.values():
+            process.terminate()
+            process.wait(timeout=60)
 
 
 def parse_args() -> argparse.Namespace:
@@ -113,7 +163,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model", type=Path, help="default: all-MiniLM-L6-v2 (prepared)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=20)
-    parser.add_argument("--port", type=int, default=8791)
+    parser.add_argument("--port", type=int, default=8791, help="and the next one for vLLM")
+    parser.add_argument("--vllm-serve", action="store_true", help="add vLLM's own server")
+    parser.add_argument("--encoding", choices=("float", "base64"), default="float")
     return parser.parse_args()
 
 
