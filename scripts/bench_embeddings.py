@@ -103,6 +103,20 @@ def vllm_serve(model: Path, port: int) -> subprocess.Popen:
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
+async def vllm_ready(client: httpx.AsyncClient, process: subprocess.Popen) -> None:
+    """vLLM's server has no /health/ready: /health and a listed model mean ready."""
+    for _ in range(600):
+        if process.poll() is not None:
+            raise RuntimeError("vllm serve exited; see bench-embed-vllm.log")
+        try:
+            if (await client.get("/v1/models")).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.5)
+    raise RuntimeError("vllm serve did not become ready")
+
+
 async def main(args: argparse.Namespace) -> None:
     model = args.model or ensure_default_embed_model()
     direct_engine_args(model)  # the CPU environment, before any engine starts
@@ -123,8 +137,9 @@ async def main(args: argparse.Namespace) -> None:
     clients = {name: client_for(args.port + i) for i, name in enumerate(processes)}
     llm = None
     try:
-        for name, process in processes.items():
-            await wait_ready(clients[name], process)
+        await wait_ready(clients["gateway"], processes["gateway"])
+        if args.vllm_serve:
+            await vllm_ready(clients["vllm serve"], processes["vllm serve"])
         llm = direct_engine(model)
         sides = {
             name: functools.partial(http_round, client, args.encoding)
@@ -147,7 +162,8 @@ async def main(args: argparse.Namespace) -> None:
                     rates[name].append(await sides[name](batch, index, args.requests))
             medians = {name: statistics.median(values) for name, values in rates.items()}
             cells = " | ".join(f"{medians[n]:.1f}" for n in names)
-            print(f"| {batch} | {cells} | {medians['gateway'] / medians['direct']:.3f} |")
+            ratio = medians["gateway"] / medians["direct"]
+            print(f"| {batch} | {cells} | {ratio:.3f} |", flush=True)
     finally:
         if llm is not None:
             llm.shutdown()
