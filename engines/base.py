@@ -17,6 +17,9 @@ from typing import Literal, Protocol, runtime_checkable
 #: EngineError instead, so the client gets an error, never a truncated success.
 FinishReason = Literal["stop", "length", "abort", "repetition"]
 
+#: What a served model does: generate text (chat, completions) or embed (vectors).
+Task = Literal["generate", "embed"]
+
 
 class InvalidRequest(ValueError):
     """The engine refused a request (the client gets a 4xx: a 400 for its parameters,
@@ -225,3 +228,21 @@ class Engine(Protocol):
 
     async def shutdown(self) -> None:
         """Release the engine's processes and memory."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """An engine that can also turn token ids into embedding vectors (``--task embed``).
+
+    Optional: an engine without ``embed`` (TensorRT-LLM) cannot serve an embedding model,
+    and the server refuses to start one rather than answering every request with an error.
+    """
+
+    async def embed(
+        self, request_id: str, inputs: list[list[int]], dimensions: int | None
+    ) -> list[list[float]]:
+        """One vector per input, in order, all sent to the engine as one batch.
+
+        ``dimensions`` asks for Matryoshka truncation (renormalized); an engine whose model
+        cannot do it raises :class:`InvalidRequest` naming ``dimensions``.
+        """

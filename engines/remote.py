@@ -92,6 +92,15 @@ def completion_body(request: GenerateRequest, model: str) -> dict:
     return body
 
 
+def embedding_body(inputs: list[list[int]], dimensions: int | None, model: str) -> dict:
+    """The upstream ``/v1/embeddings`` request: the token ids the gateway counted and
+    checked, as floats (the gateway encodes base64 itself); pure, unit-tested."""
+    body: dict = {"model": model, "input": inputs, "encoding_format": "float"}
+    if dimensions is not None:
+        body["dimensions"] = dimensions
+    return body
+
+
 @dataclass
 class Upstream:
     url: str
@@ -332,6 +341,47 @@ class RemoteEngine:
                 yield delta
         except _BeforeFirstByte as failure:
             raise failure.error from None
+
+    async def embed(
+        self, request_id: str, inputs: list[list[int]], dimensions: int | None
+    ) -> list[list[float]]:
+        """Passed through to an upstream's ``/v1/embeddings``; a connection failure is
+        retried once on another upstream, a refusal (4xx) reaches the client as it was."""
+        body = embedding_body(inputs, dimensions, self.model_name)
+        first = self._pick()
+        if first is None:
+            raise EngineError(f"no healthy upstream for '{self.served_model_name}'", 503)
+        try:
+            return await self._post_embeddings(first, body)
+        except _BeforeFirstByte as failure:
+            second = None if isinstance(failure.error, InvalidRequest) else self._pick(first)
+            if second is None:
+                raise failure.error from None
+        try:
+            return await self._post_embeddings(second, body)
+        except _BeforeFirstByte as failure:
+            raise failure.error from None
+
+    async def _post_embeddings(self, upstream: Upstream, body: dict) -> list[list[float]]:
+        upstream.outstanding += 1
+        try:
+            response = await self._client.post(upstream.url + "/v1/embeddings", json=body)
+            if response.status_code >= 400:
+                raise _BeforeFirstByte(await self._refusal(upstream, response))
+            data = sorted(orjson.loads(response.content)["data"], key=lambda item: item["index"])
+            vectors = [item["embedding"] for item in data]
+        except httpx.HTTPError as exc:
+            upstream.eject(f"{type(exc).__name__}: {exc}", self.eject_cooldown)
+            error = EngineError(f"upstream {upstream.url} failed: {type(exc).__name__}")
+            raise _BeforeFirstByte(error) from None
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise EngineError(f"upstream {upstream.url} sent no embeddings: {exc}") from None
+        finally:
+            upstream.outstanding -= 1
+        if len(vectors) != len(body["input"]):
+            raise EngineError(f"upstream {upstream.url} sent {len(vectors)} embeddings")
+        upstream.served += 1
+        return vectors
 
     def _adapter_model(self, adapter) -> str:
         return adapter.name if adapter is not None else self.model_name

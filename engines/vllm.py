@@ -29,6 +29,7 @@ from engines.builds import apply_cpu_defaults, is_cpu_build
 from engines.hf_tokenizer import HFTokenizer
 from engines.sampling_map import guide, sampling_kwargs
 from engines.vllm_lora_probe import base_tokens_get_an_adapter, zero_adapter_needed
+from engines.vllm_pooling import check_dimensions, encode_all
 from engines.vllm_zero_lora import (
     ZERO_ADAPTER_ID,
     ZERO_ADAPTER_NAME,
@@ -146,6 +147,8 @@ class VLLMEngine:
     scheduling_policy: str = "fcfs"
     #: More ``AsyncEngineArgs`` fields (``--engine-args``), checked by check_engine_args.
     engine_args: dict = field(default_factory=dict)
+    #: vLLM's runner: "generate", or "pooling" to serve embeddings (``--task embed``).
+    runner: str = "generate"
     supported_sampling: frozenset[str] = SUPPORTED_SAMPLING
     in_process = True
 
@@ -193,15 +196,21 @@ class VLLMEngine:
             max_model_len=self.max_model_len,
             dtype=self.dtype,
             enforce_eager=self.enforce_eager,
-            enable_prefix_caching=self.enable_prefix_caching,
+            enable_prefix_caching=self._prefix_caching(),
             tensor_parallel_size=self.tensor_parallel_size,
             pipeline_parallel_size=self.pipeline_parallel_size,
             distributed_executor_backend=self.distributed_executor_backend,
             scheduling_policy=self.scheduling_policy,
+            runner=self.runner,
             **self._lora_args(),
             **self.engine_args,
         )
         return AsyncLLM.from_engine_args(args)
+
+    def _prefix_caching(self) -> bool | None:
+        """Ours for generation; for pooling, vLLM's own choice (None), since an encoder
+        model (BERT) has no cacheable attention and fails to start with it on."""
+        return self.enable_prefix_caching if self.runner == "generate" else None
 
     def _lora_args(self) -> dict:
         if not self.enable_lora:
@@ -313,6 +322,21 @@ class VLLMEngine:
         finally:
             if not finished:
                 await self.abort(request.request_id)
+
+    async def embed(
+        self, request_id: str, inputs: list[list[int]], dimensions: int | None
+    ) -> list[list[float]]:
+        from vllm.exceptions import VLLMClientError, VLLMError
+
+        if self.runner != "pooling":
+            raise InvalidRequest("this engine was started to generate, not to embed", "model")
+        check_dimensions(self._llm.model_config, dimensions)
+        try:
+            return await encode_all(self._llm, request_id, inputs, dimensions)
+        except (VLLMClientError, ValueError) as exc:
+            raise InvalidRequest(str(exc), getattr(exc, "parameter", None)) from None
+        except VLLMError as exc:
+            raise engine_failure(exc) from exc
 
     def _vllm_params(self, sampling: SamplingParams):
         from vllm.exceptions import VLLMClientError

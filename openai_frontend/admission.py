@@ -116,10 +116,15 @@ async def with_deadline(stream: AsyncIterator, seconds: float) -> AsyncIterator:
             except StopAsyncIteration:
                 return
             except TimeoutError:
-                raise APIError(
-                    f"The request took longer than {seconds:g} s and was stopped.",
-                    status=408,
-                    code="request_timeout",
-                    type="timeout_error",
-                ) from None
+                raise deadline_error(seconds) from None
             yield item
+
+
+def deadline_error(seconds: float) -> APIError:
+    """What a request stopped by ``--request-timeout`` answers."""
+    return APIError(
+        f"The request took longer than {seconds:g} s and was stopped.",
+        status=408,
+        code="request_timeout",
+        type="timeout_error",
+    )

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from engines.base import Engine
+from engines.base import Embedder, Engine
 from openai_frontend.adapters import build_on_demand, build_registry, load_into_engine
 from openai_frontend.config import ServerConfig
 from openai_frontend.default_model import is_default_model
@@ -24,6 +24,7 @@ from openai_frontend.responses.store import open_store
 from openai_frontend.routers import (
     chat,
     completions,
+    embeddings,
     health,
     lora_admin,
     models,
@@ -43,6 +44,8 @@ def create_app(config: ServerConfig, engine: Engine) -> FastAPI:
 
 def serve_model(config: ServerConfig, engine: Engine) -> ServedModel:
     """One model of the gateway, its adapters validated (before anything loads)."""
+    if config.task == "embed" and not isinstance(engine, Embedder):
+        raise ValueError(f"the {config.engine} engine cannot serve embeddings (--task embed)")
     registry = build_registry(config, engine)
     return ServedModel(
         config=config,
@@ -71,7 +74,7 @@ def create_gateway(config: ServerConfig, served: list[ServedModel]) -> FastAPI:
     app.state.response_store = open_store(config.response_store)
     install_error_handlers(app)
     _add_middleware(app, config, state)
-    for module in (chat, completions, responses, models, health, tokenize):
+    for module in (chat, completions, responses, embeddings, models, health, tokenize):
         app.include_router(module.router)
     if config.enable_lora_management:
         app.include_router(lora_admin.router)
@@ -119,7 +122,11 @@ async def _load(state: ServerState, served: ServedModel) -> None:
         state.request_stop()
         raise
     log.info("engine ready: %s (dtype %s)", engine.model().id, engine.model().dtype)
-    if engine.in_process and is_default_model(served.config.model_path):
+    if (
+        served.task == "generate"
+        and engine.in_process
+        and is_default_model(served.config.model_path)
+    ):
         await check_default_model(engine, served.resolver)
     served.started = True  # only now: the check's request is done before any client's
     if engine.in_process:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from openai_frontend.bench.cli import add_parser as add_bench_parser
 from openai_frontend.config import ServerConfig
+from openai_frontend.default_embed_model import EMBED_MODEL_NAME, ensure_default_embed_model
 from openai_frontend.default_model import (
     MODEL_NAME,
     cache_root,
@@ -36,6 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
         "model",
         nargs="?",
         help=f"a Hugging Face model folder (default: {MODEL_NAME}, prepared on first use)",
+    )
+    serve.add_argument(
+        "--task",
+        choices=("generate", "embed"),
+        help="generate (chat, completions; the default) or embed (/v1/embeddings; without "
+        f"MODEL: {EMBED_MODEL_NAME})",
+    )
+    serve.add_argument(
+        "--runner",
+        choices=("generate", "pooling"),
+        help="vLLM's name for --task: pooling is embed",
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -314,7 +326,16 @@ def _serve(args: argparse.Namespace) -> int:
     if args.config is not None and args.model:
         print("error: give MODEL or --config, not both", file=sys.stderr)
         return 2
-    model_path = Path(args.model) if args.model else _default_model(args.cache_dir)
+    task = _task(args)
+    if task is None:
+        print("error: --task and --runner disagree", file=sys.stderr)
+        return 2
+    if args.model:
+        model_path = Path(args.model)
+    elif task == "embed" and args.config is None:
+        model_path = ensure_default_embed_model(args.cache_dir)
+    else:
+        model_path = _default_model(args.cache_dir)
     if not (model_path / "config.json").is_file():
         print(
             f"error: {model_path} is not a Hugging Face model folder (no config.json)",
@@ -323,7 +344,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     config = ServerConfig(
         model_path=model_path.resolve(),
-        served_model_name=args.served_model_name or args.model or MODEL_NAME,
+        served_model_name=args.served_model_name or args.model or _default_name(task),
+        task=task,
         host=args.host,
         port=args.port,
         engine=args.engine,
@@ -409,6 +431,18 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _task(args: argparse.Namespace) -> str | None:
+    """``--task``, or vLLM's ``--runner`` saying the same; None when they disagree."""
+    from_runner = {"generate": "generate", "pooling": "embed", None: None}[args.runner]
+    if args.task and from_runner and args.task != from_runner:
+        return None
+    return args.task or from_runner or "generate"
+
+
+def _default_name(task: str) -> str:
+    return EMBED_MODEL_NAME if task == "embed" else MODEL_NAME
+
+
 def _model_configs(args: argparse.Namespace, config: ServerConfig) -> list[ServerConfig]:
     """The one model of the flags, or every model of ``--config``."""
     if args.config is None:
@@ -442,6 +476,8 @@ def engine_kwargs(config: ServerConfig, enable_lora: bool) -> dict:
         }
     if config.upstreams:
         raise ValueError("--upstream is for --engine remote")
+    if config.task == "embed":
+        _check_embed(config, enable_lora)
     lora = {
         "enable_lora": enable_lora,
         "max_loras": config.max_loras,
@@ -460,11 +496,22 @@ def engine_kwargs(config: ServerConfig, enable_lora: bool) -> dict:
         **parallel,
         "scheduling_policy": config.scheduling_policy,
         "distributed_executor_backend": config.distributed_executor_backend,
+        "runner": "pooling" if config.task == "embed" else "generate",
         "base_via_zero_lora": config.base_via_zero_lora,
         "dtype": config.dtype or default_dtype(config.model_path),
         "enforce_eager": config.enforce_eager,
         "engine_args": dict(config.engine_args),
     }
+
+
+def _check_embed(config: ServerConfig, enable_lora: bool) -> None:
+    """What an in-process embedding model cannot have, refused before anything loads."""
+    from openai_frontend.gateway_config import EMBED_NOT_ON_TRTLLM, EMBED_WITHOUT_LORA
+
+    if config.engine == "trtllm":
+        raise ValueError(EMBED_NOT_ON_TRTLLM)
+    if enable_lora:
+        raise ValueError(EMBED_WITHOUT_LORA)
 
 
 def _trtllm_kwargs(config: ServerConfig, enable_lora: bool) -> dict:

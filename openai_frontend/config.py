@@ -15,6 +15,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     engine: str = "vllm"
+    #: "generate" (chat, completions) or "embed" (/v1/embeddings): engines.base.Task.
+    task: str = "generate"
     # Engine-specific: parallelism (vllm, trtllm) and upstreams (remote).
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1

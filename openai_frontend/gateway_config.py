@@ -3,6 +3,7 @@
     models:
       - name: smol                      # what clients put in "model"
         engine: vllm                    # vllm | trtllm | remote
+        task: generate                  # generate (default) | embed: /v1/embeddings
         model: /models/SmolLM2          # HF folder: weights, tokenizer, chat template
         engine_args: {max_model_len: 4096, tensor_parallel_size: 2,
                       distributed_executor_backend: ray,
@@ -20,6 +21,9 @@
         model: /models/Big              # tokenizer and chat template only
         upstreams: [http://10.0.0.5:8000, http://10.0.0.6:8000]
         routing: affinity               # or least-outstanding
+      - name: minilm                    # an embedding model next to the chat models
+        task: embed
+        model: /models/all-MiniLM-L6-v2
 
 Validated with pydantic before anything loads; an error names the key, e.g.
 ``models.1.engine``. Each entry becomes a per-model :class:`ServerConfig` that keeps the
@@ -37,6 +41,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from openai_frontend.config import ServerConfig
 from openai_frontend.sampling import check_overrides
+
+#: Why an embedding model cannot be served as asked (the CLI's flags say the same).
+EMBED_NOT_ON_TRTLLM = (
+    "task 'embed' is not supported by the TensorRT-LLM engine; serve it with vllm or remote"
+)
+EMBED_WITHOUT_LORA = "LoRA adapters are not supported on an embedding model (task 'embed')"
 
 
 class ConfigError(ValueError):
@@ -74,6 +84,7 @@ class LoraEntry(_Strict):
 class ModelEntry(_Strict):
     name: str = Field(min_length=1)
     engine: Literal["vllm", "trtllm", "remote"] = "vllm"
+    task: Literal["generate", "embed"] = "generate"
     model: str | None = None
     engine_args: EngineArgs = EngineArgs()
     chat_template: str | None = None
@@ -99,6 +110,10 @@ class ModelEntry(_Strict):
         if self.engine == "remote" and self.engine_args.model_extra:
             extra = ", ".join(sorted(self.engine_args.model_extra))
             raise ValueError(f"engine_args {extra}: the remote engine's upstreams take their own")
+        if self.task == "embed" and self.engine == "trtllm":
+            raise ValueError(EMBED_NOT_ON_TRTLLM)
+        if self.task == "embed" and self.loras:
+            raise ValueError(EMBED_WITHOUT_LORA)
         return self
 
 
@@ -129,13 +144,22 @@ def read_config(path: Path) -> GatewayConfig:
         raise ConfigError(f"{path}: {problems}") from None
 
 
+def _default_folder(entry: ModelEntry, default_model: Path | None) -> Path | None:
+    """The default model of the entry's task (the embedding one is prepared on demand)."""
+    if entry.task != "embed":
+        return default_model
+    from openai_frontend.default_embed_model import ensure_default_embed_model
+
+    return ensure_default_embed_model()
+
+
 def per_model_configs(
     gateway: GatewayConfig, server: ServerConfig, default_model: Path | None
 ) -> list[ServerConfig]:
     """One :class:`ServerConfig` per entry: the entry's model settings, the server's rest."""
     configs = []
     for index, entry in enumerate(gateway.models):
-        folder = Path(entry.model) if entry.model else default_model
+        folder = Path(entry.model) if entry.model else _default_folder(entry, default_model)
         if folder is None or not (folder / "config.json").is_file():
             raise ConfigError(f"models.{index}.model: {folder} is not a Hugging Face model folder")
         args = entry.engine_args
@@ -149,6 +173,7 @@ def per_model_configs(
                 model_path=folder.resolve(),
                 served_model_name=entry.name,
                 engine=entry.engine,
+                task=entry.task,
                 max_model_len=args.max_model_len,
                 dtype=args.dtype,
                 enforce_eager=args.enforce_eager,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
-from engines.base import Engine, ModelInfo
+from engines.base import Engine, ModelInfo, Task
 from lora.on_demand import OnDemandAdapters
 from lora.peft_folder import AdapterError
 from lora.registry import Adapter, AdapterRegistry
@@ -71,6 +71,11 @@ class ServedModel:
     @property
     def name(self) -> str:
         return self.config.served_model_name
+
+    @property
+    def task(self) -> Task:
+        """What it serves: "generate" (chat, completions) or "embed" (/v1/embeddings)."""
+        return self.config.task
 
     def is_ready(self) -> bool:
         """Serving: started, and the engine has not failed since."""
@@ -181,12 +186,15 @@ class ServerState:
     def serves(self, name: str) -> bool:
         return self.find(name) is not None
 
-    def model(self, name: str) -> Target:
-        """What ``name`` names (a model or adapter): 404 if unknown, 503 while loading."""
+    def model(self, name: str, task: Task | None = "generate") -> Target:
+        """What ``name`` names (a model or adapter): 404 if unknown, 400 if it does not
+        serve ``task`` (None: any), 503 while loading."""
         found = self.find(name)
         if found is None:
             raise model_not_found(name)
         served, adapter = found
+        if task is not None and served.task != task:
+            raise wrong_task(name, served.task)
         if not served.is_ready():
             raise APIError(
                 f"The model `{name}` is still loading; retry shortly.",
@@ -195,6 +203,21 @@ class ServerState:
                 headers={"Retry-After": str(LOADING_RETRY_AFTER_S)},
             )
         return Target(served, adapter)
+
+
+def wrong_task(name: str, served: Task) -> APIError:
+    """A request for what the model does not serve: it names the model and what it does."""
+    if served == "embed":
+        message = (
+            f"The model `{name}` is an embedding model: it serves /v1/embeddings only, "
+            "not chat or text completions."
+        )
+    else:
+        message = (
+            f"The model `{name}` does not support embeddings: it generates text "
+            "(chat and completions). Use an embedding model (served with --task embed)."
+        )
+    return APIError(message, param="model")
 
 
 def get_state(request: Request) -> ServerState:

@@ -44,6 +44,9 @@ def test_lora_management_needs_key_and_root(tmp_path: Path):
         (("--max-queued-requests", "4"), "--max-queued-requests needs --max-concurrent-requests"),
         (("--engine", "remote"), "--engine remote needs at least one --upstream"),
         (("--upstream", "http://127.0.0.1:9"), "--upstream is for --engine remote"),
+        (("--task", "embed", "--runner", "generate"), "--task and --runner disagree"),
+        (("--runner", "pooling", "--engine", "trtllm"), "not supported by the TensorRT-LLM"),
+        (("--task", "embed", "--lora=a=/nowhere"), "LoRA adapters are not supported on an emb"),
     ],
 )
 def test_flags_that_do_not_fit_together(tmp_path: Path, flags, message):

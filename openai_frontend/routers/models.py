@@ -1,6 +1,8 @@
 """``GET /v1/models`` and ``GET /v1/models/{model}``.
 
 Cards carry vLLM's extra fields (root, parent, max_model_len) and still match the spec.
+OpenAI's Model has no field that says what a model does; ours add ``task``: "generate"
+(chat and completions) or "embed" (``/v1/embeddings``), the ``--task`` it is served with.
 """
 
 from __future__ import annotations
@@ -37,7 +39,12 @@ def _cards(state: ServerState) -> list[dict]:
 
 def _facts(served: ServedModel) -> dict:
     """What a model and its adapters' cards share; the engine's figures once it loaded."""
-    facts = {"object": "model", "created": served.created, "owned_by": DEFAULT_OWNER}  # loading
+    facts = {
+        "object": "model",
+        "created": served.created,
+        "owned_by": DEFAULT_OWNER,  # until loaded
+        "task": served.task,
+    }
     if served.is_ready():
         info = served.engine.model()
         facts.update(owned_by=info.owned_by, max_model_len=info.max_model_len)

@@ -35,7 +35,7 @@ class DetokenizeRequest(StrictModel):
 @router.post("/tokenize")
 async def tokenize(body: TokenizeChatRequest | TokenizePromptRequest, request: Request) -> Response:
     state = get_state(request)
-    target = state.model(body.model)
+    target = state.model(body.model, task=None)  # embedding models tokenize too
     info = target.info
     if isinstance(body, TokenizePromptRequest):
         prompt, special = body.prompt, body.add_special_tokens
@@ -56,7 +56,7 @@ async def tokenize(body: TokenizeChatRequest | TokenizePromptRequest, request: R
 @router.post("/detokenize")
 async def detokenize(body: DetokenizeRequest, request: Request) -> Response:
     state = get_state(request)
-    target = state.model(body.model)
+    target = state.model(body.model, task=None)
     try:
         return json_response({"prompt": target.engine.detokenize(body.tokens)})
     except (ValueError, OverflowError, TypeError) as exc:

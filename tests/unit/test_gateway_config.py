@@ -41,6 +41,9 @@ def write(tmp_path: Path, text: str) -> Path:
             " engine_args: {max_num_seqs: 8}}]",
             "engine_args max_num_seqs: the remote engine",
         ),
+        ("models: [{name: a, task: rerank}]", "models.0.task"),
+        ("models: [{name: a, engine: trtllm, task: embed}]", "not supported by the TensorRT-LLM"),
+        ("models: [{name: a, task: embed, loras: [{name: b, path: /b}]}]", "LoRA adapters"),
     ],
 )
 def test_bad_configs_name_the_key(tmp_path, text, named):

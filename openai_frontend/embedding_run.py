@@ -1,0 +1,59 @@
+"""One embeddings request through the engine: admitted, bounded in time, and counted.
+
+The same serving controls as generation: with ``--max-concurrent-requests`` the request
+takes one slot for its whole batch (an embedding is a single forward pass, so its inputs
+weigh far less than generated sequences), ``--request-timeout`` stops it with a 408, and
+its prompt tokens and latency land in the model's metrics and the access log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from engines.base import EngineDead, EngineError, InvalidRequest
+from openai_frontend.admission import deadline_error
+from openai_frontend.generation import engine_error
+from openai_frontend.state import ServerState, Target, new_id
+
+
+async def run_embedding(
+    state: ServerState,
+    target: Target,
+    inputs: list[list[int]],
+    dimensions: int | None,
+    log_fields: dict,
+) -> list[list[float]]:
+    """One vector per input, in order; engine failures become API errors here."""
+    if state.admission is not None:
+        await state.admission.enter(1)
+    started = time.perf_counter()
+    try:
+        return await _bounded(state, target, inputs, dimensions)
+    except (InvalidRequest, EngineDead, EngineError) as exc:
+        raise engine_error(exc) from None
+    finally:
+        if state.admission is not None:
+            state.admission.leave(1)
+        _count(state, target.label, sum(map(len, inputs)), time.perf_counter() - started)
+        log_fields.update(model=target.label, prompt_tokens=sum(map(len, inputs)))
+
+
+async def _bounded(
+    state: ServerState, target: Target, inputs: list[list[int]], dimensions: int | None
+) -> list[list[float]]:
+    work = target.engine.embed(new_id("embd"), inputs, dimensions)
+    seconds = state.config.request_timeout
+    if seconds is None:
+        return await work
+    try:
+        return await asyncio.wait_for(work, seconds)
+    except TimeoutError:
+        raise deadline_error(seconds) from None
+
+
+def _count(state: ServerState, model: str, prompt_tokens: int, elapsed: float) -> None:
+    metrics = state.metrics
+    metrics.e2e.labels(model).observe(elapsed)
+    metrics.prompt_length.labels(model).observe(prompt_tokens)
+    metrics.prompt_tokens.labels(model).inc(prompt_tokens)

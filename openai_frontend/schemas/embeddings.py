@@ -1,0 +1,50 @@
+"""``POST /v1/embeddings`` request: OpenAI's fields and vLLM's ``truncate_prompt_tokens``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from openai_frontend.errors import APIError
+from openai_frontend.schemas.common import StrictModel
+
+#: OpenAI's limit on the inputs of one request ("any array must be 2048 dimensions or less").
+MAX_INPUTS = 2048
+
+_Text = Annotated[str, Field(min_length=1)]
+_TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+EmbeddingInput = (
+    _Text
+    | Annotated[list[_Text], Field(min_length=1, max_length=MAX_INPUTS)]
+    | Annotated[_TokenIds, Field(max_length=MAX_INPUTS)]
+    | Annotated[list[_TokenIds], Field(min_length=1, max_length=MAX_INPUTS)]
+)
+
+
+class EmbeddingRequest(StrictModel):
+    model: str
+    input: EmbeddingInput
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = None
+    #: vLLM's opt-in: keep only the first N tokens of each input (-1: the model's
+    #: context). Without it, an input longer than the context is refused with a 400.
+    truncate_prompt_tokens: int | None = Field(None, ge=-1)
+
+    @model_validator(mode="after")
+    def _truncation_keeps_something(self) -> EmbeddingRequest:
+        if self.truncate_prompt_tokens == 0:
+            raise APIError(
+                "truncate_prompt_tokens must be a positive number of tokens, or -1 for the "
+                "model's context length",
+                param="truncate_prompt_tokens",
+            )
+        return self
+
+    def inputs(self) -> list[str | list[int]]:
+        """The input as a list of items, each a string or a list of token ids."""
+        value = self.input
+        if isinstance(value, str) or all(isinstance(item, int) for item in value):
+            return [value]
+        return list(value)
