@@ -6,8 +6,8 @@ import { exportConversation, newConversation, store } from "./store.js";
 import { fillMessage, messageElement } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
-const KNOBS = ["system", "temperature", "top_p", "max_tokens", "seed", "stop", "tools"];
-const DEFAULTS = { max_tokens: "512" };
+const KNOBS = ["system", "temperature", "top_p", "max_tokens", "seed", "stop", "tools", "tool_choice"];
+const DEFAULTS = { max_tokens: "512", tool_choice: "auto" };
 const keyRequired = document.querySelector('meta[name="api-key"]').content === "required";
 
 let conversations = store.conversations();
@@ -87,10 +87,12 @@ async function loadModels() {
       return new Option(label, card.id, false, card.id === wanted);
     });
     $("model").replaceChildren(...options);
+    $("key-form").hidden = true;
     showError("");
     setState("idle");
   } catch (error) {
     showError(error.message);
+    $("key-form").hidden = !keyRequired;
     setState(error.status === 401 ? "needs-key" : "error");
   }
 }
@@ -112,6 +114,7 @@ function requestFields() {
     } catch (error) {
       throw new Error(`tools is not valid JSON: ${error.message}`);
     }
+    fields.tool_choice = $("tool_choice").value;
   }
   return fields;
 }
@@ -212,7 +215,7 @@ async function showPrompt() {
   if (pending) messages.push({ role: "user", content: pending });
   try {
     const fields = requestFields();
-    const body = { model: $("model").value, messages, ...(fields.tools ? { tools: fields.tools } : {}) };
+    const body = { model: $("model").value, messages, ...(fields.tools ? { tools: fields.tools, tool_choice: fields.tool_choice } : {}) };
     const out = await postJSON("/tokenize", body, store.apiKey());
     $("prompt-summary").textContent = `Rendered prompt (${out.count} tokens)`;
     $("prompt-text").textContent = out.prompt;
@@ -237,6 +240,9 @@ function wire() {
   });
   $("toggle-settings").addEventListener("click", () => {
     $("settings").hidden = !$("settings").hidden;
+  });
+  $("toggle-key").addEventListener("click", () => {
+    $("key-form").hidden = !$("key-form").hidden;
   });
   $("show-prompt").addEventListener("click", showPrompt);
   $("model").addEventListener("change", saveSettings);
@@ -268,6 +274,7 @@ function init() {
   selectConversation(store.currentId());
   wire();
   $("key-form").hidden = !keyRequired;
+  $("toggle-key").hidden = !keyRequired;
   $("api-key").value = store.apiKey();
   if (keyRequired && !store.apiKey()) setState("needs-key");
   else loadModels();
