@@ -260,3 +260,35 @@ def test_conversations_can_be_added_renamed_exported_and_deleted(page: ChatPage,
     page.by_id("delete-chat").click()
     assert "Renamed chat" not in [li.text for li in page.all("#conversations li")]
     assert "Renamed chat" not in [c["title"] for c in page.stored()]
+
+
+def test_a_picked_adapter_answers_as_through_the_api(
+    page: ChatPage, server: Server, http: httpx.Client
+):
+    adapter = SERVED_ADAPTERS[0]
+    page.choose_model(adapter)
+    page.configure(temperature=0, max_tokens=16)
+    page.send("Hello!")
+    page.wait_idle()
+    messages = [{"role": "user", "content": "Hello!"}]
+    body = {"model": adapter, "messages": messages, "temperature": 0, "max_tokens": 16}
+    reference = joined(ask_streamed(http, body))
+    stored = page.stored()[0]["messages"][-1]
+    assert (stored["model"], stored["content"]) == (adapter, reference["content"])
+
+
+def test_an_api_error_shows_its_message_and_parameter(
+    page: ChatPage, server: Server, http: httpx.Client
+):
+    fields = {"max_tokens": 10**7}
+    page.configure(**fields)
+    page.send("Hello!")
+    page.wait_idle()
+    messages = [{"role": "user", "content": "Hello!"}]
+    response = http.post(
+        "/v1/chat/completions",
+        json={"model": server.model, "messages": messages, "stream": True, **fields},
+    )
+    error = response.json()["error"]
+    expected = f"{response.status_code}: {error['message']} (parameter: {error['param']})"
+    assert page.last_answer().find_element("css selector", ".error").text == expected
