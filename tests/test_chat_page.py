@@ -89,10 +89,6 @@ def _running(http: httpx.Client) -> float:
     )
 
 
-def _answer_text(page: ChatPage) -> str:
-    return page.last_answer().find_element("css selector", ".content").text
-
-
 def _letters(text: str) -> str:
     """The letters of ``text``: what Markdown rendering never removes."""
     return re.sub(r"[^A-Za-z]", "", text)
@@ -158,9 +154,7 @@ def test_stop_halts_the_stream_and_the_server_aborts_the_request(
 ):
     page.configure(temperature=0, max_tokens=2000)
     page.send("Count from 1 to 1000, separated by commas.")
-    page.wait_until(
-        lambda: page.last_answer().find_element("css selector", ".content").text, "text"
-    )
+    page.wait_until(page.answer_content, "the first text")
     assert page.state() == "streaming", "the answer ended before Stop could be pressed"
     assert _running(http) == 1
     page.by_id("stop-button").click()
