@@ -30,6 +30,7 @@ from openai_frontend.routers import (
     models,
     responses,
     tokenize,
+    ui,
 )
 from openai_frontend.sanity import check_default_model
 from openai_frontend.state import ServedModel, ServerState
@@ -78,6 +79,8 @@ def create_gateway(config: ServerConfig, served: list[ServedModel]) -> FastAPI:
         app.include_router(module.router)
     if config.enable_lora_management:
         app.include_router(lora_admin.router)
+    if config.ui:
+        app.include_router(ui.router)
     return app
 
 

@@ -176,6 +176,9 @@ def _add_access_flags(serve: argparse.ArgumentParser) -> None:
         action="store_false",
         help="no /docs, /redoc or /openapi.json (404); with --api-key they need a user key",
     )
+    access.add_argument(
+        "--no-ui", dest="ui", action="store_false", help="no chat page at / (then / is a 404)"
+    )
     access.add_argument("--max-request-bytes", type=int, default=8 * 1024 * 1024)
     access.add_argument(
         "--allowed-origins",
@@ -380,6 +383,7 @@ def _serve(args: argparse.Namespace) -> int:
         api_keys=tuple(args.api_key),
         protect_metrics=args.protect_metrics,
         docs=args.docs,
+        ui=args.ui,
         max_request_bytes=args.max_request_bytes,
         allowed_origins=tuple(args.allowed_origins),
         max_prompts_per_request=args.max_prompts_per_request,

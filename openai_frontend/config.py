@@ -60,6 +60,8 @@ class ServerConfig:
     protect_metrics: bool = False
     #: Serve /docs, /redoc and /openapi.json (behind the user keys, when there are any).
     docs: bool = True
+    #: Serve the built-in chat page at ``/`` (``--no-ui``: then ``/`` is a 404).
+    ui: bool = True
     max_request_bytes: int = 8 * 1024 * 1024
     allowed_origins: tuple[str, ...] = ()
     #: Prompts in one completions request, and engine sequences (n x prompts) in one.

@@ -1,0 +1,288 @@
+"""The built-in chat page at ``/``, in headless Chromium against the real server.
+
+One browser for the module. Expected texts come from the same server through the API
+(greedy, same fields), never from what the model is believed to know. Without Chromium
+and chromedriver every test here skips with the install command (tests/browser.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import jsonschema
+import pytest
+from browser import ChatPage, start_chromium
+from conftest import SERVED_ADAPTERS, Server, engine_view
+from prometheus_client.parser import text_string_to_metric_families
+from test_tools import SCHEMAS, WEATHER
+from tool_replies import ask_streamed, joined
+
+XSS = "<img src=x onerror=alert(1)>"
+SYSTEM = "You are a helpful assistant."
+QUESTION = "Write a short poem about the sea."
+GREEDY = {"temperature": 0, "max_tokens": 40}
+RUNNING_GAUGE = "openai_frontend_requests_running"
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def driver(downloads: Path) -> Iterator[object]:
+    chromium = start_chromium(downloads)
+    try:
+        yield chromium
+    finally:
+        chromium.quit()
+
+
+@pytest.fixture
+def page(driver, server: Server) -> ChatPage:
+    """A first-time visitor who has entered the right key, settings at their defaults."""
+    chat = ChatPage(driver, server.base_url)
+    chat.open_fresh()
+    chat.enter_key(server.api_key)
+    assert chat.state() == "idle"
+    chat.console_errors()  # from here on, each test reads only its own
+    return chat
+
+
+@pytest.fixture(scope="module")
+def answered(driver, server: Server, http: httpx.Client) -> dict:
+    """One greedy answer through the page, with its growth and the API's same answer."""
+    chat = ChatPage(driver, server.base_url)
+    chat.open_fresh()
+    chat.enter_key(server.api_key)
+    chat.console_errors()
+    chat.configure(system=SYSTEM, **GREEDY)
+    chat.record_answer_growth()
+    chat.send(QUESTION)
+    chat.wait_idle()
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}]
+    reference = joined(ask_streamed(http, {"model": server.model, "messages": messages, **GREEDY}))
+    return {
+        "growth": chat.answer_growth(),
+        "stored": chat.stored(),
+        "shown": chat.messages(),
+        "answer_text": chat.answer_content(),
+        "figures": chat.last_answer().find_element("css selector", ".figures").text,
+        "errors": chat.console_errors(),
+        "screenshot": chat.screenshot_conversation("chat-page.png"),
+        "reference": reference,
+    }
+
+
+def _running(http: httpx.Client) -> float:
+    families = text_string_to_metric_families(http.get("/metrics").text)
+    return sum(
+        sample.value
+        for family in families
+        for sample in family.samples
+        if sample.name == RUNNING_GAUGE
+    )
+
+
+def _letters(text: str) -> str:
+    """The letters of ``text``: what Markdown rendering never removes."""
+    return re.sub(r"[^A-Za-z]", "", text)
+
+
+def test_the_page_loads_without_console_errors_and_lists_models_and_adapters(
+    driver, server: Server
+):
+    chat = ChatPage(driver, server.base_url)
+    chat.open_fresh()
+    assert chat.state() == "needs-key"  # asks for the key before any request
+    assert chat.by_id("key-form").is_displayed()
+    chat.enter_key(server.api_key)
+    assert chat.state() == "idle"
+    assert chat.model_options() == [server.model, *SERVED_ADAPTERS]
+    assert chat.console_errors() == []
+
+
+def test_without_the_right_key_the_page_shows_the_401_message_then_works_with_it(
+    driver, server: Server
+):
+    expected = httpx.get(server.url("/v1/models")).json()["error"]["message"]
+    chat = ChatPage(driver, server.base_url)
+    chat.open_fresh()
+    chat.enter_key("not-the-key")
+    assert chat.state() == "needs-key"
+    assert chat.by_id("error").text == f"401: {expected}"
+    chat.enter_key(server.api_key)
+    assert chat.state() == "idle"
+    assert not chat.by_id("error").is_displayed()
+    assert server.model in chat.model_options()
+
+
+def test_the_answer_grows_over_several_dom_updates(answered):
+    growth = answered["growth"]
+    assert len(growth) >= 3, growth
+    assert growth[-1] == answered["answer_text"]
+
+
+def test_the_final_text_is_the_apis_greedy_answer(answered):
+    reference = answered["reference"]
+    stored_answer = answered["stored"][0]["messages"][-1]
+    assert stored_answer["content"] == reference["content"]
+    assert _letters(answered["answer_text"]) == _letters(reference["content"])
+    usage = reference["usage"]
+    tokens = f"{usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion tokens"
+    assert tokens in answered["figures"]
+    assert re.search(r"TTFT \d+ ms · [\d.]+ tokens/s", answered["figures"])
+    assert answered["errors"] == []
+    assert answered["screenshot"].stat().st_size > 0
+
+
+def test_a_reload_keeps_the_conversation(answered, driver, server: Server):
+    chat = ChatPage(driver, server.base_url)
+    chat.reload()
+    assert chat.messages() == answered["shown"]
+    titles = [item.text for item in chat.all("#conversations li")]
+    assert titles == [QUESTION[:40]]
+
+
+def test_stop_halts_the_stream_and_the_server_aborts_the_request(
+    page: ChatPage, server: Server, http: httpx.Client
+):
+    page.configure(temperature=0, max_tokens=2000)
+    page.send("Count from 1 to 1000, separated by commas.")
+    page.wait_until(page.answer_content, "the first text")
+    assert page.state() == "streaming", "the answer ended before Stop could be pressed"
+    assert _running(http) == 1
+    page.by_id("stop-button").click()
+    page.wait_until(lambda: page.state() == "idle", "the page to stop", 10)
+    page.wait_until(lambda: _running(http) == 0, "the running-requests gauge to return to 0", 10)
+    assert engine_view(http)["engine_unfinished_requests"] == 0
+    stopped = page.last_answer().text
+    time.sleep(1)
+    assert page.last_answer().text == stopped
+    assert "stopped" in page.last_answer().find_element("css selector", ".figures").text
+    assert page.console_errors() == []
+
+
+def test_a_users_markup_stays_text(page: ChatPage):
+    page.configure(max_tokens=8)
+    page.send(XSS)
+    page.wait_idle()
+    assert not page.alert_open()
+    assert page.all("img") == []
+    assert page.all("#messages .message.user .plain")[-1].text == XSS
+
+
+def test_a_replys_markup_stays_text_and_its_markdown_renders(page: ChatPage, server: Server):
+    reply = f"Look: {XSS} **bold** and `a < b`\n\n```html\n<script>alert(2)</script>\n```\n- one"
+    reasoning = f"thinking {XSS}"
+    call = {"id": "call_1", "name": "get_weather", "arguments": '{"city": "<b>x</b>"}'}
+    conversation = {
+        "id": "c-markup",
+        "title": "markup",
+        "created": "2026-01-01T00:00:00Z",
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": reply, "reasoning": reasoning, "tool_calls": [call]},
+        ],
+    }
+    page.store_conversations([conversation])
+    page.reload()
+    answer = page.last_answer()
+    assert not page.alert_open()
+    assert page.all("#messages img, #messages script, #messages b") == []
+    assert XSS in answer.text
+    assert answer.find_element("css selector", "strong").text == "bold"
+    assert answer.find_element("css selector", "p code").text == "a < b"
+    assert answer.find_element("css selector", "pre code").text == "<script>alert(2)</script>"
+    assert answer.find_element("css selector", "li").text == "one"
+    reasoning_block = answer.find_element("css selector", "details.reasoning")
+    assert reasoning_block.get_attribute("open") is None  # collapsed until clicked
+    reasoning_block.click()
+    assert XSS in reasoning_block.text
+    assert "get_weather" in answer.find_element("css selector", ".tool-call").text
+    assert page.console_errors() == []
+
+
+def test_show_prompt_is_the_servers_rendered_prompt(
+    page: ChatPage, server: Server, http: httpx.Client
+):
+    page.configure(system=SYSTEM)
+    page.type_message("Hello there")
+    page.by_id("show-prompt").click()
+    page.wait_until(lambda: page.by_id("prompt-text").text, "the prompt")
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Hello there"}]
+    expected = http.post("/tokenize", json={"model": server.model, "messages": messages}).json()
+    shown = page.driver.execute_script("return document.getElementById('prompt-text').textContent")
+    assert shown == expected["prompt"]
+    assert f"({expected['count']} tokens)" in page.by_id("prompt-summary").text
+
+
+def test_a_forced_tool_call_shows_as_a_block(page: ChatPage):
+    page.configure(tools=json.dumps([WEATHER]), tool_choice="required", max_tokens=200)
+    page.send("What is the weather in Paris?")
+    page.wait_idle()
+    stored = page.stored()[0]["messages"][-1]
+    assert stored.get("error") is None, stored
+    (call,) = stored["tool_calls"]
+    jsonschema.validate(json.loads(call["arguments"]), SCHEMAS[call["name"]])
+    block = page.last_answer().find_element("css selector", ".tool-call")
+    assert f"Tool call: {call['name']}" in block.text
+    assert json.loads(block.find_element("css selector", "code").text) == json.loads(
+        call["arguments"]
+    )
+
+
+def test_conversations_can_be_added_renamed_exported_and_deleted(page: ChatPage, downloads):
+    before = len(page.all("#conversations li"))
+    page.by_id("new-chat").click()
+    assert len(page.all("#conversations li")) == before + 1
+    title = page.by_id("chat-title")
+    title.clear()
+    title.send_keys("Renamed chat")
+    page.reload()
+    assert [li.text for li in page.all("#conversations li.current")] == ["Renamed chat"]
+    (renamed,) = [c for c in page.stored() if c["title"] == "Renamed chat"]
+    page.by_id("export-chat").click()
+    exported = downloads / "Renamed_chat.json"
+    page.wait_until(exported.is_file, "the exported file", 10)
+    assert json.loads(exported.read_text()) == renamed
+    page.by_id("delete-chat").click()
+    assert "Renamed chat" not in [li.text for li in page.all("#conversations li")]
+    assert "Renamed chat" not in [c["title"] for c in page.stored()]
+
+
+def test_a_picked_adapter_answers_as_through_the_api(
+    page: ChatPage, server: Server, http: httpx.Client
+):
+    adapter = SERVED_ADAPTERS[0]
+    page.choose_model(adapter)
+    page.configure(temperature=0, max_tokens=16)
+    page.send("Hello!")
+    page.wait_idle()
+    messages = [{"role": "user", "content": "Hello!"}]
+    body = {"model": adapter, "messages": messages, "temperature": 0, "max_tokens": 16}
+    reference = joined(ask_streamed(http, body))
+    stored = page.stored()[0]["messages"][-1]
+    assert (stored["model"], stored["content"]) == (adapter, reference["content"])
+
+
+def test_an_api_error_shows_its_message_and_parameter(
+    page: ChatPage, server: Server, http: httpx.Client
+):
+    fields = {"max_tokens": 10**7}
+    page.configure(**fields)
+    page.send("Hello!")
+    page.wait_idle()
+    messages = [{"role": "user", "content": "Hello!"}]
+    response = http.post(
+        "/v1/chat/completions",
+        json={"model": server.model, "messages": messages, "stream": True, **fields},
+    )
+    error = response.json()["error"]
+    expected = f"{response.status_code}: {error['message']} (parameter: {error['param']})"
+    assert page.last_answer().find_element("css selector", ".error").text == expected
