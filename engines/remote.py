@@ -35,6 +35,7 @@ from engines.base import (
     InvalidRequest,
     ModelInfo,
     SamplingParams,
+    matched_stop_string,
 )
 from engines.hf_tokenizer import HFTokenizer
 from engines.sampling_map import PASSED_AS_IS, guide, refuse_undeclared
@@ -439,7 +440,8 @@ async def _deltas(response: httpx.Response) -> AsyncIterator[Delta]:
                 if text:
                     yield Delta(text, [], completion_tokens)
             else:
-                final = Delta(text, [], completion_tokens, _finish(reason))
+                stop_sequence = matched_stop_string(choice.get("stop_reason"))
+                final = Delta(text, [], completion_tokens, _finish(reason), None, stop_sequence)
         usage = chunk.get("usage")
         if usage and final is not None:
             final.completion_tokens = usage["completion_tokens"]

@@ -20,7 +20,15 @@ from openai_frontend.config import ServerConfig
 from openai_frontend.default_model import is_default_model
 from openai_frontend.errors import install_error_handlers
 from openai_frontend.middleware import ApiKeyMiddleware, BodyLimitMiddleware, RequestIdMiddleware
-from openai_frontend.routers import chat, completions, health, lora_admin, models, tokenize
+from openai_frontend.routers import (
+    chat,
+    completions,
+    health,
+    lora_admin,
+    messages,
+    models,
+    tokenize,
+)
 from openai_frontend.sanity import check_default_model
 from openai_frontend.state import ServedModel, ServerState
 
@@ -55,7 +63,7 @@ def create_gateway(config: ServerConfig, served: list[ServedModel]) -> FastAPI:
     app.state.server = state
     install_error_handlers(app)
     _add_middleware(app, config, state)
-    for module in (chat, completions, models, health, tokenize):
+    for module in (chat, completions, messages, models, health, tokenize):
         app.include_router(module.router)
     if config.enable_lora_management:
         app.include_router(lora_admin.router)

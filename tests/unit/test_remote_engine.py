@@ -115,6 +115,17 @@ def test_stream_becomes_deltas_with_exact_usage():
     assert engine.num_unfinished_requests() == 0
 
 
+def test_a_vllm_upstreams_matched_stop_string_is_the_stop_sequence():
+    stream = sse(
+        '{"choices":[{"index":0,"text":"Hi","finish_reason":"stop","stop_reason":"END"}]}',
+        '{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}',
+        "[DONE]",
+    )
+    engine = engine_with(lambda _: httpx.Response(200, content=stream))
+    deltas = asyncio.run(run(engine))
+    assert [(d.finish_reason, d.stop_sequence) for d in deltas] == [("stop", "END")]
+
+
 def test_a_failure_before_the_first_byte_is_retried_on_the_other_upstream():
     calls = []
 

@@ -23,8 +23,12 @@ exceptions = pytest.importorskip("vllm.exceptions", reason="needs vllm installed
 engine_exceptions = pytest.importorskip("vllm.v1.engine.exceptions")
 
 
-def _output(text: str, finish_reason: str | None) -> SimpleNamespace:
-    sequence = SimpleNamespace(text=text, token_ids=[1], finish_reason=finish_reason)
+def _output(
+    text: str, finish_reason: str | None, stop_reason: str | int | None = None
+) -> SimpleNamespace:
+    sequence = SimpleNamespace(
+        text=text, token_ids=[1], finish_reason=finish_reason, stop_reason=stop_reason
+    )
     return SimpleNamespace(outputs=[sequence], finished=finish_reason is not None)
 
 
@@ -34,13 +38,14 @@ class FaultInjectingAsyncLLM:
 
     raises: BaseException | None = None
     finish_reason: str = "stop"
+    stop_reason: str | int | None = None
     aborted: list[str] = field(default_factory=list)
 
     async def generate(self, prompt, params, request_id, lora_request):
         yield _output("a", None)
         if self.raises is not None:
             raise self.raises
-        yield _output("", self.finish_reason)
+        yield _output("", self.finish_reason, self.stop_reason)
 
     async def abort(self, request_id: str) -> None:
         self.aborted.append(request_id)
@@ -101,3 +106,11 @@ def test_finish_reason_repetition_is_kept():
     deltas, error = _run(FaultInjectingAsyncLLM(finish_reason="repetition"))
     assert error is None
     assert deltas[-1].finish_reason == "repetition"
+
+
+@pytest.mark.parametrize(("stop_reason", "expected"), [("END", "END"), (7, None), (None, None)])
+def test_only_a_matched_stop_string_is_the_stop_sequence(stop_reason, expected):
+    deltas, error = _run(FaultInjectingAsyncLLM(stop_reason=stop_reason))
+    assert error is None
+    assert deltas[-1].stop_sequence == expected
+    assert deltas[0].stop_sequence is None
