@@ -107,3 +107,17 @@ def test_an_adapter_through_extra_body_and_the_completions_endpoint(server: Serv
     [run] = json.loads((tmp_path / "run.json").read_text())["runs"]
     assert run["summary"]["completed"] == 2
     assert all(r["output_tokens"] == 8 and r["itl"] == [] for r in run["requests"])
+
+
+def test_the_messages_endpoint_streams_and_counts_like_chat(server: Server, tmp_path):
+    done = bench(
+        server,
+        *("--endpoint", "messages", "--num-requests", "2"),
+        *("--export", str(tmp_path / "run.json")),
+    )
+    assert done.returncode == 0, done.stderr
+    [run] = json.loads((tmp_path / "run.json").read_text())["runs"]
+    assert run["summary"]["completed"] == 2
+    for record in run["requests"]:
+        assert record["output_tokens"] == 8 and len(record["itl"]) > 0
+        assert record["prompt_tokens"] > 32

@@ -19,7 +19,9 @@ from openai_frontend.schemas.messages import (
     CountTokensRequest,
     Message,
     MessagesRequest,
+    OutputConfig,
     TextBlock,
+    ThinkingAdaptive,
     ThinkingEnabled,
     Tool,
     ToolChoice,
@@ -41,9 +43,10 @@ def to_chat(body: CountTokensRequest) -> ChatCompletionRequest:
     fields: dict[str, Any] = {
         "model": body.model,
         "messages": messages,
-        "include_reasoning": isinstance(body.thinking, ThinkingEnabled),
+        "include_reasoning": shows_thinking(body),
         "continue_final_message": body.messages[-1].role == "assistant",
         **_tool_fields(body.tools, body.tool_choice),
+        **_output_fields(body.output_config),
         **body.model_dump(include={"chat_template", "chat_template_kwargs"}, exclude_none=True),
     }
     if isinstance(body, MessagesRequest):
@@ -51,9 +54,30 @@ def to_chat(body: CountTokensRequest) -> ChatCompletionRequest:
     return ChatCompletionRequest.model_validate(fields)
 
 
+def shows_thinking(body: CountTokensRequest) -> bool:
+    """Whether the reply carries the model's reasoning as thinking blocks."""
+    thinking = body.thinking
+    if isinstance(thinking, ThinkingEnabled | ThinkingAdaptive):
+        return thinking.display != "omitted"
+    return False
+
+
+def _output_fields(config: OutputConfig | None) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if config is None:
+        return fields
+    if config.effort is not None:
+        fields["reasoning_effort"] = config.effort
+    if config.format is not None:
+        schema = {"name": "output", "schema": config.format.schema_}
+        fields["response_format"] = {"type": "json_schema", "json_schema": schema}
+    return fields
+
+
 def _sampling(body: MessagesRequest) -> dict[str, Any]:
     fields = body.model_dump(
-        include={"max_tokens", "temperature", "top_p", "top_k", "stream"}, exclude_none=True
+        include={"max_tokens", "temperature", "top_p", "top_k", "stream", "ignore_eos"},
+        exclude_none=True,
     )
     if body.stop_sequences:
         fields["stop"] = body.stop_sequences

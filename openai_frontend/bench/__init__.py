@@ -7,4 +7,8 @@ request), ``load`` (arrivals, concurrency, warm-up), ``metrics`` (the arithmetic
 """
 
 #: The endpoints a run can load, by the name ``--endpoint`` takes.
-ENDPOINTS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
+ENDPOINTS = {
+    "chat": "/v1/chat/completions",
+    "completions": "/v1/completions",
+    "messages": "/v1/messages",
+}

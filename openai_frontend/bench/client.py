@@ -1,4 +1,5 @@
-"""One timed request against an OpenAI-compatible server, streamed or not."""
+"""One timed request against an OpenAI-compatible server, streamed or not (or against
+Anthropic's Messages API, ``--endpoint messages``)."""
 
 from __future__ import annotations
 
@@ -18,22 +19,30 @@ class RequestShape:
     """What every request of a run has in common."""
 
     model: str
-    endpoint: str  # "chat" or "completions"
+    endpoint: str  # "chat", "completions" or "messages"
     stream: bool
     ignore_eos: bool
     extra_body: dict
 
     def payload(self, prompt: Prompt) -> dict:
         body: dict = {"model": self.model, "max_tokens": prompt.output_tokens}
-        if self.endpoint == "chat":
-            body["messages"] = [{"role": "user", "content": prompt.text}]
-        else:
+        if self.endpoint == "completions":
             body["prompt"] = prompt.text
+        else:
+            body["messages"] = [{"role": "user", "content": prompt.text}]
         if self.ignore_eos:
             body["ignore_eos"] = True
         if self.stream:
-            body.update(stream=True, stream_options={"include_usage": True})
+            body["stream"] = True
+            if self.endpoint != "messages":  # Messages streams always end with usage
+                body["stream_options"] = {"include_usage": True}
         return {**body, **self.extra_body}
+
+    def text(self, reply: dict) -> str:
+        """The generated text a reply (or a stream chunk or event) carries."""
+        if self.endpoint == "messages":
+            return _messages_text(reply)
+        return "".join(self.content(choice) for choice in reply.get("choices") or [])
 
     def content(self, choice: dict) -> str:
         """The generated text a choice (or a stream chunk's choice) carries."""
@@ -91,7 +100,7 @@ async def _whole(client, shape, prompt, record, sent) -> str:
     body = orjson.loads(response.content)
     record.ttft = time.perf_counter() - sent  # the whole reply is the first token's arrival
     _take_usage(body.get("usage"), record)
-    return "".join(shape.content(choice) for choice in body.get("choices", []))
+    return shape.text(body)
 
 
 async def _streamed(client, shape, prompt, record, sent) -> str:
@@ -108,8 +117,8 @@ async def _streamed(client, shape, prompt, record, sent) -> str:
             chunk = orjson.loads(line[6:])
             if "error" in chunk:
                 raise RequestFailed(response.status_code, _error_message(line[6:]))
-            _take_usage(chunk.get("usage"), record)
-            text = "".join(shape.content(choice) for choice in chunk.get("choices") or [])
+            _take_usage(chunk.get("usage") or (chunk.get("message") or {}).get("usage"), record)
+            text = shape.text(chunk)
             if not text:
                 continue
             now = time.perf_counter()
@@ -122,10 +131,20 @@ async def _streamed(client, shape, prompt, record, sent) -> str:
     return "".join(parts)  # an empty reply is a success without a TTFT
 
 
+def _messages_text(reply: dict) -> str:
+    """A Message's text blocks, or a ``text_delta`` event's text."""
+    if reply.get("type") == "content_block_delta":
+        return reply["delta"].get("text") or ""
+    return "".join(block.get("text") or "" for block in reply.get("content") or [])
+
+
 def _take_usage(usage: dict | None, record: RequestRecord) -> None:
+    """OpenAI's ``prompt_tokens``/``completion_tokens`` or Anthropic's ``input_tokens``/
+    ``output_tokens`` (a Messages stream tells them in ``message_start``, then the
+    final count in ``message_delta``)."""
     if usage:
-        record.prompt_tokens = usage.get("prompt_tokens")
-        record.output_tokens_usage = usage.get("completion_tokens")
+        record.prompt_tokens = usage.get("prompt_tokens", usage.get("input_tokens"))
+        record.output_tokens_usage = usage.get("completion_tokens", usage.get("output_tokens"))
 
 
 def _error_message(body: bytes | str) -> str:

@@ -126,16 +126,48 @@ ToolChoice = Annotated[
 ]
 
 
+#: ``summarized`` gets the whole reasoning (there is no summariser here, and the whole
+#: is what a summary would be drawn from); ``omitted`` leaves it out of the reply.
+ThinkingDisplay = Literal["summarized", "omitted"]
+
+
 class ThinkingEnabled(StrictModel):
+    """Thinking on. ``budget_tokens`` is checked as Anthropic checks it (at least 1024,
+    below ``max_tokens``); as Anthropic documents it, it is a target, not a limit: the
+    reasoning is bounded by ``max_tokens``."""
+
     type: Literal["enabled"]
     budget_tokens: int = Field(ge=MIN_THINKING_BUDGET)
+    display: ThinkingDisplay | None = None
+
+
+class ThinkingAdaptive(StrictModel):
+    """The model decides whether to think: one that never reasons simply does not."""
+
+    type: Literal["adaptive"]
+    display: ThinkingDisplay | None = None
 
 
 class ThinkingDisabled(StrictModel):
     type: Literal["disabled"]
 
 
-Thinking = Annotated[ThinkingEnabled | ThinkingDisabled, Field(discriminator="type")]
+Thinking = Annotated[
+    ThinkingEnabled | ThinkingAdaptive | ThinkingDisabled, Field(discriminator="type")
+]
+
+
+class JSONOutputFormat(StrictModel):
+    type: Literal["json_schema"]
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class OutputConfig(StrictModel):
+    """``effort`` reaches templates that read ``reasoning_effort`` (a 400 elsewhere, as
+    on chat); ``format`` constrains the reply to a JSON schema."""
+
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+    format: JSONOutputFormat | None = None
 
 
 class Metadata(StrictModel):
@@ -151,6 +183,7 @@ class CountTokensRequest(StrictModel):
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
     thinking: Thinking | None = None
+    output_config: OutputConfig | None = None
     # vLLM's template controls, as on chat (not Anthropic's).
     chat_template: str | None = None
     chat_template_kwargs: dict[str, Any] | None = None
@@ -164,6 +197,9 @@ class MessagesRequest(CountTokensRequest):
     top_k: int | None = Field(None, ge=0)
     metadata: Metadata | None = None
     stream: bool = False
+    #: vLLM's extension, as on chat: generate ``max_tokens`` whatever the model would
+    #: end with (benchmarks use it to fix the output length).
+    ignore_eos: bool = False
 
     @model_validator(mode="after")
     def _budget_below_max_tokens(self) -> MessagesRequest:

@@ -82,6 +82,29 @@ def test_request_bodies_for_chat_and_completions():
     assert plain.content({"text": "y"}) == "y"
 
 
+def test_request_bodies_and_texts_for_messages():
+    prompt = Prompt("hi", 1, 8)
+    streamed = RequestShape("m", "messages", True, True, {})
+    assert streamed.payload(prompt) == {
+        "model": "m",
+        "max_tokens": 8,
+        "messages": [{"role": "user", "content": "hi"}],
+        "ignore_eos": True,
+        "stream": True,  # no stream_options: a Messages stream always ends with usage
+    }
+    delta = {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "text_delta", "text": "x"},
+    }
+    assert streamed.text(delta) == "x"
+    thinking = {"type": "content_block_delta", "delta": {"type": "thinking_delta", "thinking": "t"}}
+    assert streamed.text(thinking) == ""
+    whole = RequestShape("m", "messages", False, False, {})
+    reply = {"content": [{"type": "text", "text": "a"}, {"type": "tool_use", "input": {}}]}
+    assert whole.text(reply) == "a"
+
+
 BEFORE = """# TYPE req_total counter
 req_total{model="m"} 3
 # TYPE running gauge
