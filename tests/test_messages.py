@@ -234,7 +234,7 @@ def test_a_tool_call_and_its_round_trip_match_chat(parser_http, parser_claude):
     result = {"type": "tool_result", "tool_use_id": call.id, "content": "sunny, 22 C"}
     answered = [
         *question,
-        {"role": "assistant", "content": [block.model_dump() for block in message.content]},
+        {"role": "assistant", "content": message.content},  # as Anthropic's docs do
         {"role": "user", "content": [result]},
     ]
     chat_answered = [

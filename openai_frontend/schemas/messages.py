@@ -46,11 +46,22 @@ class RedactedThinkingBlock(StrictModel):
     data: str
 
 
+class DirectCaller(StrictModel):
+    """The model itself called the tool (the only caller a client tool has here)."""
+
+    type: Literal["direct"]
+
+
 class ToolUseBlock(CachedBlock):
+    """An earlier call, sent back. The SDK's own block objects carry ``caller`` and
+    ``toolset_name`` (None for a direct call of a client tool), so those pass."""
+
     type: Literal["tool_use"]
     id: str
     name: str
     input: dict[str, Any]
+    caller: DirectCaller | None = None
+    toolset_name: None = None
 
 
 class ToolResultBlock(CachedBlock):

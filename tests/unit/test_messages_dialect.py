@@ -288,3 +288,44 @@ def test_count_tokens_counts_the_rendered_prompt():
     # The fault engine's tokens are UTF-8 bytes: the chatml prompt's length.
     prompt = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
     assert json.loads(text) == {"input_tokens": len(prompt.encode())}
+
+
+def test_output_config_ignore_eos_and_thinking_display_map_to_chat_fields():
+    body = MessagesRequest.model_validate(
+        {
+            **MESSAGE,
+            "output_config": {
+                "effort": "low",
+                "format": {"type": "json_schema", "schema": {"type": "object"}},
+            },
+            "thinking": {"type": "adaptive", "display": "omitted"},
+            "ignore_eos": True,
+        }
+    )
+    chat = to_chat(body)
+    assert chat.reasoning_effort == "low"
+    assert chat.response_format.model_dump() == {
+        "type": "json_schema",
+        "json_schema": {"name": "output", "schema": {"type": "object"}},
+    }
+    assert chat.ignore_eos is True and chat.include_reasoning is False
+
+
+def test_adaptive_thinking_on_a_model_that_does_not_reason_just_answers():
+    body = {**MESSAGE, "thinking": {"type": "adaptive"}}
+    status, text = _post("/v1/messages", body, engine=FaultInjectingEngine(tokens_before_fault=2))
+    assert status == 200
+    assert [block["type"] for block in json.loads(text)["content"]] == ["text"]
+
+
+def test_a_tool_use_block_as_the_sdk_sends_it_back_is_accepted():
+    call = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}
+    sdk_call = {**call, "caller": {"type": "direct"}, "toolset_name": None}
+    result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}
+    messages = [
+        MESSAGE["messages"][0],
+        {"role": "assistant", "content": [sdk_call]},
+        {"role": "user", "content": [result]},
+    ]
+    status, text = _post("/v1/messages", {**MESSAGE, "messages": messages, "tools": [WEATHER]})
+    assert status == 200, text
