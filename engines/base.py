@@ -148,7 +148,9 @@ class Delta:
     """What one engine step added to one sequence.
 
     ``completion_tokens`` counts all tokens generated so far, so the last delta carries
-    the final usage. ``finish_reason`` is set on the last delta only.
+    the final usage. ``finish_reason`` is set on the last delta only, and with it
+    ``stop_sequence``: the stop string that ended the sequence, when one did (Anthropic's
+    ``stop_reason: "stop_sequence"`` names it; an engine that cannot tell leaves None).
     ``cached_prompt_tokens`` is how many prompt tokens the engine served from its prefix
     cache instead of computing them (OpenAI's ``cached_tokens``); the last delta's count
     is the one reported, since some engines learn it only at the end.
@@ -160,6 +162,14 @@ class Delta:
     finish_reason: FinishReason | None = None
     logprobs: list[TokenLogprob] | None = None
     cached_prompt_tokens: int = 0
+    stop_sequence: str | None = None
+
+
+def matched_stop_string(stop_reason: object) -> str | None:
+    """vLLM's ``stop_reason`` (in-process, or in a vLLM upstream's stream): the stop
+    string that matched (a str), a stop token id (an int) or None (EOS, length). Only a
+    string is a stop sequence."""
+    return stop_reason if isinstance(stop_reason, str) else None
 
 
 #: Who owns a model in its ``/v1/models`` card unless the engine says otherwise.

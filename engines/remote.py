@@ -38,6 +38,7 @@ from engines.base import (
     InvalidRequest,
     ModelInfo,
     SamplingParams,
+    matched_stop_string,
 )
 from engines.hf_tokenizer import HFTokenizer
 from engines.routing import HashRing, Policy, choose, least_outstanding, routing_key
@@ -510,7 +511,8 @@ async def _deltas(response: httpx.Response) -> AsyncIterator[Delta]:
                 if text:
                     yield Delta(text, [], completion_tokens)
             else:
-                final = Delta(text, [], completion_tokens, _finish(reason))
+                stop_sequence = matched_stop_string(choice.get("stop_reason"))
+                final = Delta(text, [], completion_tokens, _finish(reason), None, stop_sequence)
         usage = chunk.get("usage")
         if usage and final is not None:
             final.completion_tokens = usage["completion_tokens"]

@@ -24,6 +24,7 @@ from engines.base import (
     ModelInfo,
     SamplingParams,
     TokenLogprob,
+    matched_stop_string,
 )
 from engines.builds import apply_cpu_defaults, is_cpu_build
 from engines.hf_tokenizer import HFTokenizer
@@ -314,6 +315,7 @@ class VLLMEngine:
                     finish_reason=sequence.finish_reason if finished else None,
                     logprobs=None if top_k is None else self._logprobs(sequence, top_k),
                     cached_prompt_tokens=output.num_cached_tokens or 0,
+                    stop_sequence=matched_stop_string(sequence.stop_reason) if finished else None,
                 )
         except (VLLMClientError, ValueError) as exc:
             raise InvalidRequest(str(exc), getattr(exc, "parameter", None)) from None

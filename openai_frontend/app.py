@@ -27,6 +27,7 @@ from openai_frontend.routers import (
     embeddings,
     health,
     lora_admin,
+    messages,
     models,
     responses,
     tokenize,
@@ -75,7 +76,7 @@ def create_gateway(config: ServerConfig, served: list[ServedModel]) -> FastAPI:
     app.state.response_store = open_store(config.response_store)
     install_error_handlers(app)
     _add_middleware(app, config, state)
-    for module in (chat, completions, responses, embeddings, models, health, tokenize):
+    for module in (chat, completions, responses, messages, embeddings, models, health, tokenize):
         app.include_router(module.router)
     if config.enable_lora_management:
         app.include_router(lora_admin.router)

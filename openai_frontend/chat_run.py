@@ -43,11 +43,14 @@ async def start_chat(
     *,
     id_prefix: str = "chatcmpl",
     limit_param: str | None = None,
+    reasoning_param: str | None = None,
 ) -> ChatRun:
     """Render, tokenize, build sampling and start the engine; 4xx before any byte is sent.
 
     ``limit_param`` names the dialect's own token-limit field in a too-long error
-    (``max_output_tokens``, Anthropic's ``max_tokens``).
+    (``max_output_tokens``, Anthropic's ``max_tokens``). ``reasoning_param`` names the
+    field that asked for reasoning (Anthropic's ``thinking``): a model without a
+    reasoning parser could never answer it, so that is a 400 naming the field.
     """
     state = get_state(request)
     target = state.model(body.model)
@@ -56,6 +59,12 @@ async def start_chat(
         raise APIError("top_logprobs requires logprobs to be true", param="top_logprobs")
     check_fan_out(1, body.n, state.config)
     plan, prompt = await plan_and_render(body, target.served.resolver, target.served.config)
+    if reasoning_param is not None and not plan.reports_reasoning:
+        raise APIError(
+            f"{reasoning_param} is not supported by this model: it has no reasoning parser "
+            "(start the server with --reasoning-parser for a model that reasons).",
+            param=reasoning_param,
+        )
     if state.config.log_prompts:
         log_fields(request)["prompt"] = prompt
     prompt_ids = await state.tokenize(target, prompt, add_special_tokens=False)

@@ -2,7 +2,8 @@
 
 Every error leaves the server through here: bad parameters, unknown models, FastAPI's
 body validation (which would otherwise be a 422 ``detail`` list), unknown routes, and a
-last-resort handler so that no stack trace ever reaches a client.
+last-resort handler so that no stack trace ever reaches a client. Errors on Anthropic's
+``/v1/messages`` paths take Anthropic's shape instead (:func:`error_payload`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from openai_frontend.anthropic.errors import anthropic_error, speaks_anthropic
 from openai_frontend.disconnect import ClientDisconnected, closed_response
 from openai_frontend.jsonresponse import json_response
 
@@ -63,6 +65,19 @@ class APIError(Exception):
 
 def error_body(message: str, type: str, param: str | None = None, code: str | None = None) -> dict:
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def error_payload(path: str, error: APIError) -> dict:
+    """``error``'s body in the shape of the API that ``path`` belongs to."""
+    if speaks_anthropic(path):
+        return anthropic_error(error.message, error.status)
+    return error.body()
+
+
+def error_response(request: Request, error: APIError) -> Response:
+    return json_response(
+        error_payload(request.url.path, error), status=error.status, headers=error.headers
+    )
 
 
 def model_not_found(model: str) -> APIError:
@@ -122,21 +137,21 @@ def _validation_error(exc: RequestValidationError) -> APIError:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
-    async def _api_error(_: Request, exc: APIError) -> Response:
-        return json_response(exc.body(), status=exc.status, headers=exc.headers)
+    async def _api_error(request: Request, exc: APIError) -> Response:
+        return error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid_body(_: Request, exc: RequestValidationError) -> Response:
-        error = _validation_error(exc)
-        return json_response(error.body(), status=error.status)
+    async def _invalid_body(request: Request, exc: RequestValidationError) -> Response:
+        return error_response(request, _validation_error(exc))
 
     @app.exception_handler(HTTPException)
-    async def _http_error(_: Request, exc: HTTPException) -> Response:
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         if exc.status_code == 404:
             message = "Not found: no such route."
-        error = APIError(message, status=exc.status_code)
-        return json_response(error.body(), status=exc.status_code, headers=exc.headers)
+        return error_response(
+            request, APIError(message, status=exc.status_code, headers=exc.headers)
+        )
 
     @app.exception_handler(ClientDisconnected)
     async def _client_gone(_: Request, __: ClientDisconnected) -> Response:
@@ -145,5 +160,5 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        body = error_body("The server had an error while processing your request.", "server_error")
-        return json_response(body, status=500)
+        error = APIError("The server had an error while processing your request.", status=500)
+        return error_response(request, error)

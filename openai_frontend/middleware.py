@@ -1,6 +1,7 @@
 """Plain ASGI middleware (no BaseHTTPMiddleware: it breaks disconnect-driven aborts,
 vllm#10087): request ids with one JSON log line per request, user API keys, and a body
-size limit enforced before the body is parsed.
+size limit enforced before the body is parsed. Their errors take the shape of the API
+the path belongs to (Anthropic's on ``/v1/messages``, OpenAI's elsewhere).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable, Sequence
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from openai_frontend.errors import error_body
+from openai_frontend.errors import APIError, error_payload
 
 access_log = logging.getLogger("openai_frontend.access")
 
@@ -29,9 +30,10 @@ ADMIN_PATHS = frozenset({"/v1/load_lora_adapter", "/v1/unload_lora_adapter"})
 
 
 async def _send_error(
-    send: Send, status: int, body: dict, headers: Sequence[tuple[bytes, bytes]] = ()
+    scope: Scope, send: Send, error: APIError, headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
-    payload = json.dumps(body).encode()
+    status = error.status
+    payload = json.dumps(error_payload(scope["path"], error)).encode()
     await send(
         {
             "type": "http.response.start",
@@ -93,7 +95,13 @@ class RequestIdMiddleware:
 
 
 class ApiKeyMiddleware:
-    """``Authorization: Bearer KEY`` on the API paths, compared in constant time."""
+    """``Authorization: Bearer KEY`` or ``x-api-key: KEY`` on the API paths, compared in
+    constant time.
+
+    ``x-api-key`` is how Anthropic's SDKs send a key (they send no ``Authorization``
+    unless given an auth token). It is accepted on every path, not only
+    ``/v1/messages``: those SDKs also list ``/v1/models``, and it is the same key.
+    """
 
     def __init__(self, app: ASGIApp, keys: Sequence[str], protect_metrics: bool = False) -> None:
         self.app = app
@@ -111,21 +119,32 @@ class ApiKeyMiddleware:
         if scope["type"] != "http" or not self.keys or not self._protected(scope["path"]):
             await self.app(scope, receive, send)
             return
-        header = _header(scope, b"authorization") or ""
-        scheme, _, token = header.partition(" ")
-        supplied = token.strip().encode()
-        valid = scheme.lower() == "bearer" and any(
-            hmac.compare_digest(supplied, key) for key in self.keys
-        )
-        if valid:
+        if any(self._valid(supplied) for supplied in _supplied_keys(scope)):
             await self.app(scope, receive, send)
             return
-        body = error_body(
-            "Incorrect API key provided. Send it as 'Authorization: Bearer KEY'.",
-            "invalid_request_error",
+        error = APIError(
+            "Incorrect API key provided. Send it as 'Authorization: Bearer KEY' "
+            "(or 'x-api-key: KEY').",
+            status=401,
+            type="invalid_request_error",
             code="invalid_api_key",
         )
-        await _send_error(send, 401, body, [(b"www-authenticate", b'Bearer realm="api"')])
+        await _send_error(scope, send, error, [(b"www-authenticate", b'Bearer realm="api"')])
+
+    def _valid(self, supplied: bytes) -> bool:
+        return any(hmac.compare_digest(supplied, key) for key in self.keys)
+
+
+def _supplied_keys(scope: Scope) -> list[bytes]:
+    """The keys a request carries: its bearer token and its ``x-api-key``."""
+    supplied = []
+    scheme, _, token = (_header(scope, b"authorization") or "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        supplied.append(token.strip().encode())
+    api_key = _header(scope, b"x-api-key")
+    if api_key:
+        supplied.append(api_key.strip().encode())
+    return supplied
 
 
 class BodyLimitMiddleware:
@@ -141,7 +160,7 @@ class BodyLimitMiddleware:
             return
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _send_error(send, 413, self._body())
+            await _send_error(scope, send, self._error())
             return
         received = 0
 
@@ -161,8 +180,8 @@ class BodyLimitMiddleware:
     def _message(self) -> str:
         return f"Request body exceeds {self.max_bytes} bytes."
 
-    def _body(self) -> dict:
-        return error_body(self._message(), "invalid_request_error", code="request_too_large")
+    def _error(self) -> APIError:
+        return APIError(self._message(), status=413, code="request_too_large")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -147,6 +147,17 @@ def test_the_upstreams_cached_tokens_reach_the_last_delta(details, cached):
     assert asyncio.run(run(engine))[-1].cached_prompt_tokens == cached
 
 
+def test_a_vllm_upstreams_matched_stop_string_is_the_stop_sequence():
+    stream = sse(
+        '{"choices":[{"index":0,"text":"Hi","finish_reason":"stop","stop_reason":"END"}]}',
+        '{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}',
+        "[DONE]",
+    )
+    engine = engine_with(lambda _: httpx.Response(200, content=stream))
+    deltas = asyncio.run(run(engine))
+    assert [(d.finish_reason, d.stop_sequence) for d in deltas] == [("stop", "END")]
+
+
 def test_a_failure_before_the_first_byte_is_retried_on_the_other_upstream():
     calls = []
 

@@ -23,8 +23,12 @@ exceptions = pytest.importorskip("vllm.exceptions", reason="needs vllm installed
 engine_exceptions = pytest.importorskip("vllm.v1.engine.exceptions")
 
 
-def _output(text: str, finish_reason: str | None, cached: int = 0) -> SimpleNamespace:
-    sequence = SimpleNamespace(text=text, token_ids=[1], finish_reason=finish_reason)
+def _output(
+    text: str, finish_reason: str | None, cached: int = 0, stop_reason: str | int | None = None
+) -> SimpleNamespace:
+    sequence = SimpleNamespace(
+        text=text, token_ids=[1], finish_reason=finish_reason, stop_reason=stop_reason
+    )
     return SimpleNamespace(
         outputs=[sequence], finished=finish_reason is not None, num_cached_tokens=cached
     )
@@ -36,6 +40,7 @@ class FaultInjectingAsyncLLM:
 
     raises: BaseException | None = None
     finish_reason: str = "stop"
+    stop_reason: str | int | None = None
     aborted: list[str] = field(default_factory=list)
     #: What vLLM reports as ``RequestOutput.num_cached_tokens``.
     cached_tokens: int = 0
@@ -47,7 +52,7 @@ class FaultInjectingAsyncLLM:
         yield _output("a", None, self.cached_tokens)
         if self.raises is not None:
             raise self.raises
-        yield _output("", self.finish_reason, self.cached_tokens)
+        yield _output("", self.finish_reason, self.cached_tokens, self.stop_reason)
 
     async def abort(self, request_id: str) -> None:
         self.aborted.append(request_id)
@@ -130,3 +135,11 @@ def test_priority_is_declared_only_under_the_priority_policy():
 
     assert "priority" not in declared()
     assert "priority" in declared(scheduling_policy="priority")
+
+
+@pytest.mark.parametrize(("stop_reason", "expected"), [("END", "END"), (7, None), (None, None)])
+def test_only_a_matched_stop_string_is_the_stop_sequence(stop_reason, expected):
+    deltas, error = _run(FaultInjectingAsyncLLM(stop_reason=stop_reason))
+    assert error is None
+    assert deltas[-1].stop_sequence == expected
+    assert deltas[0].stop_sequence is None

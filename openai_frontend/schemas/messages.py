@@ -1,0 +1,223 @@
+"""``POST /v1/messages`` and ``/v1/messages/count_tokens`` requests (Anthropic's shapes).
+
+Strict, as Anthropic is: unknown fields and wrongly typed values are 400s. Content
+blocks are told apart by ``type``; a block of a type this server cannot take (images,
+documents, server tools' results) is a 400 naming its path.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from openai_frontend.errors import APIError
+from openai_frontend.schemas.common import StrictModel
+
+#: Anthropic's rule for tool names.
+TOOL_NAME = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+#: Anthropic's smallest thinking budget.
+MIN_THINKING_BUDGET = 1024
+
+
+class CachedBlock(StrictModel):
+    """Blocks may carry ``cache_control``; prefix caching here is automatic, so a
+    breakpoint changes nothing and is accepted as Anthropic's API accepts it."""
+
+    cache_control: dict[str, Any] | None = None
+
+
+class TextBlock(CachedBlock):
+    type: Literal["text"]
+    text: str
+    citations: list[dict[str, Any]] | None = None
+
+
+class ThinkingBlock(StrictModel):
+    """An earlier turn's thinking, sent back; Anthropic leaves it out of the context."""
+
+    type: Literal["thinking"]
+    thinking: str
+    signature: str | None = None
+
+
+class RedactedThinkingBlock(StrictModel):
+    type: Literal["redacted_thinking"]
+    data: str
+
+
+class DirectCaller(StrictModel):
+    """The model itself called the tool (the only caller a client tool has here)."""
+
+    type: Literal["direct"]
+
+
+class ToolUseBlock(CachedBlock):
+    """An earlier call, sent back. The SDK's own block objects carry ``caller`` and
+    ``toolset_name`` (None for a direct call of a client tool), so those pass."""
+
+    type: Literal["tool_use"]
+    id: str
+    name: str
+    input: dict[str, Any]
+    caller: DirectCaller | None = None
+    toolset_name: None = None
+
+
+class ToolResultBlock(CachedBlock):
+    type: Literal["tool_result"]
+    tool_use_id: str
+    content: str | list[TextBlock] | None = None
+    is_error: bool | None = None
+
+
+ContentBlock = Annotated[
+    TextBlock | ThinkingBlock | RedactedThinkingBlock | ToolUseBlock | ToolResultBlock,
+    Field(discriminator="type"),
+]
+
+
+def _as_blocks(content: object) -> object:
+    """A string is one text block: parsed as blocks, a bad list is reported by its path
+    (a ``str | list`` union would report the failed ``str`` member first)."""
+    return [{"type": "text", "text": content}] if isinstance(content, str) else content
+
+
+class Message(StrictModel):
+    role: Literal["user", "assistant"]
+    content: list[ContentBlock]
+
+    _blocks = field_validator("content", mode="before")(_as_blocks)
+
+
+class Tool(StrictModel):
+    """A client tool. Anthropic's server tools (web search, code execution, ...) have
+    their own ``type``; this server runs none of them, so they are refused by name."""
+
+    type: str | None = None
+    name: Annotated[str, TOOL_NAME]
+    description: str | None = None
+    input_schema: dict[str, Any]
+    cache_control: dict[str, Any] | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _custom_only(cls, value: str | None) -> str | None:
+        if value not in (None, "custom"):
+            raise ValueError(
+                f"tool type '{value}' is not supported: this server runs client tools "
+                "only (type 'custom': name, description, input_schema)"
+            )
+        return value
+
+
+class ToolChoiceAuto(StrictModel):
+    type: Literal["auto"]
+    disable_parallel_tool_use: bool | None = None
+
+
+class ToolChoiceAny(StrictModel):
+    type: Literal["any"]
+    disable_parallel_tool_use: bool | None = None
+
+
+class ToolChoiceTool(StrictModel):
+    type: Literal["tool"]
+    name: str
+    disable_parallel_tool_use: bool | None = None
+
+
+class ToolChoiceNone(StrictModel):
+    type: Literal["none"]
+
+
+ToolChoice = Annotated[
+    ToolChoiceAuto | ToolChoiceAny | ToolChoiceTool | ToolChoiceNone,
+    Field(discriminator="type"),
+]
+
+
+#: ``summarized`` gets the whole reasoning (there is no summariser here, and the whole
+#: is what a summary would be drawn from); ``omitted`` leaves it out of the reply.
+ThinkingDisplay = Literal["summarized", "omitted"]
+
+
+class ThinkingEnabled(StrictModel):
+    """Thinking on. ``budget_tokens`` is checked as Anthropic checks it (at least 1024,
+    below ``max_tokens``); as Anthropic documents it, it is a target, not a limit: the
+    reasoning is bounded by ``max_tokens``."""
+
+    type: Literal["enabled"]
+    budget_tokens: int = Field(ge=MIN_THINKING_BUDGET)
+    display: ThinkingDisplay | None = None
+
+
+class ThinkingAdaptive(StrictModel):
+    """The model decides whether to think: one that never reasons simply does not."""
+
+    type: Literal["adaptive"]
+    display: ThinkingDisplay | None = None
+
+
+class ThinkingDisabled(StrictModel):
+    type: Literal["disabled"]
+
+
+Thinking = Annotated[
+    ThinkingEnabled | ThinkingAdaptive | ThinkingDisabled, Field(discriminator="type")
+]
+
+
+class JSONOutputFormat(StrictModel):
+    type: Literal["json_schema"]
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class OutputConfig(StrictModel):
+    """``effort`` reaches templates that read ``reasoning_effort`` (a 400 elsewhere, as
+    on chat); ``format`` constrains the reply to a JSON schema."""
+
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+    format: JSONOutputFormat | None = None
+
+
+class Metadata(StrictModel):
+    user_id: str | None = Field(None, max_length=256)
+
+
+class CountTokensRequest(StrictModel):
+    """What a prompt is made of: ``/v1/messages/count_tokens`` takes just this."""
+
+    model: str
+    messages: list[Message] = Field(min_length=1)
+    system: str | list[TextBlock] | None = None
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    thinking: Thinking | None = None
+    output_config: OutputConfig | None = None
+    # vLLM's template controls, as on chat (not Anthropic's).
+    chat_template: str | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
+
+
+class MessagesRequest(CountTokensRequest):
+    max_tokens: int = Field(ge=1)
+    stop_sequences: Annotated[list[str], Field(max_length=64)] | None = None
+    temperature: float | None = Field(None, ge=0, le=1)
+    top_p: float | None = Field(None, ge=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    metadata: Metadata | None = None
+    stream: bool = False
+    #: vLLM's extension, as on chat: generate ``max_tokens`` whatever the model would
+    #: end with (benchmarks use it to fix the output length).
+    ignore_eos: bool = False
+
+    @model_validator(mode="after")
+    def _budget_below_max_tokens(self) -> MessagesRequest:
+        thinking = self.thinking
+        if isinstance(thinking, ThinkingEnabled) and thinking.budget_tokens >= self.max_tokens:
+            raise APIError(
+                "`max_tokens` must be greater than `thinking.budget_tokens`.",
+                param="thinking.budget_tokens",
+            )
+        return self
