@@ -512,7 +512,9 @@ async def _deltas(response: httpx.Response) -> AsyncIterator[Delta]:
                     yield Delta(text, [], completion_tokens)
             else:
                 stop_sequence = matched_stop_string(choice.get("stop_reason"))
-                final = Delta(text, [], completion_tokens, _finish(reason), None, stop_sequence)
+                final = Delta(
+                    text, [], completion_tokens, _finish(reason), stop_sequence=stop_sequence
+                )
         usage = chunk.get("usage")
         if usage and final is not None:
             final.completion_tokens = usage["completion_tokens"]
