@@ -76,26 +76,6 @@ def test_the_sdk_creates_and_streams_the_same_greedy_response(server: Server, cl
     assert events[-1]["response"]["output"][0]["content"][0]["text"] == made.output_text
 
 
-def test_chat_and_responses_give_the_same_text(server: Server, http):
-    chat = http.post(
-        "/v1/chat/completions",
-        json={
-            "model": server.model,
-            "messages": [
-                {"role": "system", "content": "You are terse."},
-                {"role": "user", "content": QUESTION},
-            ],
-            "temperature": 0,
-            "max_completion_tokens": 24,
-        },
-    ).json()
-    body = create(
-        http, server.model, instructions="You are terse.", temperature=0, max_output_tokens=24
-    )
-    assert body["output"][0]["content"][0]["text"] == chat["choices"][0]["message"]["content"]
-    assert body["usage"]["input_tokens"] == chat["usage"]["prompt_tokens"]
-
-
 WEATHER = {
     "type": "function",
     "name": "get_weather",
