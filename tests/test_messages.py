@@ -190,8 +190,11 @@ def test_disconnect_mid_stream_aborts_in_engine(server, http):
             "POST", "/v1/messages", json={**body, "messages": essay}, headers=headers
         ) as response,
     ):
+        # Held in a name: a line iterator dropped after ``break`` is closed at once, and
+        # httpx then closes the connection, which is the disconnect this test makes later.
+        lines = response.iter_lines()
         deltas = 0
-        for line in response.iter_lines():
+        for line in lines:
             deltas += line == "event: content_block_delta"
             if deltas == 4:  # the request is running
                 break
