@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -102,6 +103,11 @@ def check_engine_args(engine_args: dict) -> None:
         raise ValueError(f"--engine-args: {key} is set by {OWNED_ARGS[key]}, not here")
 
 
+#: vLLM's first import, from several start-up threads at once, can meet a module another
+#: thread is still initializing ("partially initialized module 'accelerate.big_modeling'"):
+#: one thread imports, the others wait.
+_IMPORT_LOCK = threading.Lock()
+
 #: What the client reads when vLLM fails one request but keeps serving.
 GENERATION_FAILED = "The engine failed to generate this request; retry it."
 
@@ -188,8 +194,9 @@ class VLLMEngine:
         self._llm = llm  # last: is_ready() turns true only when everything is in place
 
     def _build(self):
-        from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.v1.engine.async_llm import AsyncLLM
+        with _IMPORT_LOCK:  # several engines start in threads at once (--config)
+            from vllm.engine.arg_utils import AsyncEngineArgs
+            from vllm.v1.engine.async_llm import AsyncLLM
 
         args = AsyncEngineArgs(
             model=str(self.model_path),
