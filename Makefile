@@ -39,7 +39,7 @@ serve: model
 	$(BIN)/openai-frontend serve --host $(HOST) --port $(PORT) $(ARGS)
 
 test: model
-	OPENAI_FRONTEND_TEST_DTYPE=$(DTYPE) $(BIN)/pytest $(PYTEST_ARGS)
+	OPENAI_FRONTEND_TEST_DTYPE=$(DTYPE) $(BIN)/pytest --durations=25 $(PYTEST_ARGS)
 
 # The fast lane: everything that needs no engine, in seconds.
 test-fast: install

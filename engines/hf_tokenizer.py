@@ -9,16 +9,18 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-_LOADING = threading.Lock()
+#: Held while anything imports or loads from transformers (directly or through vLLM):
+#: its lazy module imports are not thread-safe, and several models load in worker threads
+#: at once under --config (seen: "partially initialized module 'accelerate.big_modeling'").
+#: Reentrant, because a vLLM engine loads its tokenizer while holding it.
+MODEL_LOADING = threading.RLock()
 
 
 class HFTokenizer:
     """A thin wrapper over ``transformers.AutoTokenizer`` with the calls engines need."""
 
     def __init__(self, model_path: Path | str) -> None:
-        # Several models may load their tokenizers in worker threads at once, and
-        # transformers' lazy module import is not thread-safe (seen: ImportError).
-        with _LOADING:
+        with MODEL_LOADING:
             from transformers import AutoTokenizer
 
             self._tokenizer = AutoTokenizer.from_pretrained(str(model_path))

@@ -32,7 +32,7 @@ from engines.base import (
     SamplingParams,
     TokenLogprob,
 )
-from engines.hf_tokenizer import HFTokenizer
+from engines.hf_tokenizer import MODEL_LOADING, HFTokenizer
 from engines.sampling_map import guide, refuse_undeclared, sampling_kwargs
 from engines.trtllm_lora import lora_target_modules
 
@@ -228,18 +228,8 @@ class TRTLLMEngine:
         return self.enable_lora
 
     async def start(self) -> None:
-        try:
-            from tensorrt_llm import LLM
-            from tensorrt_llm.executor import RequestError
-        except ImportError as exc:
-            raise EngineUnavailable(
-                "the 'trtllm' engine needs TensorRT-LLM, which is not installed here "
-                f"({exc}). Install it on a machine with an NVIDIA GPU: see the README, "
-                "'TensorRT-LLM'."
-            ) from None
-        self._request_error = RequestError
-        llm = await asyncio.to_thread(lambda: LLM(**llm_kwargs(self)))
-        self._tokenizer = await asyncio.to_thread(HFTokenizer, self.model_path)
+        # Importing and building block for the whole model load; keep the loop answering.
+        llm, self._tokenizer, self._request_error = await asyncio.to_thread(self._build)
         self._info = ModelInfo(
             id=self.served_model_name,
             max_model_len=context_length(self.max_model_len, llm.args.max_seq_len, self.model_path),
@@ -247,6 +237,21 @@ class TRTLLMEngine:
             created=int(time.time()),
         )
         self._llm = llm  # last: is_ready() turns true only when everything is in place
+
+    def _build(self) -> tuple[object, HFTokenizer, type[Exception]]:
+        """TensorRT-LLM's LLM, the tokenizer and RequestError, loaded under the lock every
+        engine takes to import and load from transformers."""
+        with MODEL_LOADING:
+            try:
+                from tensorrt_llm import LLM
+                from tensorrt_llm.executor import RequestError
+            except ImportError as exc:
+                raise EngineUnavailable(
+                    "the 'trtllm' engine needs TensorRT-LLM, which is not installed here "
+                    f"({exc}). Install it on a machine with an NVIDIA GPU: see the README, "
+                    "'TensorRT-LLM'."
+                ) from None
+            return LLM(**llm_kwargs(self)), HFTokenizer(self.model_path), RequestError
 
     def is_ready(self) -> bool:
         return self._llm is not None and not self._failed

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from engines.base import (
     matched_stop_string,
 )
 from engines.builds import apply_cpu_defaults, is_cpu_build
-from engines.hf_tokenizer import HFTokenizer
+from engines.hf_tokenizer import MODEL_LOADING, HFTokenizer
 from engines.sampling_map import guide, sampling_kwargs
 from engines.vllm_lora_probe import base_tokens_get_an_adapter, zero_adapter_needed
 from engines.vllm_pooling import check_dimensions, encode_all
@@ -103,11 +102,6 @@ def check_engine_args(engine_args: dict) -> None:
         raise ValueError(f"--engine-args: {key} is set by {OWNED_ARGS[key]}, not here")
 
 
-#: vLLM's first import, from several start-up threads at once, can meet a module another
-#: thread is still initializing ("partially initialized module 'accelerate.big_modeling'"):
-#: one thread imports, the others wait.
-_IMPORT_LOCK = threading.Lock()
-
 #: What the client reads when vLLM fails one request but keeps serving.
 GENERATION_FAILED = "The engine failed to generate this request; retry it."
 
@@ -179,11 +173,8 @@ class VLLMEngine:
     async def start(self) -> None:
         if is_cpu_build():
             apply_cpu_defaults()
-        if self.enable_lora:
-            self._zero_adapter = await asyncio.to_thread(self._zero_lora_request)
         # Building AsyncLLM blocks for the whole model load; keep the loop answering.
-        llm = await asyncio.to_thread(self._build)
-        self._tokenizer = await asyncio.to_thread(HFTokenizer, self.model_path)
+        llm, self._tokenizer = await asyncio.to_thread(self._build_locked)
         self._info = ModelInfo(
             id=self.served_model_name,
             max_model_len=llm.model_config.max_model_len,
@@ -193,10 +184,15 @@ class VLLMEngine:
         )
         self._llm = llm  # last: is_ready() turns true only when everything is in place
 
+    def _build_locked(self) -> tuple[object, HFTokenizer]:
+        with MODEL_LOADING:  # vLLM imports transformers lazily while it builds
+            if self.enable_lora:
+                self._zero_adapter = self._zero_lora_request()
+            return self._build(), HFTokenizer(self.model_path)
+
     def _build(self):
-        with _IMPORT_LOCK:  # several engines start in threads at once (--config)
-            from vllm.engine.arg_utils import AsyncEngineArgs
-            from vllm.v1.engine.async_llm import AsyncLLM
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
 
         args = AsyncEngineArgs(
             model=str(self.model_path),
