@@ -9,10 +9,11 @@ last-resort handler so that no stack trace ever reaches a client. Errors on Anth
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -114,6 +115,16 @@ def param_path(loc: Sequence[str | int]) -> str | None:
             break
         parts.append(part if isinstance(part, str) else f"[{part}]")
     return ".".join(parts) or None
+
+
+def refused_translation(
+    error: ValidationError, rename: Callable[[str | None], str | None] = lambda param: param
+) -> APIError:
+    """A dialect's request that chat's schema refused once translated, as a 400 naming
+    the field (``rename`` maps chat's name back to the dialect's) instead of a 500."""
+    first = error.errors()[0]
+    param = rename(param_path(first["loc"]))
+    return APIError(f"Invalid value for '{param}': {first['msg']}", param=param)
 
 
 def _validation_error(exc: RequestValidationError) -> APIError:

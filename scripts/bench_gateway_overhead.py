@@ -8,17 +8,23 @@ the client (httpx) in this one. Reports non-streaming requests/s, streaming fram
 concurrency 64, and microseconds per frame (1e6 / frames/s; client and gateway share
 the machine's two cores, so this is an upper bound on the gateway's own cost).
 
+``--api chat,responses,messages`` streams the same load through each API in turn
+(interleaved over ``--rounds``), to compare the dialects' per-frame cost; the first is
+the reference for the ratios.
+
 ``--reply reasoning-tools`` makes the engine stream, instead of " tok", the pieces of a
 reply with a ``<think>`` section and ``<tool_call>`` blocks (scripts/bench_output_parser.py
 builds it), so the per-frame cost can be compared with and without a parser stage.
 
     .venv/bin/python scripts/bench_gateway_overhead.py [--seconds 10] [--reply reasoning-tools]
+        [--api chat,responses,messages] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import subprocess
 import sys
 import time
@@ -35,6 +41,7 @@ from engines.base import Delta, GenerateRequest, ModelInfo  # noqa: E402
 from engines.hf_tokenizer import HFTokenizer  # noqa: E402
 from engines.vllm import SUPPORTED_SAMPLING  # noqa: E402
 from openai_frontend.app import create_app  # noqa: E402
+from openai_frontend.bench.dialects import DIALECTS  # noqa: E402
 from openai_frontend.config import ServerConfig  # noqa: E402
 from openai_frontend.default_model import MODEL_NAME, ensure_default_model  # noqa: E402
 
@@ -122,7 +129,8 @@ async def wait_up(client: httpx.AsyncClient) -> None:
     raise RuntimeError("gateway did not start")
 
 
-MESSAGES = [{"role": "user", "content": "Hello there!"}]
+PROMPT = "Hello there!"
+MESSAGES = [{"role": "user", "content": PROMPT}]
 #: Tools in every streamed request, so a tool-call parser runs where one is configured.
 TOOLS: dict = {}
 
@@ -143,16 +151,21 @@ async def requests_per_second(client: httpx.AsyncClient, seconds: float, concurr
     return done / (time.perf_counter() - start)
 
 
-async def frames_per_second(client: httpx.AsyncClient, seconds: float, concurrency: int) -> float:
+async def frames_per_second(
+    client: httpx.AsyncClient, seconds: float, concurrency: int, api: str = "chat"
+) -> float:
+    """Server-sent ``data:`` frames per second; named events (Responses, Messages) count
+    their data line only, so a frame is one event in every API."""
     frames = 0
     deadline = time.perf_counter() + seconds
+    dialect = DIALECTS[api]
+    payload = {**dialect.body(MODEL_NAME, PROMPT, 256, stream=True), **TOOLS}
 
     async def worker() -> None:
         nonlocal frames
-        payload = {"model": MODEL_NAME, "messages": MESSAGES, "max_tokens": 256, "stream": True}
-        payload.update(TOOLS)
         while time.perf_counter() < deadline:
-            async with client.stream("POST", "/v1/chat/completions", json=payload) as response:
+            async with client.stream("POST", dialect.path, json=payload) as response:
+                response.raise_for_status()
                 async for line in response.aiter_lines():
                     if line.startswith("data: "):
                         frames += 1
@@ -160,6 +173,16 @@ async def frames_per_second(client: httpx.AsyncClient, seconds: float, concurren
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return frames / (time.perf_counter() - start)
+
+
+async def frames_by_api(client: httpx.AsyncClient, args: argparse.Namespace) -> dict[str, float]:
+    """Median frames/s of each API over interleaved rounds (A, B, C, C, B, A, ...)."""
+    apis = args.api.split(",")
+    rates: dict[str, list[float]] = {api: [] for api in apis}
+    for round_ in range(args.rounds):
+        for api in apis if round_ % 2 == 0 else reversed(apis):
+            rates[api].append(await frames_per_second(client, args.seconds, 64, api))
+    return {api: statistics.median(values) for api, values in rates.items()}
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -178,21 +201,27 @@ async def main(args: argparse.Namespace) -> None:
         ) as client:
             await wait_up(client)
             rps = await requests_per_second(client, args.seconds, 16)
-            fps = await frames_per_second(client, args.seconds, 64)
+            fps = await frames_by_api(client, args)
     finally:
         server.terminate()
         server.wait(timeout=30)
     print("| measure | value |")
     print("|---|---|")
-    print(f"| non-streaming requests/s (concurrency 16, 1 token) | {rps:.0f} |")
-    print(f"| streamed frames/s (concurrency 64) | {fps:.0f} |")
-    print(f"| µs per frame, client included (1e6 / frames/s) | {1e6 / fps:.1f} |")
+    print(f"| non-streaming chat requests/s (concurrency 16, 1 token) | {rps:.0f} |")
+    reference = next(iter(fps.values()))
+    for api, rate in fps.items():
+        print(f"| {api}: streamed frames/s (concurrency 64) | {rate:.0f} |")
+        print(f"| {api}: µs per frame, client included (1e6 / frames/s) | {1e6 / rate:.1f} |")
+        if len(fps) > 1:
+            print(f"| {api}: frames/s ratio to {next(iter(fps))} | {rate / reference:.3f} |")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--port", type=int, default=8125)
+    parser.add_argument("--api", default="chat", help="comma-separated: chat,responses,messages")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds per API")
     parser.add_argument("--reply", choices=["tok", "reasoning-tools"], default="tok")
     parser.add_argument(
         "--parsers", action="store_true", help="serve with the qwen3 and hermes parsers"

@@ -4,13 +4,20 @@ Two upstreams (vLLM's own OpenAI server on the CPU build, for its prefix-cache c
 and two gateways of ours in front of both, ``--engine remote --routing affinity`` and
 ``--routing least-outstanding``. Each policy gets the same multi-turn workload with its
 own conversations (so neither reuses the other's cache): CONVERSATIONS chats of TURNS
-turns, all chats at once, each turn resending the whole history. Every chat opens with a
-document of its own (~300 tokens) and asks short questions about it.
+turns, each turn resending the whole history. Every chat opens with a document of its own
+(~300 tokens) and asks short questions about it.
+
+Conversations behave like people, not like a closed loop: each starts at a random moment,
+thinks for a random pause before each turn, and asks for a random reply length (seeded, so
+both policies get exactly the same workload). In a lock-step loop (all chats at once, equal
+replies) least-outstanding sends a chat's next turn back to the upstream that just freed
+its slot, which is affinity by accident; real traffic does not line up like that.
 
 Cached tokens are the upstreams' ``vllm:prefix_cache_hits_total`` (tokens served from
 the prefix cache) summed over both, read from their /metrics before and after each
-phase; TTFT is the first content chunk; throughput is completion tokens per second of
-wall time. The phases alternate (LO, affinity, LO, affinity) to even out warm-up.
+phase; TTFT is the first content chunk; throughput is completion tokens per second of wall
+time (both policies pause alike) and, with the pauses out, the mean time a turn takes.
+The phases alternate (LO, affinity, LO, affinity) to even out warm-up.
 
     flock /tmp/engine.lock .venv/bin/python scripts/bench_routing.py [--conversations 16]
 """
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import statistics
 import sys
 import time
@@ -31,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from benchlib import client_for, start_server, wait_ready  # noqa: E402
+from benchlib import client_for, start_server, stream_chat_reply, wait_ready  # noqa: E402
 
 from openai_frontend.default_model import MODEL_NAME, ensure_default_model  # noqa: E402
 
@@ -97,45 +105,21 @@ async def prefix_cache(upstreams: list[httpx.AsyncClient]) -> tuple[float, float
     return hits, queries
 
 
-async def turn(client: httpx.AsyncClient, messages: list[dict], max_tokens: int):
-    """(TTFT s, completion tokens, reply text) of one streamed chat turn."""
-    payload = {
-        "model": MODEL_NAME,
-        "messages": messages,
-        "max_tokens": max_tokens,
-        "temperature": 0,
-        "ignore_eos": True,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
-    start = time.perf_counter()
-    ttft, tokens, text = None, 0, []
-    async with client.stream("POST", "/v1/chat/completions", json=payload) as response:
-        response.raise_for_status()
-        async for line in response.aiter_lines():
-            if not line.startswith("data: {"):
-                continue
-            chunk = json.loads(line[6:])
-            for choice in chunk.get("choices") or []:
-                piece = choice["delta"].get("content")
-                if piece:
-                    ttft = ttft if ttft is not None else time.perf_counter() - start
-                    text.append(piece)
-            if chunk.get("usage"):
-                tokens = chunk["usage"]["completion_tokens"]
-    return ttft, tokens, "".join(text)
-
-
-async def conversation(client, tag: str, index: int, turns: int, max_tokens: int) -> list:
+async def conversation(client, tag: str, index: int, round_: int, args) -> list:
+    """Each turn's (TTFT s, completion tokens, seconds the turn took)."""
+    rng = random.Random(f"{round_}-{index}")  # the same chat for either policy
     messages: list[dict] = []
     results = []
-    for number in range(turns):
+    for number in range(args.turns):
+        await asyncio.sleep(rng.uniform(0, args.think if number else args.stagger))
         question = QUESTIONS[number % len(QUESTIONS)]
         opening = document(tag, index) + "\n\n" if number == 0 else ""
         messages.append({"role": "user", "content": opening + question})
-        ttft, tokens, reply = await turn(client, messages, max_tokens)
+        max_tokens = rng.randint(args.min_tokens, args.max_tokens)
+        started = time.perf_counter()
+        ttft, tokens, reply = await stream_chat_reply(client, MODEL_NAME, messages, max_tokens)
         messages.append({"role": "assistant", "content": reply})
-        results.append((ttft, tokens))
+        results.append((ttft, tokens, time.perf_counter() - started))
     return results
 
 
@@ -144,10 +128,7 @@ async def phase(gateway, upstreams, policy: str, round_: int, args) -> dict:
     hits, queries = await prefix_cache(upstreams)
     start = time.perf_counter()
     chats = await asyncio.gather(
-        *(
-            conversation(gateway, tag, i, args.turns, args.max_tokens)
-            for i in range(args.conversations)
-        )
+        *(conversation(gateway, tag, i, round_, args) for i in range(args.conversations))
     )
     wall = time.perf_counter() - start
     results = [result for chat in chats for result in chat]
@@ -156,8 +137,9 @@ async def phase(gateway, upstreams, policy: str, round_: int, args) -> dict:
         "policy": policy,
         "cached_tokens": hits_after - hits,
         "hit_rate": (hits_after - hits) / max(queries_after - queries, 1),
-        "ttft_p50_ms": statistics.median(t for t, _ in results) * 1000,
-        "tokens_per_s": sum(n for _, n in results) / wall,
+        "ttft_p50_ms": statistics.median(t for t, _, _ in results) * 1000,
+        "tokens_per_s": sum(n for _, n, _ in results) / wall,
+        "turn_s_mean": statistics.fmean(s for _, _, s in results),
         "wall_s": wall,
         "requests": len(results),
     }
@@ -200,22 +182,31 @@ async def run(args) -> list[dict]:
 
 
 def report(rows: list[dict]) -> None:
-    print("\n| policy | cached tokens (both upstreams) | hit rate | TTFT p50 ms | tokens/s |")
-    print("|---|---|---|---|---|")
+    print(
+        "\n| policy | cached tokens (both upstreams) | hit rate | TTFT p50 ms | tokens/s "
+        "| mean turn s |"
+    )
+    print("|---|---|---|---|---|---|")
     for policy in POLICIES:
         mine = [row for row in rows if row["policy"] == policy]
         cached = sum(row["cached_tokens"] for row in mine) / len(mine)
         ttft = statistics.median(row["ttft_p50_ms"] for row in mine)
         rate = sum(row["tokens_per_s"] for row in mine) / len(mine)
         hit_rate = sum(row["hit_rate"] for row in mine) / len(mine)
-        print(f"| {policy} | {cached:.0f} | {hit_rate:.0%} | {ttft:.0f} | {rate:.1f} |")
+        turn = sum(row["turn_s_mean"] for row in mine) / len(mine)
+        print(
+            f"| {policy} | {cached:.0f} | {hit_rate:.0%} | {ttft:.0f} | {rate:.1f} | {turn:.2f} |"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conversations", type=int, default=16)
     parser.add_argument("--turns", type=int, default=6)
-    parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--min-tokens", type=int, default=8, help="shortest reply asked for")
+    parser.add_argument("--max-tokens", type=int, default=32, help="longest reply asked for")
+    parser.add_argument("--think", type=float, default=2.0, help="longest pause between turns, s")
+    parser.add_argument("--stagger", type=float, default=4.0, help="latest start of a chat, s")
     parser.add_argument("--rounds", type=int, default=2, help="phases per policy, alternating")
     parser.add_argument("--base-port", type=int, default=8310)
     args = parser.parse_args()

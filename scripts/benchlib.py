@@ -51,7 +51,15 @@ def client_for(port: int) -> httpx.AsyncClient:
 async def stream_chat(
     client: httpx.AsyncClient, model: str, messages: list[dict], max_tokens: int
 ) -> tuple[float, int]:
-    """(TTFT in seconds, completion tokens) of one streaming chat request.
+    """(TTFT in seconds, completion tokens) of one streaming chat request."""
+    ttft, tokens, _ = await stream_chat_reply(client, model, messages, max_tokens)
+    return ttft, tokens
+
+
+async def stream_chat_reply(
+    client: httpx.AsyncClient, model: str, messages: list[dict], max_tokens: int
+) -> tuple[float, int, str]:
+    """(TTFT in seconds, completion tokens, reply text) of one streaming chat request.
 
     TTFT is the first chunk with content (the role-only chunk does not count); tokens
     come from the final usage chunk, with ignore_eos so every request is the same length.
@@ -66,15 +74,21 @@ async def stream_chat(
         "stream_options": {"include_usage": True},
     }
     start = time.perf_counter()
-    ttft, tokens = None, 0
+    ttft, tokens, text = None, 0, []
     async with client.stream("POST", "/v1/chat/completions", json=payload) as response:
         response.raise_for_status()
         async for line in response.aiter_lines():
-            if ttft is None and '"content":"' in line and '"content":""' not in line:
-                ttft = time.perf_counter() - start
-            elif line.startswith("data: {") and '"usage":{' in line:
-                tokens = json.loads(line[6:])["usage"]["completion_tokens"]
-    return ttft, tokens
+            if not line.startswith("data: {"):
+                continue
+            chunk = json.loads(line[6:])
+            for choice in chunk.get("choices") or []:
+                piece = choice["delta"].get("content")
+                if piece:
+                    ttft = ttft if ttft is not None else time.perf_counter() - start
+                    text.append(piece)
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+    return ttft, tokens, "".join(text)
 
 
 async def bounded(concurrency: int, jobs: list) -> list:

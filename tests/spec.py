@@ -70,3 +70,12 @@ def assert_valid(body: object, schema_name: str) -> None:
     assert not errors, f"{schema_name}: " + "; ".join(
         f"{list(e.path)}: {e.message}" for e in errors[:5]
     )
+
+
+def assert_anthropic_error(body: object) -> None:
+    """Anthropic's error shape (``/v1/messages``), by the official SDK's own model: a known
+    error type and a message, and nothing else in ``error``."""
+    from anthropic.types.shared import ErrorResponse
+
+    ErrorResponse.model_validate(body)
+    assert isinstance(body, dict) and set(body["error"]) == {"type", "message"}, body

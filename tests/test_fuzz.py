@@ -1,9 +1,11 @@
 """Schemathesis against the app's own OpenAPI document, on the real server.
 
 Every operation, with bodies that fit the schema (positive) and bodies that do not
-(negative): never a 5xx, and every JSON error body is OpenAI's ``ErrorResponse``.
-Generated requests are capped (max_tokens <= 4, n <= 2, Responses' floor of 16) so
-the engine's share stays small: what is fuzzed is the frontend (parsing, validation, templating, errors).
+(negative): never a 5xx, and every JSON error body is the API's own: OpenAI's
+``ErrorResponse``, or Anthropic's error on ``/v1/messages``.
+Generated requests are capped (max_tokens <= 4, n <= 2, Responses' floor of 16) so the
+engine's share stays small: what is fuzzed is the frontend (parsing, validation,
+templating, errors).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation.modes import GenerationMode
-from spec import assert_valid
+from spec import assert_anthropic_error, assert_valid
 
 _CAPS = {"max_tokens": 4, "max_completion_tokens": 4, "n": 2, "best_of": 2, "min_tokens": 4}
 EXAMPLES_PER_OPERATION = 30
@@ -77,7 +79,10 @@ def test_no_5xx_and_openai_shaped_errors(server, mode):
             content_type = response.headers.get("content-type") or [""]  # a list per header
             is_json = content_type[0].startswith("application/json")
             if response.status_code >= 400 and is_json:
-                assert_valid(response.json(), "ErrorResponse")
+                if case.path.startswith("/v1/messages"):
+                    assert_anthropic_error(response.json())
+                else:
+                    assert_valid(response.json(), "ErrorResponse")
 
         try:
             check()

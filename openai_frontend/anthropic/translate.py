@@ -14,6 +14,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import ValidationError
+
+from openai_frontend.errors import refused_translation
 from openai_frontend.schemas.chat import ChatCompletionRequest, ChatMessage
 from openai_frontend.schemas.messages import (
     CountTokensRequest,
@@ -51,7 +54,10 @@ def to_chat(body: CountTokensRequest) -> ChatCompletionRequest:
     }
     if isinstance(body, MessagesRequest):
         fields.update(_sampling(body))
-    return ChatCompletionRequest.model_validate(fields)
+    try:
+        return ChatCompletionRequest.model_validate(fields)
+    except ValidationError as error:  # the schema above should have refused it first
+        raise refused_translation(error) from None
 
 
 def shows_thinking(body: CountTokensRequest) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from openai_frontend.errors import APIError, param_path
+from openai_frontend.errors import APIError, refused_translation
 from openai_frontend.responses.items import Item
 from openai_frontend.schemas.chat import ChatCompletionRequest
 from openai_frontend.schemas.responses import ResponsesRequest, TextFormat
@@ -46,9 +46,7 @@ def to_chat_request(body: ResponsesRequest, items: list[Item]) -> ChatCompletion
             {key: value for key, value in fields.items() if value is not None}
         )
     except ValidationError as error:  # a part we passed on unchecked (a tool's fields)
-        first = error.errors()[0]
-        param = rename_param(param_path(first["loc"]))
-        raise APIError(f"Invalid value for '{param}': {first['msg']}", param=param) from None
+        raise refused_translation(error, rename_param) from None
 
 
 def chat_messages(instructions: str | None, items: list[Item]) -> list[dict[str, Any]]:

@@ -78,9 +78,12 @@ ContentBlock = Annotated[
 
 
 def _as_blocks(content: object) -> object:
-    """A string is one text block: parsed as blocks, a bad list is reported by its path
-    (a ``str | list`` union would report the failed ``str`` member first)."""
-    return [{"type": "text", "text": content}] if isinstance(content, str) else content
+    """A string is one text block (an empty one, none): parsed as blocks, a bad list is
+    reported by its path (a ``str | list`` union would report the failed ``str`` member
+    first)."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    return content
 
 
 class Message(StrictModel):
@@ -198,6 +201,25 @@ class CountTokensRequest(StrictModel):
     # vLLM's template controls, as on chat (not Anthropic's).
     chat_template: str | None = None
     chat_template_kwargs: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _contents_not_empty(self) -> CountTokensRequest:
+        """Anthropic's rule: only a final assistant message (a prefill) may be empty."""
+        last = len(self.messages) - 1
+        for index, message in enumerate(self.messages):
+            for number, block in enumerate(message.content):
+                if isinstance(block, TextBlock) and not block.text:
+                    raise APIError(
+                        f"messages.{index}.content.{number}: text content blocks must be non-empty",
+                        param=f"messages.{index}.content.{number}.text",
+                    )
+            if not message.content and not (index == last and message.role == "assistant"):
+                raise APIError(
+                    f"messages.{index}: all messages must have non-empty content except for "
+                    "the optional final assistant message",
+                    param=f"messages.{index}.content",
+                )
+        return self
 
 
 class MessagesRequest(CountTokensRequest):

@@ -216,6 +216,29 @@ def test_malformed_blocks_are_400s_naming_the_path(content, path):
     assert path in _anthropic_error(text)["message"]
 
 
+@pytest.mark.parametrize(
+    ("messages", "named"),
+    [
+        ([{"role": "user", "content": []}], "messages.0"),
+        ([{"role": "user", "content": ""}], "messages.0"),
+        ([{"role": "user", "content": "hi"}, {"role": "user", "content": []}], "messages.1"),
+        ([{"role": "user", "content": [{"type": "text", "text": ""}]}], "messages.0.content.0"),
+    ],
+)
+def test_empty_contents_are_400s_naming_the_message(messages, named):
+    """Anthropic's rule; found by the fuzzer as a 500 (an empty user turn translated into
+    no chat message at all)."""
+    status, text = _post("/v1/messages", {**MESSAGE, "messages": messages})
+    assert status == 400, text
+    assert _anthropic_error(text)["message"].startswith(named + ":")
+
+
+def test_an_empty_final_assistant_message_is_a_prefill():
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": []}]
+    status, text = _post("/v1/messages", {**MESSAGE, "messages": messages})
+    assert status == 200, text
+
+
 def test_an_unknown_tool_type_is_a_400_naming_it():
     tool = {"type": "web_search_20250305", "name": "web_search", "max_uses": 1}
     status, text = _post("/v1/messages", {**MESSAGE, "tools": [tool]})
