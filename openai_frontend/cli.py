@@ -424,6 +424,8 @@ def _serve(args: argparse.Namespace) -> int:
             host=config.host,
             port=config.port,
             log_level=config.log_level,
+            # Our access log (openai_frontend.access) has one richer line per request.
+            access_log=False,
             timeout_graceful_shutdown=config.drain_timeout + 10,
         )
     )
