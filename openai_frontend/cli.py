@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from openai_frontend.bench.cli import add_parser as add_bench_parser
+from openai_frontend.cli_types import json_object
 from openai_frontend.config import ServerConfig
 from openai_frontend.default_embed_model import EMBED_MODEL_NAME, ensure_default_embed_model
 from openai_frontend.default_model import (
@@ -125,7 +126,7 @@ def _add_engine_flags(serve: argparse.ArgumentParser) -> None:
     )
     engine.add_argument(
         "--engine-args",
-        type=_json_object,
+        type=json_object,
         default={},
         metavar="JSON",
         help="the engine's own arguments, e.g. vLLM's AsyncEngineArgs fields: "
@@ -282,16 +283,6 @@ def _positive_int(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
     return number
-
-
-def _json_object(value: str) -> dict:
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
-    if not isinstance(parsed, dict):
-        raise argparse.ArgumentTypeError("expected a JSON object")
-    return parsed
 
 
 def _name_path(value: str) -> tuple[str, str]:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from conftest import ROOT, _free_port, _wait_ready, dtype_flags
 
+from openai_frontend.default_model import MODEL_NAME, ensure_default_model
+
 
 @dataclass
 class Running:
@@ -76,3 +78,14 @@ def all_stopped(*servers: Running) -> Iterator[None]:
     finally:
         for server in servers:
             server.stop()
+
+
+@contextlib.contextmanager
+def default_model_server(log_path: Path, *flags: str) -> Iterator[Running]:
+    """A server of a test's own on the default model under its usual name, for flags the
+    session server must not carry (FLAGS): ready when yielded, stopped after, also when it
+    never got ready."""
+    running = ours(ensure_default_model(), log_path, "--served-model-name", MODEL_NAME, *flags)
+    with all_stopped(running):
+        wait_ready(running)
+        yield running

@@ -10,27 +10,22 @@ import json
 
 import httpx
 import pytest
-from servers import all_stopped, ours, wait_ready
+from servers import default_model_server
 from spec import assert_valid
 
-from openai_frontend.default_model import MODEL_NAME, ensure_default_model
+from openai_frontend.default_model import MODEL_NAME
 
 pytestmark = pytest.mark.engine
 
 NGRAM = {"method": "ngram", "num_speculative_tokens": 3, "prompt_lookup_max": 3}
+ENGINE_ARGS = {"speculative_config": NGRAM, "max_num_seqs": 8}
 
 
 @pytest.fixture(scope="module")
 def speculating(tmp_path_factory):
     log = tmp_path_factory.mktemp("engine-args") / "server.log"
-    server = ours(
-        ensure_default_model(),
-        log,
-        *("--served-model-name", MODEL_NAME, "--max-model-len", "2048"),
-        *("--engine-args", json.dumps({"speculative_config": NGRAM, "max_num_seqs": 8})),
-    )
-    with all_stopped(server):
-        wait_ready(server)
+    flags = ("--max-model-len", "2048", "--engine-args", json.dumps(ENGINE_ARGS))
+    with default_model_server(log, *flags) as server:
         yield server
 
 

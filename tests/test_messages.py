@@ -15,7 +15,7 @@ import anthropic
 import httpx
 import pytest
 from demo_conversations import WEATHER_TOOLS
-from test_disconnect import _engine_unfinished, _wait_for
+from disconnects import assert_a_disconnect_mid_stream_aborts
 from tool_replies import ask
 
 QUESTION = [{"role": "user", "content": "Name three colours and say why you like them."}]
@@ -180,26 +180,17 @@ def test_thinking_on_a_model_that_does_not_reason_is_a_400(server, claude):
 def test_disconnect_mid_stream_aborts_in_engine(server, http):
     """As chat's test (tests/test_disconnect.py): ~2000 tokens still to go (vLLM's
     ``ignore_eos`` extension) when the client closes its connection."""
-    assert _wait_for(lambda: _engine_unfinished(http) == 0)
     essay = [{"role": "user", "content": "Write a very long essay about the sea."}]
     body = {"model": server.model, "max_tokens": 2000, "ignore_eos": True, "stream": True}
-    headers = {"x-api-key": server.api_key}
-    with (
-        httpx.Client(base_url=server.base_url, timeout=60) as own,
-        own.stream(
-            "POST", "/v1/messages", json={**body, "messages": essay}, headers=headers
-        ) as response,
-    ):
-        # Held in a name: a line iterator dropped after ``break`` is closed at once, and
-        # httpx then closes the connection, which is the disconnect this test makes later.
-        lines = response.iter_lines()
-        deltas = 0
-        for line in lines:
-            deltas += line == "event: content_block_delta"
-            if deltas == 4:  # the request is running
-                break
-        assert _engine_unfinished(http) == 1
-    assert _wait_for(lambda: _engine_unfinished(http) == 0, timeout=10)
+    assert_a_disconnect_mid_stream_aborts(
+        server,
+        http,
+        "/v1/messages",
+        {**body, "messages": essay},
+        running="event: content_block_delta",
+        lines_running=4,
+        headers={"x-api-key": server.api_key},
+    )
 
 
 # -- tools and thinking (demo adapters) -----------------------------------------------

@@ -10,10 +10,10 @@ import time
 
 import httpx
 import pytest
-from servers import all_stopped, ours, wait_ready
+from servers import default_model_server
 from test_access import _sample
 
-from openai_frontend.default_model import MODEL_NAME, ensure_default_model
+from openai_frontend.default_model import MODEL_NAME
 
 pytestmark = pytest.mark.engine
 
@@ -26,14 +26,8 @@ BLOCKER_TOKENS = 160
 @pytest.fixture(scope="module")
 def one_slot(tmp_path_factory: pytest.TempPathFactory) -> str:
     log = tmp_path_factory.mktemp("priority") / "server.log"
-    running = ours(
-        ensure_default_model(),
-        log,
-        *("--served-model-name", MODEL_NAME),
-        *("--max-concurrent-requests", "1", "--scheduling-policy", "priority"),
-    )
-    with all_stopped(running):
-        wait_ready(running)
+    flags = ("--max-concurrent-requests", "1", "--scheduling-policy", "priority")
+    with default_model_server(log, *flags) as running:
         yield running.base_url
 
 

@@ -14,10 +14,11 @@ import jsonschema
 import openai
 import pytest
 from conftest import USER_KEY, USER_KEY_2, Server
+from disconnects import assert_a_disconnect_mid_stream_aborts
 from parser_fixtures import ParserServer
 from servers import all_stopped, ours, wait_ready
 from spec import assert_valid
-from test_disconnect import _engine_unfinished, _wait_for
+from weather_agent import assert_the_agents_sdk_runs_the_weather_tool
 
 from openai_frontend.default_model import MODEL_NAME
 
@@ -189,7 +190,6 @@ def test_bad_input_is_refused_by_name(server: Server, http, fields, status, para
 
 
 def test_a_disconnect_mid_stream_aborts_in_the_engine(server: Server, http):
-    assert _wait_for(lambda: _engine_unfinished(http) == 0)
     payload = {
         "model": server.model,
         "input": "Write a very long essay about the sea.",
@@ -197,16 +197,9 @@ def test_a_disconnect_mid_stream_aborts_in_the_engine(server: Server, http):
         "ignore_eos": True,
         "stream": True,
     }
-    with (
-        httpx.Client(base_url=server.base_url, timeout=60, headers=server.headers) as own,
-        own.stream("POST", "/v1/responses", json=payload) as response,
-    ):
-        lines = response.iter_lines()
-        deltas = 0
-        while deltas < 3:  # a few text deltas: the request is running
-            deltas += next(lines) == "event: response.output_text.delta"
-        assert _engine_unfinished(http) == 1
-    assert _wait_for(lambda: _engine_unfinished(http) == 0, timeout=10)
+    # A few text deltas: the request is running.
+    running = "event: response.output_text.delta"
+    assert_a_disconnect_mid_stream_aborts(server, http, "/v1/responses", payload, running)
 
 
 def test_a_restarted_gateway_still_has_its_stored_responses(server: Server, tmp_path):
@@ -245,26 +238,4 @@ def test_the_openai_agents_sdk_runs_a_function_tool_through_responses(
 ):
     """The Agents SDK's default model class speaks the Responses API; with the weather
     adapter the model calls the tool, the SDK runs it and sends back its output."""
-    agents = pytest.importorskip("agents", reason="needs openai-agents (the test extra)")
-    from openai import AsyncOpenAI
-
-    agents.set_tracing_disabled(True)
-    called: list[str] = []
-
-    @agents.function_tool
-    def get_weather(city: str) -> str:
-        """Look up the weather for a city."""
-        called.append(city)
-        return "sunny, 22 C"
-
-    client = AsyncOpenAI(base_url=parser_server.url("/v1"), api_key="unused", max_retries=0)
-    agent = agents.Agent(
-        name="weather",
-        instructions="You are a helpful assistant.",
-        tools=[get_weather],
-        model=agents.OpenAIResponsesModel(model="weather", openai_client=client),
-        model_settings=agents.ModelSettings(temperature=0),
-    )
-    result = agents.Runner.run_sync(agent, "What is the weather in Rome?", max_turns=4)
-    assert called and all(isinstance(city, str) for city in called)
-    assert isinstance(result.final_output, str) and result.final_output
+    assert_the_agents_sdk_runs_the_weather_tool(parser_server, "OpenAIResponsesModel")

@@ -20,6 +20,7 @@ import pytest
 from demo_conversations import WEATHER_TOOLS
 from parser_fixtures import ParserServer
 from tool_replies import ask, ask_streamed, calls_of, joined, streamed_calls
+from weather_agent import assert_the_agents_sdk_runs_the_weather_tool
 
 WEATHER = {
     "type": "function",
@@ -189,26 +190,4 @@ def test_a_full_round_trip_call_result_answer(parser_http):
 
 
 def test_the_openai_agents_sdk_runs_a_function_tool(parser_server: ParserServer):
-    agents = pytest.importorskip("agents", reason="needs openai-agents (the test extra)")
-    from openai import AsyncOpenAI
-
-    agents.set_tracing_disabled(True)
-    called: list[str] = []
-
-    @agents.function_tool
-    def get_weather(city: str) -> str:
-        """Look up the weather for a city."""
-        called.append(city)
-        return "sunny, 22 C"
-
-    client = AsyncOpenAI(base_url=parser_server.url("/v1"), api_key="unused", max_retries=0)
-    agent = agents.Agent(
-        name="weather",
-        instructions="You are a helpful assistant.",
-        tools=[get_weather],
-        model=agents.OpenAIChatCompletionsModel(model="weather", openai_client=client),
-        model_settings=agents.ModelSettings(temperature=0),
-    )
-    result = agents.Runner.run_sync(agent, "What is the weather in Rome?", max_turns=4)
-    assert called and all(isinstance(city, str) for city in called)
-    assert isinstance(result.final_output, str) and result.final_output
+    assert_the_agents_sdk_runs_the_weather_tool(parser_server, "OpenAIChatCompletionsModel")

@@ -7,9 +7,8 @@ import math
 import os
 from pathlib import Path
 
-import orjson
-
 from openai_frontend.bench.dialects import DIALECTS
+from openai_frontend.cli_types import json_object
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -47,7 +46,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     data.add_argument("--tokenizer", help="HF tokenizer folder (default: the model's folder)")
     data.add_argument(
         "--extra-body",
-        type=_json_object,
+        type=json_object,
         default={},
         help="JSON merged into every request, e.g. '{\"temperature\": 0}'",
     )
@@ -85,16 +84,6 @@ def _int_list(value: str) -> list[int]:
     if any(level < 1 for level in levels):
         raise argparse.ArgumentTypeError("concurrency levels must be at least 1")
     return levels
-
-
-def _json_object(value: str) -> dict:
-    try:
-        parsed = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"--extra-body is not JSON: {exc}") from None
-    if not isinstance(parsed, dict):
-        raise argparse.ArgumentTypeError("--extra-body must be a JSON object")
-    return parsed
 
 
 def run(args: argparse.Namespace) -> int:

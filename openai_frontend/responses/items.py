@@ -20,6 +20,11 @@ _MESSAGE_FIELDS = frozenset({"type", "role", "content", "id", "status", "phase"}
 _CALL_FIELDS = frozenset({"type", "call_id", "name", "arguments", "id", "status"})
 _OUTPUT_FIELDS = frozenset({"type", "call_id", "output", "id", "status"})
 _REASONING_FIELDS = frozenset({"type", "id", "summary", "content", "encrypted_content", "status"})
+#: Each call item's kind: the fields it may carry, and the prefix of an id made for it.
+_CALL_KINDS = {
+    "function_call": (_CALL_FIELDS, "fc"),
+    "function_call_output": (_OUTPUT_FIELDS, "fco"),
+}
 
 
 def item_id(prefix: str) -> str:
@@ -41,25 +46,8 @@ def _item(item: Any, path: str) -> Item:
     kind = item.get("type", "message")
     if kind == "message":
         return _message_item(item, path)
-    if kind == "function_call":
-        _check_fields(item, _CALL_FIELDS, path)
-        return {
-            "id": _optional_str(item, "id", path) or item_id("fc"),
-            "type": "function_call",
-            "call_id": _str(item, "call_id", path),
-            "name": _str(item, "name", path),
-            "arguments": _str(item, "arguments", path),
-            "status": "completed",
-        }
-    if kind == "function_call_output":
-        _check_fields(item, _OUTPUT_FIELDS, path)
-        return {
-            "id": _optional_str(item, "id", path) or item_id("fco"),
-            "type": "function_call_output",
-            "call_id": _str(item, "call_id", path),
-            "output": _output_text(item.get("output"), f"{path}.output"),
-            "status": "completed",
-        }
+    if kind in _CALL_KINDS:
+        return _call_item(item, kind, path)
     if kind == "reasoning":
         _check_fields(item, _REASONING_FIELDS, path)
         return {**item, "id": _optional_str(item, "id", path) or item_id("rs")}
@@ -68,6 +56,23 @@ def _item(item: Any, path: str) -> Item:
         "(supported: message, function_call, function_call_output, reasoning).",
         param=f"{path}.type",
     )
+
+
+def _call_item(item: Item, kind: str, path: str) -> Item:
+    """A function call or its output: both are stored completed, under the client's id
+    or a new one, and tied together by ``call_id``."""
+    fields, prefix = _CALL_KINDS[kind]
+    _check_fields(item, fields, path)
+    stored = {
+        "id": _optional_str(item, "id", path) or item_id(prefix),
+        "type": kind,
+        "call_id": _str(item, "call_id", path),
+    }
+    if kind == "function_call":
+        stored |= {"name": _str(item, "name", path), "arguments": _str(item, "arguments", path)}
+    else:
+        stored["output"] = _output_text(item.get("output"), f"{path}.output")
+    return {**stored, "status": "completed"}
 
 
 def _message_item(item: Item, path: str) -> Item:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from spec import assert_valid
 
+from openai_frontend.errors import APIError
 from openai_frontend.parsing.base import ParsedDelta, ToolCallDelta
 from openai_frontend.responses.items import normalise_input
 from openai_frontend.responses.output import OutputBuilder
@@ -74,6 +76,36 @@ def test_a_call_without_a_text_turn_opens_an_empty_assistant_message():
     [message] = chat_messages(None, items)
     assert message["role"] == "assistant" and message["content"] is None
     assert message["tool_calls"][0]["id"] == "c"
+
+
+@pytest.mark.parametrize(
+    "given, stored",
+    [
+        (
+            {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
+            {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
+        ),
+        (
+            {"type": "function_call_output", "call_id": "c", "output": "sunny"},
+            {"type": "function_call_output", "call_id": "c", "output": "sunny"},
+        ),
+    ],
+)
+def test_call_items_are_stored_completed_under_the_clients_id_or_a_new_one(given, stored):
+    """The stored shape ``input_items`` lists back: the client's id kept, else one with
+    the kind's prefix; a stray field or a missing call_id is refused by its path."""
+    prefix = {"function_call": "fc_", "function_call_output": "fco_"}[given["type"]]
+    [kept, made] = normalise_input([{**given, "id": "mine", "status": "incomplete"}, given])
+    assert list(kept) == ["id", *stored, "status"]
+    assert kept == {"id": "mine", **stored, "status": "completed"}
+    assert made["id"].startswith(prefix) and {**made, "id": "mine"} == kept
+    for bad, param in [
+        ({**given, "stray": 1}, "input[0].stray"),
+        ({**given, "call_id": 3}, "input[0].call_id"),
+    ]:
+        with pytest.raises(APIError) as refused:
+            normalise_input([bad])
+        assert refused.value.param == param
 
 
 def test_flat_function_tools_get_chats_nested_shape():
