@@ -194,22 +194,27 @@ class VLLMEngine:
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        args = AsyncEngineArgs(
-            model=str(self.model_path),
-            served_model_name=self.served_model_name,
-            max_model_len=self.max_model_len,
-            dtype=self.dtype,
-            enforce_eager=self.enforce_eager,
-            enable_prefix_caching=self._prefix_caching(),
-            tensor_parallel_size=self.tensor_parallel_size,
-            pipeline_parallel_size=self.pipeline_parallel_size,
-            distributed_executor_backend=self.distributed_executor_backend,
-            scheduling_policy=self.scheduling_policy,
-            runner=self.runner,
+        return AsyncLLM.from_engine_args(AsyncEngineArgs(**self.engine_arguments()))
+
+    def engine_arguments(self) -> dict:
+        """vLLM's ``AsyncEngineArgs`` for this engine: our flags' values, then
+        ``--engine-args`` over them (a default of ours such as ``enable_prefix_caching``
+        can be turned off there; a field a flag owns was refused at construction)."""
+        ours = {
+            "model": str(self.model_path),
+            "served_model_name": self.served_model_name,
+            "max_model_len": self.max_model_len,
+            "dtype": self.dtype,
+            "enforce_eager": self.enforce_eager,
+            "enable_prefix_caching": self._prefix_caching(),
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "pipeline_parallel_size": self.pipeline_parallel_size,
+            "distributed_executor_backend": self.distributed_executor_backend,
+            "scheduling_policy": self.scheduling_policy,
+            "runner": self.runner,
             **self._lora_args(),
-            **self.engine_args,
-        )
-        return AsyncLLM.from_engine_args(args)
+        }
+        return {**ours, **self.engine_args}
 
     def _prefix_caching(self) -> bool | None:
         """Ours for generation; for pooling, vLLM's own choice (None), since an encoder

@@ -194,7 +194,9 @@ def print_table(
         print("| " + " | ".join(cells) + " |")
 
 
-def parse_args(description: str = __doc__, port: int = 8130) -> argparse.Namespace:
+def parse_args(
+    description: str = __doc__, port: int = 8130, dtype: bool = False
+) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -204,6 +206,8 @@ def parse_args(description: str = __doc__, port: int = 8130) -> argparse.Namespa
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--input-len", type=int, default=128)
     parser.add_argument("--port", type=int, default=port)
+    if dtype:
+        parser.add_argument("--dtype", help="the engine's dtype (default: the server's own)")
     return parser.parse_args()
 
 
