@@ -2,14 +2,16 @@
 
 Every dialect is a translation over one pipeline, so each should cost what chat costs.
 One ``openai-frontend serve`` of the default model; the identical
-``openai-frontend bench`` load (streaming, 128 output tokens with ignore_eos, greedy)
+``openai-frontend bench`` load (streaming, ``--output-len`` tokens with ignore_eos, greedy)
 goes to each API in turn, interleaved by round (A, B, C, C, B, A, ...) so machine noise
 hits all three, with the engine's prefix cache off (the APIs share the round's prompts).
-Prints medians over rounds and each API's ratio to chat; the target is within 3% (ratio
->= 0.97 for throughput). ``--dtype bfloat16`` makes the run faster on a CPU with AMX
-(the ratios are what counts, and every API gets the same engine).
+Prints medians over rounds, each API's ratio to chat and the median of per-round
+(paired) ratios; the target is within 3% (ratio >= 0.97 for throughput). ``--dtype
+bfloat16`` makes the run faster on a CPU with AMX (the ratios are what counts, and every
+API gets the same engine).
 
     .venv/bin/python scripts/bench_dialects.py [--concurrency 8,32] [--rounds 3] [--dtype D]
+        [--output-len 128]
 """
 
 from __future__ import annotations

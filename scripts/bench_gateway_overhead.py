@@ -12,6 +12,10 @@ the machine's two cores, so this is an upper bound on the gateway's own cost).
 (interleaved over ``--rounds``), to compare the dialects' per-frame cost; the first is
 the reference for the ratios.
 
+``--embeddings`` serves the synthetic engine as an embedding model instead (constant
+384-float vectors, MiniLM's size) and reports ``/v1/embeddings`` requests/s at batch 1
+and 32: the gateway's own cost per embeddings request.
+
 ``--reply reasoning-tools`` makes the engine stream, instead of " tok", the pieces of a
 reply with a ``<think>`` section and ``<tool_call>`` blocks (scripts/bench_output_parser.py
 builds it), so the per-frame cost can be compared with and without a parser stage.
@@ -45,6 +49,9 @@ from openai_frontend.bench.dialects import DIALECTS  # noqa: E402
 from openai_frontend.config import ServerConfig  # noqa: E402
 from openai_frontend.default_model import MODEL_NAME, ensure_default_model  # noqa: E402
 
+EMBEDDING_SIZE = 384
+UNIT_VECTOR = [EMBEDDING_SIZE**-0.5] * EMBEDDING_SIZE
+
 
 class SyntheticTokenEngine:
     """NOT a model: emits ``max_tokens`` one-token deltas of ``pieces`` (cycled), instantly."""
@@ -73,6 +80,12 @@ class SyntheticTokenEngine:
         for i in range(1, total + 1):
             await asyncio.sleep(0)  # one event-loop turn per token, as a real engine's
             yield Delta(pieces[(i - 1) % len(pieces)], [1], i, "length" if i == total else None)
+
+    async def embed(
+        self, request_id: str, inputs: list[list[int]], dimensions: int | None
+    ) -> list[list[float]]:
+        """NOT a model: the same unit-norm vector of EMBEDDING_SIZE floats per input."""
+        return [UNIT_VECTOR] * len(inputs)
 
     async def abort(self, request_id: str) -> None:
         return None
@@ -107,12 +120,15 @@ def reply_pieces(reply: str) -> tuple[str, ...]:
     return tuple(delta.text for delta in deltas_of(synthetic_reply()[0]))
 
 
-def serve(port: int, reply: str, parsers: bool) -> None:
+def serve(port: int, reply: str, parsers: bool, embeddings: bool) -> None:
     """The gateway with the synthetic engine (run in its own process: no shared GIL);
     with ``parsers``, every reply goes through the qwen3 reasoning and hermes tool-call
-    parsers, as a request with tools to a reasoning model would."""
+    parsers, as a request with tools to a reasoning model would; with ``embeddings`` it
+    serves the engine as an embedding model."""
     model = ensure_default_model()
     chosen = {"reasoning_parser": "qwen3", "tool_call_parser": "hermes"} if parsers else {}
+    if embeddings:
+        chosen["task"] = "embed"
     config = ServerConfig(model_path=model, served_model_name=MODEL_NAME, port=port, **chosen)
     app = create_app(config, SyntheticTokenEngine(model, reply_pieces(reply)))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
@@ -175,6 +191,21 @@ async def frames_per_second(
     return frames / (time.perf_counter() - start)
 
 
+async def embeddings_per_second(
+    client: httpx.AsyncClient, seconds: float, batch: int, encoding: str = "float"
+) -> float:
+    """Sequential ``/v1/embeddings`` requests of ``batch`` texts: requests/s."""
+    done = 0
+    texts = [f"a short sentence about the weather, number {i}" for i in range(batch)]
+    body = {"model": MODEL_NAME, "input": texts, "encoding_format": encoding}
+    deadline = time.perf_counter() + seconds
+    start = time.perf_counter()
+    while time.perf_counter() < deadline:
+        (await client.post("/v1/embeddings", json=body)).raise_for_status()
+        done += 1
+    return done / (time.perf_counter() - start)
+
+
 async def frames_by_api(client: httpx.AsyncClient, args: argparse.Namespace) -> dict[str, float]:
     """Median frames/s of each API over interleaved rounds (A, B, C, C, B, A, ...)."""
     apis = args.api.split(",")
@@ -190,6 +221,7 @@ async def main(args: argparse.Namespace) -> None:
         [
             *(sys.executable, __file__, "--serve", str(args.port), "--reply", args.reply),
             *(["--parsers"] if args.parsers else []),
+            *(["--embeddings"] if args.embeddings else []),
         ]
     )
     if args.parsers:
@@ -200,6 +232,9 @@ async def main(args: argparse.Namespace) -> None:
             base_url=f"http://127.0.0.1:{args.port}", timeout=60, limits=limits
         ) as client:
             await wait_up(client)
+            if args.embeddings:
+                rates = {b: await embeddings_per_second(client, args.seconds, b) for b in (1, 32)}
+                return print_embeddings(rates)
             rps = await requests_per_second(client, args.seconds, 16)
             fps = await frames_by_api(client, args)
     finally:
@@ -216,6 +251,13 @@ async def main(args: argparse.Namespace) -> None:
             print(f"| {api}: frames/s ratio to {next(iter(fps))} | {rate / reference:.3f} |")
 
 
+def print_embeddings(rates: dict[int, float]) -> None:
+    print("| batch | /v1/embeddings requests/s (sequential) | µs per request, client included |")
+    print("|---:|---:|---:|")
+    for batch, rate in rates.items():
+        print(f"| {batch} | {rate:.0f} | {1e6 / rate:.0f} |")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10)
@@ -226,9 +268,10 @@ if __name__ == "__main__":
     parser.add_argument(
         "--parsers", action="store_true", help="serve with the qwen3 and hermes parsers"
     )
+    parser.add_argument("--embeddings", action="store_true", help="measure /v1/embeddings")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.serve:
-        serve(arguments.serve, arguments.reply, arguments.parsers)
+        serve(arguments.serve, arguments.reply, arguments.parsers, arguments.embeddings)
     else:
         asyncio.run(main(arguments))

@@ -134,7 +134,10 @@ async def interleave(
     tokenizer = HFTokenizer(model)
     rng = random.Random(0)
     corpus = synthetic_prompts(
-        tokenizer, LengthSampler(args.input_len, 0, rng), LengthSampler(128, 0, rng), seed=1
+        tokenizer,
+        LengthSampler(args.input_len, 0, rng),
+        LengthSampler(args.output_len, 0, rng),
+        seed=1,
     )
     names = tuple(sides)
     for client, shape in sides.values():
@@ -159,7 +162,25 @@ async def interleave(
                     flush=True,
                 )
         rows.append((concurrency, *(medians(results[name]) for name in names)))
+        print_paired(concurrency, results)
     return rows
+
+
+def print_paired(concurrency: int, results: dict[str, list[dict]]) -> None:
+    """Each side's throughput over the first side's in the same round, median over rounds:
+    on a machine whose speed drifts between rounds, a paired ratio is steadier than a
+    ratio of medians."""
+    first, *others = results
+    for other in others:
+        ratios = [
+            mine["output_throughput"] / theirs["output_throughput"]
+            for mine, theirs in zip(results[other], results[first], strict=True)
+        ]
+        print(
+            f"c={concurrency} paired tok/s ratio {other}/{first}: median "
+            f"{statistics.median(ratios):.3f} (rounds {min(ratios):.3f}..{max(ratios):.3f})",
+            flush=True,
+        )
 
 
 def medians(summaries: list[dict]) -> tuple[float, float, float]:
@@ -176,7 +197,10 @@ def print_table(
 ) -> None:
     """Rows of (concurrency, each side's medians); every ratio is that side / the first."""
     first, others = names[0], names[1:]
-    print(f"\nmedians of {args.rounds} interleaved rounds; streaming {what}, 128 output tokens,")
+    print(
+        f"\nmedians of {args.rounds} interleaved rounds; streaming {what}, "
+        f"{args.output_len} output tokens,"
+    )
     print(f"{args.input_len}-token synthetic prompts; ratio = side / {first}")
     header = ["concurrency"]
     for measure in ("tok/s", "TTFT p50", "TTFT p99"):
@@ -205,6 +229,7 @@ def parse_args(
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--input-len", type=int, default=128)
+    parser.add_argument("--output-len", type=int, default=128)
     parser.add_argument("--port", type=int, default=port)
     if dtype:
         parser.add_argument("--dtype", help="the engine's dtype (default: the server's own)")
