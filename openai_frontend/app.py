@@ -102,8 +102,10 @@ def _add_middleware(app: FastAPI, config: ServerConfig, state: ServerState) -> N
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(config.allowed_origins),
-            allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            # Any header: the SDKs send their own (x-stainless-*, x-api-key,
+            # anthropic-version); no credentials are allowed, so this opens nothing else.
+            allow_headers=["*"],
             expose_headers=["X-Request-Id"],
         )
     app.add_middleware(
