@@ -6,7 +6,10 @@ One ``openai-frontend serve`` of the default model; the identical
 goes to each API in turn, interleaved by round (A, B, C, C, B, A, ...) so machine noise
 hits all three, with the engine's prefix cache off (the APIs share the round's prompts).
 Prints medians over rounds, each API's ratio to chat and the median of per-round
-(paired) ratios; the target is within 3% (ratio >= 0.97 for throughput). ``--dtype
+(paired) ratios; the target is within 3% (ratio >= 0.97 for throughput). On a machine
+whose speed drifts between rounds those swing by more than 3%, so each API's cost is also
+measured where drift cannot blur it: the server process's CPU milliseconds per output
+token (the engine core is another process, and does the same work for every API). ``--dtype
 bfloat16`` makes the run faster on a CPU with AMX (the ratios are what counts, and every
 API gets the same engine).
 
@@ -24,6 +27,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,6 +40,18 @@ from openai_frontend.bench.client import RequestShape  # noqa: E402
 from openai_frontend.default_model import MODEL_NAME, ensure_default_model  # noqa: E402
 
 APIS = ("chat", "responses", "messages")
+
+
+def server_cpu_seconds(pid: int):
+    """The server process's CPU time so far (user + system), without its engine core: the
+    frontend's work, plus vLLM's own client side (detokenizing), alike for every API."""
+    server = psutil.Process(pid)
+
+    def seconds() -> float:
+        times = server.cpu_times()
+        return times.user + times.system
+
+    return seconds
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -61,7 +77,7 @@ async def main(args: argparse.Namespace) -> None:
                 api: (client, RequestShape(MODEL_NAME, api, True, True, {"temperature": 0}))
                 for api in APIS
             }
-            rows = await interleave(model, sides, args)
+            rows = await interleave(model, sides, args, server_cpu_seconds(process.pid))
         print_table(rows, args, APIS, what="chat-shaped APIs")
     finally:
         process.terminate()

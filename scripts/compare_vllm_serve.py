@@ -21,6 +21,7 @@ import random
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -126,11 +127,17 @@ async def run_interleaved(
 
 
 async def interleave(
-    model: Path, sides: dict[str, tuple[httpx.AsyncClient, RequestShape]], args
+    model: Path,
+    sides: dict[str, tuple[httpx.AsyncClient, RequestShape]],
+    args,
+    cpu_seconds: Callable[[], float] | None = None,
 ) -> list[tuple]:
     """The same prompts against each side in turn (order alternating by round), per
     concurrency; rows of (concurrency, medians of each side in ``sides`` order). A side
-    is a server and the request shape it gets, so one server can be several sides."""
+    is a server and the request shape it gets, so one server can be several sides.
+    With ``cpu_seconds`` (a server process's CPU time so far), each side's CPU
+    milliseconds per output token are printed too: the server's own work, which a
+    drifting machine speed does not blur."""
     tokenizer = HFTokenizer(model)
     rng = random.Random(0)
     corpus = synthetic_prompts(
@@ -151,7 +158,11 @@ async def interleave(
             prompts = list(itertools.islice(corpus, count))
             for name in names if round_no % 2 == 0 else names[::-1]:
                 client, shape = sides[name]
+                cpu_before = cpu_seconds() if cpu_seconds else 0.0
                 summary = await one_side(client, shape, prompts, concurrency, count, tokenizer)
+                if cpu_seconds:
+                    cpu_ms = (cpu_seconds() - cpu_before) * 1000
+                    summary["cpu_ms_per_token"] = cpu_ms / max(summary["output_tokens"], 1)
                 if summary["failed"]:
                     raise RuntimeError(f"{name}: {summary['errors']}")
                 results[name].append(summary)
@@ -163,7 +174,22 @@ async def interleave(
                 )
         rows.append((concurrency, *(medians(results[name]) for name in names)))
         print_paired(concurrency, results)
+        if cpu_seconds:
+            print_cpu(concurrency, results)
     return rows
+
+
+def print_cpu(concurrency: int, results: dict[str, list[dict]]) -> None:
+    """The server's CPU ms per output token for each side (median over rounds)."""
+    first = next(iter(results))
+    base = statistics.median(r["cpu_ms_per_token"] for r in results[first])
+    for name, summaries in results.items():
+        mine = statistics.median(r["cpu_ms_per_token"] for r in summaries)
+        print(
+            f"c={concurrency} server CPU per output token, {name}: {mine:.3f} ms "
+            f"({mine / base:.3f}x {first})",
+            flush=True,
+        )
 
 
 def print_paired(concurrency: int, results: dict[str, list[dict]]) -> None:
