@@ -15,6 +15,12 @@ sends a chat's next turn back to the upstream that just freed its slot, which is
 by accident: measured so, least-outstanding kept a 63% hit rate against affinity's 71%.
 Real traffic does not line up like that.
 
+Where both upstreams' caches hold every conversation, least-outstanding loses little: a
+conversation's document is cached on each upstream after its first visit there. What
+affinity saves is capacity (each upstream holds only its share of the conversations), so
+``--kv-tokens`` sizes each upstream's KV cache below the whole working set, as a busy
+server's is.
+
 Cached tokens are the upstreams' ``vllm:prefix_cache_hits_total`` (tokens served from
 the prefix cache) summed over both, read from their /metrics before and after each
 phase; TTFT is the first content chunk; throughput is completion tokens per second of wall
@@ -68,29 +74,60 @@ def document(tag: str, index: int) -> str:
     return "Read this document.\n" + "\n".join(lines)
 
 
-def upstream_command(model: Path, port: int, dtype: str) -> list[str]:
-    return [
+def kv_bytes_per_token(model: Path, dtype: str) -> int:
+    """K and V of every layer for one token, from the checkpoint's config."""
+    config = json.loads((model / "config.json").read_text())
+    heads = config["num_attention_heads"]
+    head_dim = config.get("head_dim") or config["hidden_size"] // heads
+    width = {"bfloat16": 2, "float16": 2, "half": 2}.get(dtype, 4)
+    return (
+        2
+        * config["num_hidden_layers"]
+        * config.get("num_key_value_heads", heads)
+        * head_dim
+        * width
+    )
+
+
+def upstream_command(model: Path, port: int, args) -> list[str]:
+    command = [
         *(sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model)),
         *("--served-model-name", MODEL_NAME, "--port", str(port), "--enforce-eager"),
-        *("--dtype", dtype, "--disable-uvicorn-access-log"),
+        *("--dtype", args.dtype, "--disable-uvicorn-access-log"),
     ]
+    if args.kv_tokens:
+        size = args.kv_tokens * kv_bytes_per_token(model, args.dtype)
+        command += ["--kv-cache-memory-bytes", str(size)]
+        # vLLM refuses a cache that cannot hold one request of the full context.
+        command += ["--max-model-len", str(min(args.kv_tokens, 4096))]
+    return command
 
 
-def start_upstream(model: Path, port: int, log_name: str, dtype: str):
+def start_upstream(model: Path, port: int, index: int, args):
+    """Upstream ``index`` on its own share of the cores: two engines whose OpenMP threads
+    both spin on every core starve each other (seen: 4 tok/s for 7 running requests),
+    and two upstreams stand for two machines."""
     import os
     import subprocess
 
     from engines.builds import apply_cpu_defaults, is_cpu_build
 
+    env = os.environ.copy()
     if is_cpu_build():
         apply_cpu_defaults()
-    log = (ROOT / log_name).open("w")
+        env = os.environ.copy()
+        cores = sorted(os.sched_getaffinity(0))
+        share = cores[index::2] or cores
+        env["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, share))
+        if args.kv_tokens:  # vLLM's CPU platform lets this variable override the flag
+            env.pop("VLLM_CPU_KVCACHE_SPACE", None)
+    log = (ROOT / f"bench-upstream-{index}.log").open("w")
     return subprocess.Popen(
-        upstream_command(model, port, dtype),
+        upstream_command(model, port, args),
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=ROOT,
-        env=os.environ.copy(),
+        env=env,
     )
 
 
@@ -150,9 +187,7 @@ async def phase(gateway, upstreams, policy: str, round_: int, args) -> dict:
 async def run(args) -> list[dict]:
     model = ensure_default_model()
     ports = [args.base_port + i for i in range(4)]
-    upstreams = [
-        start_upstream(model, ports[i], f"bench-upstream-{i}.log", args.dtype) for i in range(2)
-    ]
+    upstreams = [start_upstream(model, ports[i], i, args) for i in range(2)]
     gateways = []
     up_clients = [client_for(port) for port in ports[:2]]
     gw_clients = [client_for(port) for port in ports[2:]]
@@ -213,6 +248,9 @@ def main() -> None:
     parser.add_argument("--stagger", type=float, default=10.0, help="latest start of a chat, s")
     parser.add_argument(
         "--dtype", default="auto", help="the upstreams' dtype (bfloat16: faster on AMX CPUs)"
+    )
+    parser.add_argument(
+        "--kv-tokens", type=int, help="each upstream's KV cache, in tokens (default: vLLM's)"
     )
     parser.add_argument("--rounds", type=int, default=2, help="phases per policy, alternating")
     parser.add_argument("--base-port", type=int, default=8310)
