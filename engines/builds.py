@@ -7,6 +7,8 @@ default model) without importing a backend module.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 
 
@@ -29,3 +31,29 @@ def apply_cpu_defaults() -> None:
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"{cores[0]}-{cores[-1]}")
     os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+
+
+#: OpenMP's threads sleep as soon as a parallel region ends instead of spinning.
+PASSIVE_WAIT = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+@contextmanager
+def pooling_engine_env(cpu_build: bool) -> Iterator[None]:
+    """The environment a CPU pooling engine's processes start with (they inherit it).
+
+    An embeddings request is one short forward pass, and then three processes (client,
+    server, engine core) take turns on the cores; OpenMP threads spinning after the pass
+    hold the cores they need. Sleeping at once measured +21% embeddings/s at batch 1 and
+    +33% at batch 32 through the gateway (scripts/bench_embeddings.py). Generation keeps
+    the default: its passes follow each other, and spinning saves a wake-up per region.
+    A value the user set wins; the variables are put back after the engine starts.
+    """
+    wanted = {key: value for key, value in PASSIVE_WAIT.items() if key not in os.environ}
+    if not cpu_build:
+        wanted = {}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for key in wanted:
+            os.environ.pop(key, None)

@@ -26,7 +26,7 @@ from engines.base import (
     TokenLogprob,
     matched_stop_string,
 )
-from engines.builds import apply_cpu_defaults, is_cpu_build
+from engines.builds import apply_cpu_defaults, is_cpu_build, pooling_engine_env
 from engines.hf_tokenizer import MODEL_LOADING, HFTokenizer
 from engines.sampling_map import guide, sampling_kwargs
 from engines.vllm_lora_probe import base_tokens_get_an_adapter, zero_adapter_needed
@@ -194,7 +194,11 @@ class VLLMEngine:
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        return AsyncLLM.from_engine_args(AsyncEngineArgs(**self.engine_arguments()))
+        arguments = AsyncEngineArgs(**self.engine_arguments())
+        if self.runner != "pooling":
+            return AsyncLLM.from_engine_args(arguments)
+        with pooling_engine_env(is_cpu_build()):  # the engine core process inherits it
+            return AsyncLLM.from_engine_args(arguments)
 
     def engine_arguments(self) -> dict:
         """vLLM's ``AsyncEngineArgs`` for this engine: our flags' values, then
