@@ -86,9 +86,13 @@ def direct_engine_args(model: Path):
 
 
 def direct_engine(model: Path):
+    """vLLM's engine as the gateway starts a pooling engine (the same environment too)."""
     from vllm.v1.engine.async_llm import AsyncLLM
 
-    return AsyncLLM.from_engine_args(direct_engine_args(model))
+    from engines.builds import is_cpu_build, pooling_engine_env
+
+    with pooling_engine_env(is_cpu_build()):
+        return AsyncLLM.from_engine_args(direct_engine_args(model))
 
 
 def vllm_serve(model: Path, port: int) -> subprocess.Popen:
