@@ -43,9 +43,10 @@ def pooling_engine_env(cpu_build: bool) -> Iterator[None]:
 
     An embeddings request is one short forward pass, and then three processes (client,
     server, engine core) take turns on the cores; OpenMP threads spinning after the pass
-    hold the cores they need. Sleeping at once measured +21% embeddings/s at batch 1 and
-    +33% at batch 32 through the gateway (scripts/bench_embeddings.py). Generation keeps
-    the default: its passes follow each other, and spinning saves a wake-up per region.
+    hold the cores they need. Sleeping at once took the gateway's batch-32 embeddings/s
+    from 0.78x to 0.89-0.97x of engine-direct in three runs (scripts/bench_embeddings.py;
+    batch 1 did not move beyond noise). Generation keeps the default: its passes follow
+    each other, and spinning saves a wake-up per region.
     A value the user set wins; the variables are put back after the engine starts.
     """
     wanted = {key: value for key, value in PASSIVE_WAIT.items() if key not in os.environ}
