@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import subprocess
@@ -89,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--override-generation-config",
-        type=json.loads,
+        type=json_object,
         default={},
         help="JSON sampling defaults that win over the model's generation_config.json",
     )

@@ -1,6 +1,7 @@
-"""The flags whose value is one JSON object (``serve --engine-args``, ``bench
---extra-body``) share one parser: both take an object and exit 2 naming the flag and
-what is wrong with anything else, before anything loads or is sent."""
+"""The flags whose value is one JSON object (``serve --engine-args`` and
+``--override-generation-config``, ``bench --extra-body``) share one parser: each takes an
+object and exits 2 naming the flag and what is wrong with anything else, before anything
+loads or is sent (``--override-generation-config`` took any JSON: a list got past it)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import pytest
 
 from openai_frontend.cli import build_parser
 
-FLAGS = [("serve", "--engine-args"), ("bench", "--extra-body")]
+FLAGS = [
+    ("serve", "--engine-args"),
+    ("serve", "--override-generation-config"),
+    ("bench", "--extra-body"),
+]
 
 
 @pytest.mark.parametrize("command, flag", FLAGS)
