@@ -17,19 +17,25 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.generation.modes import GenerationMode
 from spec import assert_anthropic_error, assert_valid
 
-_CAPS = {"max_tokens": 4, "max_completion_tokens": 4, "n": 2, "best_of": 2, "min_tokens": 4}
+#: Responses refuses max_output_tokens below 16, as OpenAI does.
+RESPONSES_MIN_OUTPUT = 16
+_CAPS = {
+    "max_tokens": 4,
+    "max_completion_tokens": 4,
+    "max_output_tokens": RESPONSES_MIN_OUTPUT,
+    "n": 2,
+    "best_of": 2,
+    "min_tokens": 4,
+}
 EXAMPLES_PER_OPERATION = 30
 
 
-#: Responses refuses max_output_tokens below 16, as OpenAI does.
-RESPONSES_MIN_OUTPUT = 16
-
-
 def _cap(path: str, body: object) -> None:
-    """Keep generation tiny; a missing max_tokens would mean the whole context."""
+    """Keep generation tiny; a missing max_tokens would mean the whole context. A value
+    of the wrong type is left as generated: it is refused before anything generates."""
     if not isinstance(body, dict):
         return
-    if path == "/v1/responses":
+    if path == "/v1/responses" and body.get("max_output_tokens") is None:
         body["max_output_tokens"] = RESPONSES_MIN_OUTPUT
     for key, cap in _CAPS.items():
         value = body.get(key)

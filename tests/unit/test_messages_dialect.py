@@ -9,6 +9,7 @@ import json
 
 import pytest
 from fault_engines import MODEL, FaultInjectingEngine, in_process_client
+from spec import assert_anthropic_error
 
 from engines.base import EngineError
 from openai_frontend.anthropic.encode import ContentBlocks, stop_reason
@@ -36,7 +37,8 @@ def _post(path: str, body: object, engine=None, headers=None, **config) -> tuple
 
 def _anthropic_error(text: str) -> dict:
     body = json.loads(text)
-    assert body["type"] == "error" and set(body["error"]) == {"type", "message"}, body
+    assert_anthropic_error(body)
+    assert body["type"] == "error", body
     return body["error"]
 
 
