@@ -49,9 +49,7 @@ def pooling_engine_env(cpu_build: bool) -> Iterator[None]:
     each other, and spinning saves a wake-up per region.
     A value the user set wins; the variables are put back after the engine starts.
     """
-    wanted = {key: value for key, value in PASSIVE_WAIT.items() if key not in os.environ}
-    if not cpu_build:
-        wanted = {}
+    wanted = {k: v for k, v in PASSIVE_WAIT.items() if k not in os.environ} if cpu_build else {}
     os.environ.update(wanted)
     try:
         yield

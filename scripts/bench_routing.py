@@ -79,6 +79,8 @@ def kv_bytes_per_token(model: Path, dtype: str) -> int:
     config = json.loads((model / "config.json").read_text())
     heads = config["num_attention_heads"]
     head_dim = config.get("head_dim") or config["hidden_size"] // heads
+    if dtype == "auto":  # vLLM's "auto" is the checkpoint's own dtype
+        dtype = config.get("torch_dtype") or config.get("dtype") or "float32"
     width = {"bfloat16": 2, "float16": 2, "half": 2}.get(dtype, 4)
     return (
         2
@@ -112,10 +114,11 @@ def start_upstream(model: Path, port: int, index: int, args):
 
     from engines.builds import apply_cpu_defaults, is_cpu_build
 
-    env = os.environ.copy()
-    if is_cpu_build():
+    cpu_build = is_cpu_build()
+    if cpu_build:
         apply_cpu_defaults()
-        env = os.environ.copy()
+    env = os.environ.copy()
+    if cpu_build:
         cores = sorted(os.sched_getaffinity(0))
         share = cores[index::2] or cores
         env["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, share))
