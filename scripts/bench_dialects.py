@@ -9,7 +9,8 @@ Prints medians over rounds, each API's ratio to chat and the median of per-round
 (paired) ratios; the target is within 3% (ratio >= 0.97 for throughput). On a machine
 whose speed drifts between rounds those swing by more than 3%, so each API's cost is also
 measured where drift cannot blur it: the server process's CPU milliseconds per output
-token (the engine core is another process, and does the same work for every API). ``--dtype
+token (the engine core is another process, and does the same work for every API), and
+from it a floor on each API's throughput relative to chat's (see ``print_cpu``). ``--dtype
 bfloat16`` makes the run faster on a CPU with AMX (the ratios are what counts, and every
 API gets the same engine).
 

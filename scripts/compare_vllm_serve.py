@@ -180,16 +180,32 @@ async def interleave(
 
 
 def print_cpu(concurrency: int, results: dict[str, list[dict]]) -> None:
-    """The server's CPU ms per output token for each side (median over rounds)."""
+    """The server's CPU ms per output token for each side (median over rounds), and the
+    most a side's extra CPU can cost in throughput.
+
+    The bound: at worst the machine is CPU-bound, and every CPU millisecond the server
+    spends on a token is one the engine could not spend. The machine has ``cores * 1000 /
+    tok/s`` CPU ms per output token, so a side that spends ``extra`` more ms per token
+    than the first delivers at least ``1 - extra / that`` of the first side's throughput.
+    Unlike tok/s, neither term drifts with the machine's speed between rounds."""
     first = next(iter(results))
     base = statistics.median(r["cpu_ms_per_token"] for r in results[first])
+    machine = machine_cpu_ms_per_token(results[first])
     for name, summaries in results.items():
         mine = statistics.median(r["cpu_ms_per_token"] for r in summaries)
+        bound = 1 - max(mine - base, 0.0) / machine
         print(
             f"c={concurrency} server CPU per output token, {name}: {mine:.3f} ms "
-            f"({mine / base:.3f}x {first})",
+            f"({mine / base:.3f}x {first}; of the machine's {machine:.1f} ms per token: "
+            f"throughput >= {bound:.4f}x {first})",
             flush=True,
         )
+
+
+def machine_cpu_ms_per_token(summaries: list[dict]) -> float:
+    """All cores' milliseconds per output token at the median throughput over rounds."""
+    cores = len(os.sched_getaffinity(0))
+    return cores * 1000 / statistics.median(s["output_throughput"] for s in summaries)
 
 
 def print_paired(concurrency: int, results: dict[str, list[dict]]) -> None:
