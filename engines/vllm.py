@@ -29,6 +29,7 @@ from engines.base import (
 from engines.builds import apply_cpu_defaults, is_cpu_build, pooling_engine_env
 from engines.hf_tokenizer import MODEL_LOADING, HFTokenizer
 from engines.sampling_map import guide, sampling_kwargs
+from engines.vllm_inputs import engine_input
 from engines.vllm_lora_probe import base_tokens_get_an_adapter, zero_adapter_needed
 from engines.vllm_pooling import check_dimensions, encode_all
 from engines.vllm_zero_lora import (
@@ -301,7 +302,7 @@ class VLLMEngine:
         from vllm.exceptions import VLLMClientError, VLLMError
 
         params = self._vllm_params(request.sampling)
-        prompt = {"prompt_token_ids": request.prompt_token_ids}
+        prompt = engine_input(request.prompt_token_ids)
         top_k = request.sampling.logprobs
         completion_tokens = 0
         finished = False

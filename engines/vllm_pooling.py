@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from engines.base import InvalidRequest
+from engines.vllm_inputs import engine_input
 
 
 def check_dimensions(model_config, dimensions: int | None) -> None:
@@ -56,6 +57,6 @@ def _params(dimensions: int | None):
 async def _encode_one(llm, request_id: str, token_ids: list[int], params) -> list[float]:
     """The final (and only) output of one pooling request, as plain floats."""
     final = None
-    async for output in llm.encode({"prompt_token_ids": token_ids}, params, request_id):
+    async for output in llm.encode(engine_input(token_ids), params, request_id):
         final = output
     return final.outputs.data.tolist()
