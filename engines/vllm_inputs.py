@@ -10,7 +10,8 @@ def engine_input(token_ids: list[int]):
     removed") and sends them through its renderer on a thread pool, one hop per request.
     A rendered input skips that hop and gets the same checks (length, vocabulary) in
     vLLM's input processor. (An old-vs-new A/B showed no speed difference on embeddings:
-    this is for the deprecation.)
+    this is for the deprecation.) The ids are copied: the input belongs to vLLM from here
+    on, and with ``n > 1`` several requests share one prompt list.
     """
     from vllm.inputs import tokens_input
 
