@@ -81,6 +81,13 @@ OWNED_ARGS = {
     "max_cpu_loras": "--max-cpu-loras",
     # One flag, because it orders the gateway's own admission queue as well.
     "scheduling_policy": "--scheduling-policy",
+    # What the model serves: the gateway mounts its routes by it.
+    "runner": "--task (or --runner)",
+    "convert": "--task (or --runner)",
+    # The gateway tokenizes prompts itself but streams the text vLLM detokenizes: without
+    # vLLM's tokenizer every reply would be empty.
+    "skip_tokenizer_init": "the gateway (it needs vLLM's detokenized text)",
+    "tokenizer_mode": "the gateway (it tokenizes with the model's Hugging Face tokenizer)",
 }
 
 

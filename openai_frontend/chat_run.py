@@ -94,7 +94,7 @@ async def start_chat(
     requests = choice_requests(
         reply.id, [prompt_ids], sampling, body.n, target.adapter, body.prompt_cache_key
     )
-    deltas = await state.generate(target, requests, len(prompt_ids), log_fields(request))
+    deltas = await state.generate(target, requests, len(prompt_ids), request)
     return ChatRun(body, reply, outputs, deltas, prompt)
 
 

@@ -14,7 +14,13 @@ import sys
 from pathlib import Path
 
 from openai_frontend.bench.cli import add_parser as add_bench_parser
-from openai_frontend.cli_types import json_object
+from openai_frontend.cli_types import (
+    json_object,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from openai_frontend.config import ServerConfig
 from openai_frontend.default_embed_model import EMBED_MODEL_NAME, ensure_default_embed_model
 from openai_frontend.default_model import (
@@ -52,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--served-model-name", help="the name clients use (default: MODEL as given)")
-    serve.add_argument("--max-model-len", type=int, help="context length (default: the model's)")
+    serve.add_argument(
+        "--max-model-len", type=positive_int, help="context length (default: the model's)"
+    )
     serve.add_argument(
         "--dtype",
         help="auto, bfloat16, float16 or float32 (default: float32 for the default model on "
@@ -131,8 +139,8 @@ def _add_engine_flags(serve: argparse.ArgumentParser) -> None:
         help="the engine's own arguments, e.g. vLLM's AsyncEngineArgs fields: "
         '\'{"max_num_seqs": 64, "kv_cache_dtype": "fp8"}\'; checked before the model loads',
     )
-    engine.add_argument("--tensor-parallel-size", "-tp", type=int, default=1)
-    engine.add_argument("--pipeline-parallel-size", "-pp", type=int, default=1)
+    engine.add_argument("--tensor-parallel-size", "-tp", type=positive_int, default=1)
+    engine.add_argument("--pipeline-parallel-size", "-pp", type=positive_int, default=1)
     engine.add_argument(
         "--upstream",
         action="append",
@@ -179,7 +187,7 @@ def _add_access_flags(serve: argparse.ArgumentParser) -> None:
     access.add_argument(
         "--no-ui", dest="ui", action="store_false", help="no chat page at / (then / is a 404)"
     )
-    access.add_argument("--max-request-bytes", type=int, default=8 * 1024 * 1024)
+    access.add_argument("--max-request-bytes", type=positive_int, default=8 * 1024 * 1024)
     access.add_argument(
         "--allowed-origins",
         action="append",
@@ -188,22 +196,31 @@ def _add_access_flags(serve: argparse.ArgumentParser) -> None:
     )
     access.add_argument(
         "--max-prompts-per-request",
-        type=_positive_int,
+        type=positive_int,
         default=128,
         help="prompts in one completions request (default 128)",
     )
     access.add_argument(
         "--max-sequences-per-request",
-        type=_positive_int,
+        type=positive_int,
         default=256,
         help="engine sequences (n x prompts) one request may start (default 256)",
     )
     access.add_argument(
         "--max-concurrent-requests",
-        type=_positive_int,
+        type=positive_int,
         help="sequences generating at once; a request takes one slot per sequence",
     )
-    access.add_argument("--max-queued-requests", type=int, help="requests waiting; then 429")
+    access.add_argument(
+        "--max-queued-requests",
+        type=non_negative_int,
+        help="requests waiting for their slots; then 429 (0: none wait)",
+    )
+    access.add_argument(
+        "--queue-timeout",
+        type=positive_float,
+        help="seconds a request may wait for its slots; then 503 with Retry-After",
+    )
     access.add_argument(
         "--scheduling-policy",
         choices=("fcfs", "priority"),
@@ -211,13 +228,17 @@ def _add_access_flags(serve: argparse.ArgumentParser) -> None:
         help="priority: the queue and the engine serve requests by their priority (lower "
         "first; service_tier flex/priority map to one), then arrival; fcfs: by arrival only",
     )
-    access.add_argument("--request-timeout", type=float, help="seconds before a request is stopped")
+    access.add_argument(
+        "--request-timeout",
+        type=positive_float,
+        help="seconds before a request is stopped, its wait for a slot included",
+    )
     access.add_argument(
         "--log-prompts", action="store_true", help="put prompt text in the request log (off: never)"
     )
     access.add_argument(
         "--drain-timeout",
-        type=float,
+        type=non_negative_float,
         default=30.0,
         help="on SIGTERM, seconds in-flight streams may finish before they are stopped",
     )
@@ -275,13 +296,6 @@ def _add_lora_flags(serve: argparse.ArgumentParser) -> None:
         help="vllm: run base requests through a zero-weight adapter (auto: where a start-up "
         "self-check finds the CPU build's mixed-batch bug)",
     )
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
 
 
 def _name_path(value: str) -> tuple[str, str]:
@@ -382,13 +396,18 @@ def _serve(args: argparse.Namespace) -> int:
         max_queued_requests=args.max_queued_requests,
         scheduling_policy=args.scheduling_policy,
         request_timeout=args.request_timeout,
+        queue_timeout=args.queue_timeout,
         drain_timeout=args.drain_timeout,
         log_prompts=args.log_prompts,
         response_store=args.response_store,
     )
-    if config.max_queued_requests is not None and config.max_concurrent_requests is None:
-        print("error: --max-queued-requests needs --max-concurrent-requests", file=sys.stderr)
-        return 2
+    for flag, value in (
+        ("--max-queued-requests", config.max_queued_requests),
+        ("--queue-timeout", config.queue_timeout),
+    ):
+        if value is not None and config.max_concurrent_requests is None:
+            print(f"error: {flag} needs --max-concurrent-requests", file=sys.stderr)
+            return 2
     if config.lora_on_demand and not config.lora_roots:
         print("error: --lora-on-demand needs --lora-root", file=sys.stderr)
         return 2

@@ -74,6 +74,8 @@ class ServerConfig:
     #: arrival; "fcfs": by arrival only, and a request priority is a 400.
     scheduling_policy: str = "fcfs"
     request_timeout: float | None = None
+    #: Seconds a request may wait for its slots (``--queue-timeout``): then a 503.
+    queue_timeout: float | None = None
     drain_timeout: float = 30.0
     log_prompts: bool = False
     #: Where /v1/responses keeps stored responses: a SQLite file, "none", or None (a file

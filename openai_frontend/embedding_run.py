@@ -2,7 +2,8 @@
 
 The same serving controls as generation: with ``--max-concurrent-requests`` the request
 takes one slot for its whole batch (an embedding is a single forward pass, so its inputs
-weigh far less than generated sequences), ``--request-timeout`` stops it with a 408, and
+weigh far less than generated sequences), ``--request-timeout`` stops it with a 408 (its
+wait for the slot counts, and ``--queue-timeout`` bounds that wait), and
 its prompt tokens and latency land in the model's metrics and the access log.
 """
 
@@ -12,7 +13,7 @@ import asyncio
 import time
 
 from engines.base import EngineDead, EngineError, InvalidRequest
-from openai_frontend.admission import deadline_error
+from openai_frontend.admission import Deadline
 from openai_frontend.generation import engine_error
 from openai_frontend.state import ServerState, Target, new_id
 
@@ -25,11 +26,12 @@ async def run_embedding(
     log_fields: dict,
 ) -> list[list[float]]:
     """One vector per input, in order; engine failures become API errors here."""
+    deadline = Deadline.start(state.config.request_timeout)  # the queue wait counts
     if state.admission is not None:
-        await state.admission.enter(1)
+        await state.admission.enter(1, deadline=deadline)
     started = time.perf_counter()
     try:
-        return await _bounded(state, target, inputs, dimensions)
+        return await _bounded(target, inputs, dimensions, deadline)
     except (InvalidRequest, EngineDead, EngineError) as exc:
         raise engine_error(exc) from None
     finally:
@@ -40,16 +42,15 @@ async def run_embedding(
 
 
 async def _bounded(
-    state: ServerState, target: Target, inputs: list[list[int]], dimensions: int | None
+    target: Target, inputs: list[list[int]], dimensions: int | None, deadline: Deadline | None
 ) -> list[list[float]]:
     work = target.engine.embed(new_id("embd"), inputs, dimensions)
-    seconds = state.config.request_timeout
-    if seconds is None:
+    if deadline is None:
         return await work
     try:
-        return await asyncio.wait_for(work, seconds)
+        return await asyncio.wait_for(work, deadline.remaining())
     except TimeoutError:
-        raise deadline_error(seconds) from None
+        raise deadline.error() from None
 
 
 def _count(state: ServerState, model: str, prompt_tokens: int, elapsed: float) -> None:

@@ -17,8 +17,9 @@ from lora.on_demand import OnDemandAdapters
 from lora.peft_folder import AdapterError
 from lora.registry import Adapter, AdapterRegistry
 from openai_frontend.adapters import AdapterLease
-from openai_frontend.admission import Admission, with_deadline
+from openai_frontend.admission import Admission, Deadline, with_deadline
 from openai_frontend.config import ServerConfig
+from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError, model_not_found
 from openai_frontend.generation import ChoiceDelta, primed, run_choices
 from openai_frontend.metrics import Metrics
@@ -134,7 +135,9 @@ class ServerState:
         self.admission = None
         if self.config.max_concurrent_requests is not None:
             self.admission = Admission(
-                self.config.max_concurrent_requests, self.config.max_queued_requests
+                self.config.max_concurrent_requests,
+                self.config.max_queued_requests,
+                self.config.queue_timeout,
             )
             self.metrics.watch_admission(self.admission)
         for served in self.models:
@@ -147,22 +150,33 @@ class ServerState:
         return next((m for m in self.models if m.registry is not None), None)
 
     async def generate(
-        self, target: Target, requests: list, prompt_tokens: int, log_fields: dict | None = None
+        self, target: Target, requests: list, prompt_tokens: int, request: Request
     ) -> AsyncIterator[ChoiceDelta]:
         """Admit, run, time and bound one request's choices; started before returning.
 
         Everything that can refuse the request cheaply (rendering, tokenizing, sampling
-        checks) has run already; from here the request holds an engine slot.
+        checks) has run already; from here the request holds an engine slot. Until the
+        first delta (the wait for a slot, then the prefill) nothing reads the client's
+        connection, so a client that leaves meanwhile is watched for here: its wait or
+        its engine request is cancelled (ClientDisconnected, a 499), not run for nobody.
         """
+        fields = log_fields(request)
+        started = self._start(target, requests, prompt_tokens, fields)
+        return await cancel_on_disconnect(request, started)
+
+    async def _start(
+        self, target: Target, requests: list, prompt_tokens: int, log_fields: dict
+    ) -> AsyncIterator[ChoiceDelta]:
+        deadline = Deadline.start(self.config.request_timeout)  # the queue wait counts
         running = run_choices(target.engine, requests, target.lease())
         # Each wrapper is one more async-generator hop per token: add only those in use.
         if self.admission is not None:
             # One slot per engine sequence: n=128 is 128 requests' worth of engine work.
-            await self.admission.enter(len(requests), requests[0].sampling.priority)
+            await self.admission.enter(len(requests), requests[0].sampling.priority, deadline)
             running = self.admission.hold(running, len(requests))
-        if self.config.request_timeout is not None:
-            running = with_deadline(running, self.config.request_timeout)
-        if log_fields is not None and target.adapter is not None:
+        if deadline is not None:
+            running = with_deadline(running, deadline)
+        if target.adapter is not None:
             log_fields["adapter"] = target.adapter.name
         observed = self.metrics.observe(target.label, prompt_tokens, running, log_fields)
         return await primed(observed)

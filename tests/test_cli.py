@@ -57,10 +57,43 @@ def test_flags_that_do_not_fit_together(tmp_path: Path, flags, message):
 
 
 @pytest.mark.parametrize(
+    "flag, value, expected",
+    [
+        ("--max-queued-requests", "-1", "an integer >= 0"),
+        ("--request-timeout", "0", "a positive number"),
+        ("--request-timeout", "nan", "a positive number"),
+        ("--queue-timeout", "-2", "a positive number"),
+        ("--max-request-bytes", "-5", "a positive integer"),
+        ("--max-concurrent-requests", "0", "a positive integer"),
+        ("--drain-timeout", "-1", "a number >= 0"),
+        ("--tensor-parallel-size", "0", "a positive integer"),
+    ],
+)
+def test_out_of_range_flag_values_are_refused_at_start(tmp_path: Path, flag, value, expected):
+    """Before, ``--max-queued-requests -1`` made every waiting request a 429 and
+    ``--request-timeout 0`` every request a 408; a negative byte cap was taken."""
+    (tmp_path / "config.json").write_text("{}")
+    done = _serve(str(tmp_path), f"{flag}={value}")
+    assert done.returncode == 2
+    assert (
+        f"argument {flag}" in done.stderr and f"expected {expected}, got '{value}'" in done.stderr
+    )
+
+
+def test_queue_timeout_needs_a_queue(tmp_path: Path):
+    (tmp_path / "config.json").write_text("{}")
+    done = _serve(str(tmp_path), "--queue-timeout", "5")
+    assert done.returncode == 2
+    assert "--queue-timeout needs --max-concurrent-requests" in done.stderr
+
+
+@pytest.mark.parametrize(
     "engine_args, message",
     [
         ('{"max_num_seqs": 4, "speculative_confg": {}}', "unknown vLLM engine argument(s): "),
         ('{"max_model_len": 64}', "max_model_len is set by --max-model-len"),
+        ('{"runner": "pooling"}', "runner is set by --task (or --runner)"),
+        ('{"skip_tokenizer_init": true}', "skip_tokenizer_init is set by the gateway"),
         ('["max_num_seqs"]', "expected a JSON object"),
     ],
 )

@@ -71,7 +71,7 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         echoes=echoes,
     )
     requests = choice_requests(reply.id, prompts, sampling, body.n, target.adapter)
-    deltas = await state.generate(target, requests, reply.prompt_tokens, log_fields(request))
+    deltas = await state.generate(target, requests, reply.prompt_tokens, request)
     if body.stream:
         return sse_response(
             _stream(deltas, reply, len(requests), body.include_usage()), state.config.drain_timeout

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from openai_frontend.admission import Admission, with_deadline
+from openai_frontend.admission import Admission, Deadline, with_deadline
 from openai_frontend.errors import APIError
 
 
@@ -108,7 +108,7 @@ def test_deadline_stops_and_closes_the_stream():
     async def scenario() -> list[int]:
         got = []
         with pytest.raises(APIError) as caught:
-            async for item in with_deadline(slow(), 0.2):
+            async for item in with_deadline(slow(), Deadline(0.2)):
                 got.append(item)
         assert caught.value.status == 408
         return got
@@ -222,3 +222,41 @@ def test_a_prioritised_waiter_that_leaves_lets_the_next_one_in():
     gate, order = asyncio.run(scenario())
     assert order == ["low"]
     assert (gate.running, gate.waiting) == (0, 0)
+
+
+def _timed_out_waiter(gate: Admission, deadline_s: float | None) -> tuple[APIError, Admission]:
+    """A waiter behind a slot that is never given back, with the request deadline
+    ``deadline_s``: what it answers once its time in line is up, and the gate after."""
+
+    async def scenario() -> tuple[APIError, Admission]:
+        await gate.enter()  # held for good: only a timeout ends the wait below
+        behind = asyncio.create_task(gate.enter(deadline=Deadline.start(deadline_s)))
+        await asyncio.sleep(0)
+        assert gate.waiting == 1
+        with pytest.raises(APIError) as caught:
+            await behind
+        return caught.value, gate
+
+    return asyncio.run(scenario())
+
+
+def test_the_queue_timeout_answers_503_with_retry_after_and_frees_the_place():
+    error, gate = _timed_out_waiter(Admission(1, None, queue_timeout=0.05), deadline_s=None)
+    assert (error.status, error.code) == (503, "queue_timeout")
+    assert error.headers == {"Retry-After": "1"} and "--queue-timeout" in error.message
+    assert (gate.running, gate.waiting) == (1, 0), "the waiter left the line, took no slot"
+
+
+def test_the_request_timeout_bounds_the_wait_in_line():
+    """Before, the deadline started only once the request held its slot: a request could
+    wait in line forever under --request-timeout."""
+    error, gate = _timed_out_waiter(Admission(1, None), deadline_s=0.05)
+    assert (error.status, error.code) == (408, "request_timeout")
+    assert (gate.running, gate.waiting) == (1, 0)
+
+
+def test_the_earlier_of_the_two_bounds_answers():
+    error, _ = _timed_out_waiter(Admission(1, None, queue_timeout=60), deadline_s=0.05)
+    assert error.status == 408
+    error, _ = _timed_out_waiter(Admission(1, None, queue_timeout=0.05), deadline_s=60)
+    assert error.status == 503

@@ -42,3 +42,19 @@ def test_the_arguments_build_vllms_own_args_object():
 def test_a_flag_owned_field_is_refused_by_name():
     with pytest.raises(ValueError, match="dtype is set by --dtype"):
         engine(engine_args={"dtype": "half"})
+
+
+@pytest.mark.parametrize(
+    "key, value, flag",
+    [
+        ("runner", "pooling", "--task"),
+        ("convert", "embed", "--task"),
+        ("skip_tokenizer_init", True, "the gateway"),
+        ("tokenizer_mode", "mistral", "the gateway"),
+    ],
+)
+def test_fields_our_flags_or_the_gateway_set_are_refused(key, value, flag):
+    """Before, ``runner`` in --engine-args silently replaced what --task chose, and
+    ``skip_tokenizer_init`` left every reply without text."""
+    with pytest.raises(ValueError, match=f"{key} is set by {flag}"):
+        engine(engine_args={key: value})
