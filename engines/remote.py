@@ -105,6 +105,9 @@ def embedding_body(inputs: list[list[int]], dimensions: int | None, model: str) 
 @dataclass
 class Upstream:
     url: str
+    #: How clients' error messages name it ("upstream 2", in --upstream order): its URL
+    #: may show the internal network, so only the logs and the admin view carry that.
+    name: str = "upstream"
     outstanding: int = 0
     healthy: bool = False
     ejected_until: float = 0.0
@@ -125,6 +128,13 @@ class Upstream:
         self.ejected_until = time.monotonic() + cooldown
         self.failures += 1
         self.last_error = reason
+
+
+def _failure(upstream: Upstream, what: str, status: int = 502) -> EngineError:
+    """An upstream's failure as the client reads it, naming the upstream by number; the
+    log line beside it names the URL, for the operator."""
+    log.warning("upstream %s (%s) %s", upstream.name, upstream.url, what)
+    return EngineError(f"{upstream.name} {what}", status)
 
 
 class UpstreamUnfit(Exception):
@@ -174,7 +184,10 @@ class RemoteEngine:
             raise ValueError("the remote engine needs at least one upstream URL")
         if self.scheduling_policy != "priority":
             self.supported_sampling = self.supported_sampling - {"priority"}
-        self._pool = [Upstream(url.rstrip("/")) for url in self.upstreams]
+        self._pool = [
+            Upstream(url.rstrip("/"), f"upstream {number}")
+            for number, url in enumerate(self.upstreams, start=1)
+        ]
         self._ring = HashRing([upstream.url for upstream in self._pool])
         self._client: httpx.AsyncClient | None = None
         self._tokenizer: HFTokenizer | None = None
@@ -284,9 +297,11 @@ class RemoteEngine:
         return self._info is not None and any(u.healthy for u in self._pool)
 
     def upstream_status(self) -> list[dict]:
-        """Per upstream: health, in-flight and served counts, the last error."""
+        """Per upstream (the admin view): the name clients' errors use and its URL,
+        health, in-flight and served counts, the last error."""
         return [
             {
+                "name": u.name,
                 "url": u.url,
                 "healthy": u.healthy,
                 "outstanding": u.outstanding,
@@ -373,14 +388,14 @@ class RemoteEngine:
             vectors = [item["embedding"] for item in data]
         except httpx.HTTPError as exc:
             upstream.eject(f"{type(exc).__name__}: {exc}", self.eject_cooldown)
-            error = EngineError(f"upstream {upstream.url} failed: {type(exc).__name__}")
+            error = _failure(upstream, f"failed: {type(exc).__name__}")
             raise _BeforeFirstByte(error) from None
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise EngineError(f"upstream {upstream.url} sent no embeddings: {exc}") from None
+            raise _failure(upstream, f"sent no embeddings: {exc}") from None
         finally:
             upstream.outstanding -= 1
         if len(vectors) != len(body["input"]):
-            raise EngineError(f"upstream {upstream.url} sent {len(vectors)} embeddings")
+            raise _failure(upstream, f"sent {len(vectors)} embeddings")
         upstream.served += 1
         return vectors
 
@@ -407,14 +422,14 @@ class RemoteEngine:
             if request_id in self._aborted:  # closed by abort(): not the upstream's fault
                 return
             upstream.eject(f"{type(exc).__name__}: {exc}", self.eject_cooldown)
-            error = EngineError(f"upstream {upstream.url} failed: {type(exc).__name__}")
+            error = _failure(upstream, f"failed: {type(exc).__name__}")
             if not started:
                 raise _BeforeFirstByte(error) from None
             raise error from None
         except (UpstreamErrorEvent, orjson.JSONDecodeError, KeyError, TypeError) as exc:
             if request_id in self._aborted:
                 return
-            raise EngineError(f"upstream {upstream.url} failed mid-stream: {exc}") from None
+            raise _failure(upstream, f"failed mid-stream: {exc}") from None
         finally:
             upstream.outstanding -= 1
             self._running.pop(request_id, None)
@@ -434,10 +449,10 @@ class RemoteEngine:
             message, param, code = raw.decode(errors="replace")[:300], None, None
         status = response.status_code
         if status == 429:
-            return EngineError(f"upstream {upstream.url} is overloaded: {message}", 429)
+            return _failure(upstream, f"is overloaded: {message}", 429)
         if status >= 500:
             upstream.eject(f"HTTP {status}: {message}", self.eject_cooldown)
-            return EngineError(f"upstream {upstream.url} answered {status}: {message}")
+            return _failure(upstream, f"answered {status}: {message}")
         if status == 404:
             return InvalidRequest(message, param or "model", 404, code or "model_not_found")
         return InvalidRequest(message, param, status, code)

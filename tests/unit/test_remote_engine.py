@@ -246,6 +246,42 @@ def test_overloaded_everywhere_is_429_and_none_healthy_is_503():
     assert none.value.status == 503
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(500, json={"error": {"message": "boom"}}),
+        httpx.Response(429, json={"error": {"message": "busy"}}),
+        httpx.Response(200, content=sse('{"choices":[{"index":0,"text":"H"}]}', "{not json")),
+        httpx.ConnectError("refused"),
+    ],
+    ids=["500", "429", "garbled", "unreachable"],
+)
+def test_a_client_reads_the_upstreams_number_never_its_url(answer, caplog):
+    """Before, the client read ``upstream http://10.0.0.7:8000 answered 500``: the
+    internal network's addresses. They stay in the log and the admin view."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    urls = ("http://10.0.0.7:8000", "http://10.0.0.8:8000")
+    engine = engine_with(handler, upstreams=urls)
+    with (
+        caplog.at_level(logging.WARNING, logger="engines.remote"),
+        pytest.raises(EngineError) as failed,
+    ):
+        asyncio.run(run(engine))
+    message = engine_error(failed.value).body()["error"]["message"]
+    assert "10.0.0." not in message and "http" not in message
+    assert message.startswith(("upstream 1 ", "upstream 2 ")), message
+    assert any(url in caplog.text for url in urls)
+    assert [(u["name"], u["url"]) for u in engine.upstream_status()] == [
+        ("upstream 1", urls[0]),
+        ("upstream 2", urls[1]),
+    ]
+
+
 def test_least_outstanding_wins():
     engine = engine_with(
         lambda _: httpx.Response(200, content=GOOD_STREAM), ("http://a", "http://b", "http://c")
