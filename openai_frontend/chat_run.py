@@ -68,6 +68,7 @@ async def start_chat(
     if state.config.log_prompts:
         log_fields(request)["prompt"] = prompt
     prompt_ids = await state.tokenize(target, prompt, add_special_tokens=False)
+    priority = request_priority(body.priority, body.service_tier, state.config.scheduling_policy)
     if limit_param is None:
         limit_param = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
     sampling = build_sampling(
@@ -79,7 +80,7 @@ async def start_chat(
         supported=target.engine.supported_sampling,
         logprobs=(body.top_logprobs or 0) if body.logprobs else None,
         structured_output=plan.structured_output or structured_output(body),
-        priority=request_priority(body.priority, body.service_tier, state.config.scheduling_policy),
+        priority=priority,
     )
     outputs = ChoiceOutputs(plan, prompt, body.n)
     reply = Reply(
@@ -89,7 +90,7 @@ async def start_chat(
         len(prompt_ids),
         body.n,
         body.logprobs,
-        served_tier(body.service_tier),
+        served_tier(body.service_tier, priority),
     )
     requests = choice_requests(
         reply.id, [prompt_ids], sampling, body.n, target.adapter, body.prompt_cache_key

@@ -178,3 +178,44 @@ def test_an_engine_that_cannot_schedule_by_priority_refuses_it():
 
     assert asyncio.run(post())["error"]["param"] == "priority"
     assert engine.generated == []
+
+
+@pytest.mark.parametrize("policy", ["fcfs", "priority"])
+def test_an_unoffered_tier_is_refused_beside_an_explicit_priority(policy):
+    """Before, an explicit ``priority`` skipped the tier check: ``scale`` was served and
+    echoed in the reply."""
+    body = {**CHAT, "service_tier": "scale", "priority": 0}
+    status, answer, engine = _post("/v1/chat/completions", body, scheduling_policy=policy)
+    assert (status, answer["error"]["param"]) == (400, "service_tier"), answer
+    assert engine.generated == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "scheduled", "reported"),
+    [
+        ({"service_tier": "priority", "priority": 3}, 3, "flex"),
+        ({"service_tier": "flex", "priority": -2}, -2, "priority"),
+        ({"service_tier": "default", "priority": -1}, -1, "priority"),
+        ({"service_tier": "priority", "priority": 0}, 0, "default"),
+        ({"service_tier": "fast", "priority": -1}, -1, "fast"),
+        ({"service_tier": "auto"}, 0, "default"),
+    ],
+)
+def test_the_reply_reports_the_tier_the_request_was_scheduled_as(fields, scheduled, reported):
+    """Before, ``{"priority": 3, "service_tier": "priority"}`` was scheduled after
+    default requests while its reply said ``"priority"``."""
+    status, answer, engine = _post(
+        "/v1/chat/completions", {**CHAT, **fields}, scheduling_policy="priority"
+    )
+    assert status == 200, answer
+    assert engine.generated[0].sampling.priority == scheduled
+    assert answer["service_tier"] == reported
+
+
+@pytest.mark.parametrize(("asked", "scheduled"), [(-(2**63), -100), (2**63 - 1, 100), (-7, -7)])
+def test_a_priority_is_clamped_so_no_request_is_out_of_reach(asked, scheduled):
+    status, answer, engine = _post(
+        "/v1/chat/completions", {**CHAT, "priority": asked}, scheduling_policy="priority"
+    )
+    assert status == 200, answer
+    assert engine.generated[0].sampling.priority == scheduled
