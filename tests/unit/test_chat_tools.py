@@ -4,6 +4,7 @@ real chat templates from ../shared/chat_templates and no engine."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,36 @@ def test_tool_history_renders_as_hermes_markup_on_a_template_without_tools():
     assert refused(messages=history, tools=[WEATHER]).param == (
         "messages.[1].tool_calls.[0].function.arguments"
     )
+
+
+def _history_with_arguments(arguments: str) -> list[dict]:
+    call = {"id": "c1", "type": "function"}
+    call["function"] = {"name": "get_weather", "arguments": arguments}
+    return [
+        *ASK,
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("family", "tools"),
+    [("smollm2-instruct", [WEATHER]), ("smollm2-instruct", None), ("qwen2.5-instruct", [WEATHER])],
+    ids=["gateway tool prompt", "template, no tools", "template with tools"],
+)
+def test_history_arguments_nested_around_the_recursion_limit_render_or_are_a_400(family, tools):
+    """JSON nested too deeply to decode raised RecursionError (a 500, the connection
+    dropped): at every depth around the limit the request renders or is a 400."""
+    limit = sys.getrecursionlimit()
+    for depth in [*range(limit - 40, limit + 5), 3 * limit // 2]:
+        fields = {"messages": _history_with_arguments("[" * depth + "]" * depth), "tools": tools}
+        try:
+            render_chat(plan(family, **fields).request, resolver(family))
+        except APIError as error:
+            assert error.status == 400
+    with pytest.raises(APIError) as too_deep:
+        render_chat(plan(family, **fields).request, resolver(family))
+    assert too_deep.value.param == "messages.[1].tool_calls.[0].function.arguments"
 
 
 def test_a_forced_choice_becomes_structured_output():
