@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 from demo_conversations import WEATHER_TOOLS
 from parser_fixtures import ParserServer
-from tool_replies import ask, ask_streamed, calls_of, joined, streamed_calls
+from tool_replies import ask, ask_streamed, calls_of, joined, streamed_calls, tool_call_history
 from weather_agent import assert_the_agents_sdk_runs_the_weather_tool
 
 WEATHER = {
@@ -149,18 +149,8 @@ def _schema_nested(levels: int) -> dict:
     return schema
 
 
-def _history_with_arguments(arguments: str) -> list[dict]:
-    call = {"id": "c1", "type": "function"}
-    call["function"] = {"name": "get_weather", "arguments": arguments}
-    return [
-        *QUESTION,
-        {"role": "assistant", "content": None, "tool_calls": [call]},
-        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
-    ]
-
-
 DEEP_TOOL = {"type": "function", "function": {"name": "f", "parameters": _schema_nested(150)}}
-DEEP_HISTORY = _history_with_arguments("[" * 1500 + "]" * 1500)
+DEEP_HISTORY = tool_call_history(QUESTION, "get_weather", "[" * 1500 + "]" * 1500)
 DEEP_ARGUMENTS = "messages.[1].tool_calls.[0].function.arguments"
 
 

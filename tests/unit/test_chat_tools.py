@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from tool_replies import tool_call_history
 
 from engines.base import Delta
 from openai_frontend.chat_prompt import render_chat_now as render_chat
@@ -108,16 +109,6 @@ def test_tool_history_renders_as_hermes_markup_on_a_template_without_tools():
     )
 
 
-def _history_with_arguments(arguments: str) -> list[dict]:
-    call = {"id": "c1", "type": "function"}
-    call["function"] = {"name": "get_weather", "arguments": arguments}
-    return [
-        *ASK,
-        {"role": "assistant", "content": None, "tool_calls": [call]},
-        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
-    ]
-
-
 @pytest.mark.parametrize(
     ("family", "tools"),
     [("smollm2-instruct", [WEATHER]), ("smollm2-instruct", None), ("qwen2.5-instruct", [WEATHER])],
@@ -128,7 +119,8 @@ def test_history_arguments_nested_around_the_recursion_limit_render_or_are_a_400
     dropped): at every depth around the limit the request renders or is a 400."""
     limit = sys.getrecursionlimit()
     for depth in [*range(limit - 40, limit + 5), 3 * limit // 2]:
-        fields = {"messages": _history_with_arguments("[" * depth + "]" * depth), "tools": tools}
+        history = tool_call_history(ASK, "get_weather", "[" * depth + "]" * depth)
+        fields = {"messages": history, "tools": tools}
         try:
             render_chat(plan(family, **fields).request, resolver(family))
         except APIError as error:
