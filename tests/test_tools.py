@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 from demo_conversations import WEATHER_TOOLS
 from parser_fixtures import ParserServer
-from tool_replies import ask, ask_streamed, calls_of, joined, streamed_calls, tool_call_history
+from tool_replies import ask, ask_streamed, calls_of, joined, streamed_calls
 from weather_agent import assert_the_agents_sdk_runs_the_weather_tool
 
 WEATHER = {
@@ -140,76 +140,6 @@ def test_bad_tool_fields_are_400s_naming_the_parameter(server, http, fields, par
     response = http.post("/v1/chat/completions", json={**forced(server.model), **fields})
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
-
-
-def _schema_nested(levels: int) -> dict:
-    schema: dict = {"type": "object"}
-    for _ in range(levels):
-        schema = {"type": "object", "properties": {"a": schema}}
-    return schema
-
-
-DEEP_TOOL = {"type": "function", "function": {"name": "f", "parameters": _schema_nested(150)}}
-DEEP_HISTORY = tool_call_history(QUESTION, "get_weather", "[" * 1500 + "]" * 1500)
-DEEP_ARGUMENTS = "messages.[1].tool_calls.[0].function.arguments"
-
-
-@pytest.mark.parametrize("stream", [False, True])
-@pytest.mark.parametrize(
-    ("fields", "param"),
-    [
-        ({"tools": [WEATHER, DEEP_TOOL]}, "tools[1].function.parameters"),
-        ({"tools": [WEATHER], "messages": DEEP_HISTORY}, DEEP_ARGUMENTS),
-        ({"tools": None, "tool_choice": None, "messages": DEEP_HISTORY}, DEEP_ARGUMENTS),
-    ],
-    ids=["parameters schema", "history arguments, tool prompt", "history arguments, no tools"],
-)
-def test_json_nested_too_deeply_is_a_400_naming_the_field(server, http, fields, param, stream):
-    """Python's recursion limit raised RecursionError: a 500 and a huge traceback."""
-    body = {**forced(server.model), "tool_choice": "auto", **fields, "stream": stream}
-    response = http.post("/v1/chat/completions", json=body)
-    assert response.status_code == 400, response.text
-    assert response.json()["error"]["param"] == param
-
-
-def _arrays_nested(levels: int) -> dict:
-    """Arguments ``{"a": [[...[]...]]}`` exactly ``levels`` arrays deep: a flat chain of
-    definitions, so the schema itself is shallow."""
-    chain = {
-        f"n{level}": {
-            "type": "array",
-            "items": {"$ref": f"#/$defs/n{level + 1}"},
-            "minItems": 1,
-            "maxItems": 1,
-        }
-        for level in range(levels)
-    }
-    chain[f"n{levels}"] = {"type": "array", "maxItems": 0}
-    return {
-        "type": "object",
-        "properties": {"a": {"$ref": "#/$defs/n0"}},
-        "required": ["a"],
-        "additionalProperties": False,
-        "$defs": chain,
-    }
-
-
-def test_a_forced_call_nested_too_deeply_to_decode_is_content(server, http):
-    """The reply parses as JSON nowhere in Python (RecursionError, once a 500 and an
-    error event): it is returned as content, like any markup that does not parse."""
-    levels = 2 * 1000  # twice Python's default recursion limit
-    tool = {"type": "function", "function": {"name": "deep", "parameters": _arrays_nested(levels)}}
-    body = {
-        **forced(server.model),
-        "tools": [tool],
-        "tool_choice": {"type": "function", "function": {"name": "deep"}},
-        "max_tokens": 4 * levels,
-    }
-    reply = ask(http, body)["choices"][0]
-    assert not reply["message"].get("tool_calls")
-    assert reply["message"]["content"].count("[") == levels + 1, reply["message"]["content"]
-    streamed = joined(ask_streamed(http, body))
-    assert streamed["tool_calls"] == [] and streamed["content"].count("[") == levels + 1
 
 
 # -- auto, with the weather adapter ---------------------------------------------------------
