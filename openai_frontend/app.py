@@ -19,7 +19,12 @@ from openai_frontend.adapters import build_on_demand, build_registry, load_into_
 from openai_frontend.config import ServerConfig
 from openai_frontend.default_model import is_default_model
 from openai_frontend.errors import install_error_handlers
-from openai_frontend.middleware import ApiKeyMiddleware, BodyLimitMiddleware, RequestIdMiddleware
+from openai_frontend.middleware import (
+    ApiKeyMiddleware,
+    BodyLimitMiddleware,
+    RequestIdMiddleware,
+    UnexpectedErrorMiddleware,
+)
 from openai_frontend.responses.store import open_store
 from openai_frontend.routers import (
     chat,
@@ -93,7 +98,9 @@ def _docs_urls(config: ServerConfig) -> dict:
 
 
 def _add_middleware(app: FastAPI, config: ServerConfig, state: ServerState) -> None:
-    """Outermost first: request id and log, CORS, body limit, then user keys."""
+    """Outermost first: request id and log, CORS, body limit, user keys, then the last
+    resort for a bug (innermost, so its 500 passes through all the others)."""
+    app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(
         ApiKeyMiddleware, keys=config.api_keys, protect_metrics=config.protect_metrics
     )

@@ -21,8 +21,9 @@ import functools
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from openai_frontend import jsondecode
 from openai_frontend.errors import APIError
 from openai_frontend.schemas.chat import ChatCompletionRequest, ChatMessage
 from templates.budget import render_deadline
@@ -126,11 +127,17 @@ def _tool_call(call: dict, index: int, j: int) -> dict:
     function = call["function"]
     arguments = function.get("arguments", "{}")
     if isinstance(arguments, str):
-        try:
-            function["arguments"] = json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError:
-            raise APIError(
-                "tool call arguments must be a JSON object",
-                param=f"messages.[{index}].tool_calls.[{j}].function.arguments",
-            ) from None
+        function["arguments"] = history_arguments(arguments, index, j)
     return call
+
+
+def history_arguments(arguments: str, index: int, j: int) -> Any:
+    """An earlier call's ``arguments`` string, decoded (blank: ``{}``); text that is no
+    JSON, or nests too deeply to decode, is a 400 naming the field."""
+    try:
+        return jsondecode.loads(arguments) if arguments.strip() else {}
+    except json.JSONDecodeError as error:
+        raise APIError(
+            f"tool call arguments must be a JSON object ({error.msg})",
+            param=f"messages.[{index}].tool_calls.[{j}].function.arguments",
+        ) from None

@@ -24,6 +24,7 @@ from openai_frontend.parsing.registry import make_output_parser, tool_parser_for
 from openai_frontend.parsing.validation import validate_tool_messages, validate_tools
 from openai_frontend.schemas.chat import ChatCompletionRequest
 from openai_frontend.tool_prompt import with_tool_prompt
+from templates.budget import render_deadline
 from templates.renderer import ChatTemplateError, select_template
 from templates.sources import TemplateResolver
 
@@ -118,8 +119,12 @@ async def plan_and_render(
 def _plan_and_render_now(
     body: ChatCompletionRequest, resolver: TemplateResolver, config: ServerConfig
 ) -> tuple[ChatPlan, str]:
-    plan = prepare_chat(body, resolver, config)
-    return plan, render_chat_now(plan.request, resolver)
+    """One render deadline for all of it: the probes and the render inside keep this
+    outer one (``render_deadline`` nests), so a request's template work takes at most
+    ``MAX_RENDER_SECONDS`` in all, not that much per render."""
+    with render_deadline():
+        plan = prepare_chat(body, resolver, config)
+        return plan, render_chat_now(plan.request, resolver)
 
 
 def check_tool_fields(body: ChatCompletionRequest) -> None:

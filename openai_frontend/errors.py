@@ -89,6 +89,11 @@ def model_not_found(model: str) -> APIError:
     )
 
 
+def internal_error() -> APIError:
+    """The answer to a bug: nothing about it reaches the client (the log has it)."""
+    return APIError("The server had an error while processing your request.", status=500)
+
+
 def unparsable_json() -> APIError:
     return APIError(
         "We could not parse the JSON body of your request. The API expects a JSON object "
@@ -168,8 +173,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _client_gone(_: Request, __: ClientDisconnected) -> Response:
         return closed_response()
 
+    # Starlette re-raises after this handler, for the server to log; the app's own
+    # last resort (middleware.UnexpectedErrorMiddleware) answers first, so this one
+    # only sees what the outer middleware itself raises.
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        error = APIError("The server had an error while processing your request.", status=500)
-        return error_response(request, error)
+        return error_response(request, internal_error())

@@ -1,7 +1,8 @@
 """Plain ASGI middleware (no BaseHTTPMiddleware: it breaks disconnect-driven aborts,
-vllm#10087): request ids with one JSON log line per request, user API keys, and a body
-size limit enforced before the body is parsed. Their errors take the shape of the API
-the path belongs to (Anthropic's on ``/v1/messages``, OpenAI's elsewhere).
+vllm#10087): request ids with one JSON log line per request, user API keys, a body
+size limit enforced before the body is parsed, and the last resort for a bug. Their
+errors take the shape of the API the path belongs to (Anthropic's on ``/v1/messages``,
+OpenAI's elsewhere).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from collections.abc import Callable, Sequence
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from openai_frontend.errors import APIError, error_payload
+from openai_frontend.errors import APIError, error_payload, internal_error
 
 access_log = logging.getLogger("openai_frontend.access")
+log = logging.getLogger(__name__)
 
 #: Paths user keys protect (vLLM protects /v1 only; we add the tokenizer endpoints).
 PROTECTED_PREFIXES = ("/v1/", "/tokenize", "/detokenize")
@@ -182,6 +184,40 @@ class BodyLimitMiddleware:
 
     def _error(self) -> APIError:
         return APIError(self._message(), status=413, code="request_too_large")
+
+
+class UnexpectedErrorMiddleware:
+    """An exception no handler knows becomes a 500 in the API's shape, and ends here.
+
+    Starlette's own last resort (``ServerErrorMiddleware``) answers outside every other
+    middleware (no request id, no CORS headers, status 0 in the access log) and then
+    re-raises for the server to log: uvicorn logs the traceback a second time and
+    closes the connection, so a client with bytes still in flight gets a reset instead
+    of the answer. Installed innermost, this one answers through all the others and
+    lets nothing out. A response already started cannot become a 500: it is left
+    unfinished, which tells the client it broke (streams send their own error event).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracked)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if not started:
+                await _send_error(scope, send, internal_error())
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

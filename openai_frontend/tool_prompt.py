@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from openai_frontend.errors import APIError
+from openai_frontend.chat_prompt import history_arguments
 from openai_frontend.schemas.chat import ChatMessage, ToolCall
 
 _INSTRUCTIONS = """# Tools
@@ -66,13 +66,7 @@ def _plain(message: ChatMessage, index: int) -> ChatMessage:
 def _call_block(call: ToolCall, index: int, j: int) -> str:
     arguments = call.function.arguments
     if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError:
-            raise APIError(
-                "tool call arguments must be a JSON object",
-                param=f"messages.[{index}].tool_calls.[{j}].function.arguments",
-            ) from None
+        arguments = history_arguments(arguments, index, j)
     text = json.dumps({"name": call.function.name, "arguments": arguments}, ensure_ascii=False)
     return f"<tool_call>\n{text}\n</tool_call>"
 

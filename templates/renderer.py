@@ -20,6 +20,7 @@ from templates.budget import MAX_OUTPUT_CHARS, MAX_RENDER_SECONDS, render_deadli
 from templates.errors import ChatTemplateError, RenderBudgetExceeded
 from templates.lru import ByteBoundedLRU
 from templates.prepared import PreparedTemplate, is_deterministic, iterates_over_content, prepare
+from templates.sandbox import tojson_memo_kept_on_success
 
 __all__ = [
     "MAX_OUTPUT_CHARS",
@@ -94,7 +95,8 @@ def render(
         memo_key = _memo_key(prepared, inputs)
         if memo_key is not None and (cached := _RENDERS.get(memo_key)) is not None:
             return cached
-        rendered = _render_fresh(prepared, template, *inputs)
+        with tojson_memo_kept_on_success():
+            rendered = _render_fresh(prepared, template, *inputs)
     if memo_key is not None:
         _RENDERS.put(memo_key, rendered, sys.getsizeof(memo_key[1]) + sys.getsizeof(rendered))
     return rendered

@@ -10,6 +10,10 @@ and every filter check the render deadline (``templates.budget``).
 from __future__ import annotations
 
 import json
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +31,7 @@ from templates.budget import (
     tick,
 )
 from templates.errors import RenderBudgetExceeded
+from templates.lru import ByteBoundedLRU
 
 MAX_RANGE = 100_000
 MAX_EXPONENT = 64
@@ -72,7 +77,7 @@ def tojson(
     except (TypeError, ValueError):  # not JSON-serialisable: let json.dumps say so
         return _dumps(value, ensure_ascii, indent, separators, sort_keys)
     options = (ensure_ascii, indent, tuple(separators) if separators else None, sort_keys)
-    return _tojson_memo(key, options, value)
+    return _tojson_memo((key, options), value)
 
 
 def _dumps(value: Any, ensure_ascii: bool, indent: Any, separators: Any, sort_keys: bool) -> str:
@@ -82,23 +87,53 @@ def _dumps(value: Any, ensure_ascii: bool, indent: Any, separators: Any, sort_ke
 
 
 _compact = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
-_TOJSON_CACHE: dict[tuple[str, tuple], str] = {}
-_TOJSON_CACHE_MAX = 512
-
-
 _interruptible_dumps = interruptible(_dumps, skip_small_input=False)
 
+MemoKey = tuple[str, tuple]
+#: tojson results, counted in bytes (key and text) like the other caches: a count of
+#: entries alone let 512 results of a 3 MB tool description hold 3 GB.
+TOJSON_MEMO: ByteBoundedLRU[MemoKey, str] = ByteBoundedLRU(
+    max_bytes=32 * 1024 * 1024, max_entry_bytes=8 * 1024 * 1024, max_entries=512
+)
 
-def _tojson_memo(key: str, options: tuple, value: Any) -> str:
-    cached = _TOJSON_CACHE.get((key, options))
-    if cached is None:
-        # json's indenting encoder is pure Python; the compact text sizes the work.
-        dumps = _dumps if len(key) <= QUICK_INPUT_ITEMS else _interruptible_dumps
-        cached = dumps(value, *options)
-        if len(_TOJSON_CACHE) >= _TOJSON_CACHE_MAX:
-            _TOJSON_CACHE.clear()
-        _TOJSON_CACHE[(key, options)] = cached
-    return cached
+
+class _RenderMemo(threading.local):
+    """The results one render on this thread computed, memoised only if that render
+    succeeds (see :func:`tojson_memo_kept_on_success`); None outside a render, where
+    nothing is memoised."""
+
+    pending: dict[MemoKey, tuple[str, int]] | None = None
+
+
+_render_memo = _RenderMemo()
+
+
+@contextmanager
+def tojson_memo_kept_on_success() -> Iterator[None]:
+    """Results computed inside are memoised only if nothing inside raised: a render past
+    a bound (its 4,000,000-character output cap, its deadline) keeps nothing."""
+    outer, _render_memo.pending = _render_memo.pending, {}
+    try:
+        yield
+        for key, (text, size) in _render_memo.pending.items():
+            TOJSON_MEMO.put(key, text, size)
+    finally:
+        _render_memo.pending = outer
+
+
+def _tojson_memo(key: MemoKey, value: Any) -> str:
+    pending = _render_memo.pending
+    cached = TOJSON_MEMO.get(key)
+    if cached is None and pending is not None and key in pending:
+        cached = pending[key][0]
+    if cached is not None:
+        return cached
+    # json's indenting encoder is pure Python; the compact text sizes the work.
+    dumps = _dumps if len(key[0]) <= QUICK_INPUT_ITEMS else _interruptible_dumps
+    text = dumps(value, *key[1])
+    if pending is not None:
+        pending[key] = (text, sys.getsizeof(key[0]) + sys.getsizeof(text))
+    return text
 
 
 def strftime_now(fmt: str) -> str:

@@ -97,13 +97,14 @@ class FaultInjectingEngine:
 
 @contextlib.asynccontextmanager
 async def in_process_client(
-    engine: FaultInjectingEngine, **config: object
+    engine: FaultInjectingEngine, *, raise_app_exceptions: bool = False, **config: object
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The real app around ``engine`` (chatml template, ``config`` as ServerConfig),
     started through its own lifespan as uvicorn starts it, and ready.
 
-    An unexpected exception is answered by the app's last-resort handler (a 500) and not
-    re-raised into the test, as uvicorn would do.
+    An exception that leaves the app reaches the server (uvicorn logs it and closes the
+    connection); here it is raised into the test with ``raise_app_exceptions``, else
+    ignored, the app's answer kept.
     """
     settings = ServerConfig(
         model_path=Path("/nonexistent-model-folder"),
@@ -112,7 +113,7 @@ async def in_process_client(
         **config,
     )
     app = create_app(settings, engine)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
     async with app.router.lifespan_context(app):
         while not all(served.is_ready() for served in app.state.server.models):
             await asyncio.sleep(0)

@@ -8,6 +8,7 @@ renderer. Before the fix, the first one held the event loop for hours.
 from __future__ import annotations
 
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -16,8 +17,12 @@ from spec import assert_valid
 
 from templates.budget import MAX_RENDER_SECONDS
 
-#: The machine is shared and has 2 cores: room for scheduling, never for hours.
-MARGIN_S = 3.0
+#: One deadline covers a request's template work (probe renders, compiling, rendering):
+#: two would take 2 x MAX_RENDER_SECONDS. Past one deadline, a request may take what
+#: the same request costs without the render (measured on this server, x ROUND_TRIPS
+#: for a shared 2-core machine) and half a deadline more for the scheduler, never two.
+DEADLINES_ALLOWED = 1.5
+ROUND_TRIPS = 4
 HEALTH_WITHIN_S = 1.0
 #: When /health is asked, the render below has been running this long.
 HEALTH_AFTER_S = 0.3
@@ -31,18 +36,30 @@ PAYLOADS = {
 ENDPOINTS = ["/v1/chat/completions", "/tokenize"]
 
 
+def _round_trip(http: httpx.Client, endpoint: str, body: dict) -> float:
+    """The seconds ``body`` takes with a template that renders at once: the request's
+    cost on this server outside the render."""
+    quick = {**body, "chat_template": "{{ messages[0].content }}"}
+    started = time.monotonic()
+    assert http.post(endpoint, json=quick).status_code == 200
+    return time.monotonic() - started
+
+
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 @pytest.mark.parametrize("template", PAYLOADS.values(), ids=PAYLOADS.keys())
 def test_hostile_template_is_a_400_in_time_and_health_answers(server, http, endpoint, template):
     body = {
         "model": server.model,
         "messages": [{"role": "user", "content": "hi"}],
-        "chat_template": template,
+        "chat_template": f"{{# {uuid.uuid4()} #}}{template}",  # its own: no cached probe
         "max_tokens": 1,
     }
+    allowed = DEADLINES_ALLOWED * MAX_RENDER_SECONDS + ROUND_TRIPS * _round_trip(
+        http, endpoint, body
+    )
     with ThreadPoolExecutor(1) as pool:
         started = time.monotonic()
-        reply = pool.submit(http.post, endpoint, json=body, timeout=MAX_RENDER_SECONDS + MARGIN_S)
+        reply = pool.submit(http.post, endpoint, json=body, timeout=2 * allowed)
         time.sleep(HEALTH_AFTER_S)
         health_started = time.monotonic()
         health = httpx.get(server.url("/health"), timeout=HEALTH_WITHIN_S)
@@ -57,7 +74,7 @@ def test_hostile_template_is_a_400_in_time_and_health_answers(server, http, endp
     assert response.status_code == 400, response.text
     assert_valid(response.json(), "ErrorResponse")
     assert response.json()["error"]["param"] == "chat_template"
-    assert elapsed < MAX_RENDER_SECONDS + MARGIN_S
+    assert elapsed < allowed, f"{elapsed:.2f} s: more than one render deadline"
 
 
 def test_a_normal_request_template_still_renders(server, http):

@@ -10,6 +10,17 @@ from spec import assert_valid
 from sse import parse_frames
 
 
+def tool_call_history(question: list[dict], name: str, arguments: str) -> list[dict]:
+    """``question``, then an assistant call of ``name`` with ``arguments`` (the JSON
+    string a client sends back) and the tool's result."""
+    call = {"id": "c1", "type": "function", "function": {"name": name, "arguments": arguments}}
+    return [
+        *question,
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+    ]
+
+
 def ask(http: httpx.Client, body: dict, headers: dict | None = None) -> dict:
     response = http.post("/v1/chat/completions", json=body, headers=headers)
     assert response.status_code == 200, response.text

@@ -79,10 +79,11 @@ class ParsedCall:
 
     @classmethod
     def of(cls, name: str, arguments: dict[str, Any]) -> ParsedCall:
-        """ValueError if the arguments are not plain JSON (NaN, bytes, sets...)."""
+        """ValueError if the arguments are not plain JSON (NaN, bytes, sets...) or nest
+        too deeply to serialise (``RecursionError``: parsers return such markup as content)."""
         try:
             return cls(name, canonical_arguments(arguments))
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, RecursionError) as error:
             raise ValueError(f"arguments of {name} are not JSON: {error}") from error
 
 

@@ -13,9 +13,9 @@ verbatim, like any unfinished markup.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from openai_frontend import jsondecode
 from openai_frontend.parsing.base import CallNumbering, ParsedCall, ParsedDelta
 
 #: What a function without ``parameters`` takes: nothing.
@@ -80,7 +80,7 @@ def parse_forced_output(text: str, forced_name: str | None) -> list[ParsedCall] 
     """The calls in a constrained reply (``forced_name`` set: its arguments object;
     else the ``required`` array), or None if the reply does not parse."""
     try:
-        value = json.loads(text)
+        value = jsondecode.loads(text)
         if forced_name is not None:
             return [_call(forced_name, value)]
         if not isinstance(value, list) or not value:

@@ -24,6 +24,7 @@ import json
 import re
 from typing import Any
 
+from openai_frontend import jsondecode
 from openai_frontend.parsing.base import CallNumbering, ParsedCall, ParsedDelta
 from openai_frontend.textstream import MarkerSearch
 
@@ -149,13 +150,12 @@ def call_from_object(value: Any, arguments_keys: tuple[str, ...] = ("arguments",
         raise ValueError("not a tool call object")
     arguments = next((value[key] for key in arguments_keys if key in value), {})
     if isinstance(arguments, str):
-        arguments = json.loads(arguments)
+        arguments = jsondecode.loads(arguments)
     if not isinstance(arguments, dict):
         raise ValueError("tool call arguments are not an object")
     return ParsedCall.of(value["name"], arguments)
 
 
-_DECODER = json.JSONDecoder()
 _CLOSER = re.compile(r"[]}]")
 
 
@@ -163,6 +163,6 @@ def decode_json_prefix(text: str) -> tuple[Any, int] | None:
     """The JSON value at the start of ``text`` and where it ends; None if incomplete
     or invalid (both look the same to a stream: wait for more, or give up at the end)."""
     try:
-        return _DECODER.raw_decode(text)
+        return jsondecode.raw_decode(text)
     except json.JSONDecodeError:
         return None

@@ -14,8 +14,7 @@ returned as content, tags included.
 
 from __future__ import annotations
 
-import json
-
+from openai_frontend import jsondecode
 from openai_frontend.parsing.tools_block import BlockToolParser, Closed, call_from_object
 
 OPEN = "<tool_call>"
@@ -32,6 +31,6 @@ class HermesToolParser(BlockToolParser):
             return None
         end = at + len(CLOSE)
         try:
-            return [call_from_object(json.loads(body[:at]))], end
+            return [call_from_object(jsondecode.loads(body[:at]))], end
         except ValueError:  # json.JSONDecodeError is a ValueError
             return None, end

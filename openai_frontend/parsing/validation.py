@@ -76,6 +76,10 @@ def _validate_parameters(name: str, schema: Any, param: str) -> None:
         raise APIError(
             f"Invalid schema for function {name!r}: {error.message}", param=param
         ) from None
+    except RecursionError:  # the metaschema check recurses a few frames per level
+        raise APIError(
+            f"Invalid schema for function {name!r}: nested too deeply to check.", param=param
+        ) from None
 
 
 def _validate_choice(choice: str | dict | None, names: set[str], has_tools: bool) -> None:

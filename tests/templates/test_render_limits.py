@@ -4,8 +4,11 @@ and caches bounded by their own byte count."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import threading
 import time
+import tracemalloc
+from collections.abc import Callable
 
 import pytest
 
@@ -14,6 +17,7 @@ from templates import renderer
 from templates.budget import render_deadline
 from templates.errors import ChatTemplateError
 from templates.lru import ByteBoundedLRU
+from templates.sandbox import TOJSON_MEMO
 from templates.sources import ModelTemplates, TemplateResolver
 
 USER = [{"role": "user", "content": "hi"}]
@@ -169,6 +173,62 @@ def test_render_memo_counts_the_inputs_it_keys_on(monkeypatch) -> None:
     content = "y" * 100_000
     renderer.render("{{ messages[0].content|length }}", [{"role": "user", "content": content}])
     assert len(renders) == 1 and renders.bytes >= len(content), "the key's JSON is counted"
+
+
+#: How Qwen2.5's template writes the tools (no trust flag needed: a model's own template).
+TOOLS_AS_JSON = "{% for tool in tools %}{{ tool | tojson }}\n{% endfor %}"
+
+
+def _tool(description: str) -> dict:
+    return {"type": "function", "function": {"name": "f", "description": description}}
+
+
+def _retained_bytes(work: Callable[[], None]) -> int:
+    """What ``work`` left allocated once it returned (Python's own allocations)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        work()
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_tojson_memo_holds_at_most_its_byte_cap() -> None:
+    """The issue's flood: 60 requests, each with its own 3 MB tool description, held
+    343 MiB in a memo counted in entries (512 of any size)."""
+    TOJSON_MEMO.clear()
+
+    def flood() -> None:
+        for n in range(60):
+            tools = [_tool(f"{n:02d}" + "x" * 3_000_000)]
+            assert renderer.render(TOOLS_AS_JSON, USER, tools=tools).startswith("{")
+
+    retained = _retained_bytes(flood)
+    assert 0 < TOJSON_MEMO.bytes <= TOJSON_MEMO.max_bytes
+    assert retained < TOJSON_MEMO.max_bytes + 4 * 1024 * 1024, retained  # + its own books
+
+
+@pytest.mark.parametrize(
+    "tools",
+    [[_tool("x" * 5_000_000)], [_tool("x" * 2_500_000), _tool("y" * 2_500_000)]],
+    ids=["one value past the cap", "two values under it, their render past it"],
+)
+def test_a_render_past_its_output_cap_keeps_no_tojson_result(tools, monkeypatch) -> None:
+    renders = ByteBoundedLRU(max_bytes=1_000_000, max_entry_bytes=500_000, max_entries=1024)
+    monkeypatch.setattr(renderer, "_RENDERS", renders)  # no earlier render hit
+    TOJSON_MEMO.clear()
+
+    def refused() -> None:
+        with pytest.raises(ChatTemplateError, match="4000000"):
+            renderer.render(TOOLS_AS_JSON, USER, tools=tools)
+
+    assert _retained_bytes(refused) < 1024 * 1024
+    assert len(TOJSON_MEMO) == 0
+    renderer.render(TOOLS_AS_JSON, USER, tools=[_tool("kept once its render succeeds")])
+    assert len(TOJSON_MEMO) == 1
 
 
 @pytest.mark.parametrize("depth", [50, 150, 250, 5000])

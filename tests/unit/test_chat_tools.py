@@ -4,17 +4,22 @@ real chat templates from ../shared/chat_templates and no engine."""
 from __future__ import annotations
 
 import json
+import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
+from tool_replies import tool_call_history
 
 from engines.base import Delta
 from openai_frontend.chat_prompt import render_chat_now as render_chat
-from openai_frontend.chat_tools import prepare_chat
+from openai_frontend.chat_tools import _plan_and_render_now, prepare_chat
 from openai_frontend.config import ServerConfig
 from openai_frontend.errors import APIError
 from openai_frontend.parser_choice import choose_parsers, ignores_tools
 from openai_frontend.schemas.chat import ChatCompletionRequest
+from templates.renderer import ChatTemplateError, render
 from templates.sources import ModelTemplates, TemplateResolver
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "shared" / "chat_templates"
@@ -102,6 +107,27 @@ def test_tool_history_renders_as_hermes_markup_on_a_template_without_tools():
     assert refused(messages=history, tools=[WEATHER]).param == (
         "messages.[1].tool_calls.[0].function.arguments"
     )
+
+
+@pytest.mark.parametrize(
+    ("family", "tools"),
+    [("smollm2-instruct", [WEATHER]), ("smollm2-instruct", None), ("qwen2.5-instruct", [WEATHER])],
+    ids=["gateway tool prompt", "template, no tools", "template with tools"],
+)
+def test_history_arguments_nested_around_the_recursion_limit_render_or_are_a_400(family, tools):
+    """JSON nested too deeply to decode raised RecursionError (a 500, the connection
+    dropped): at every depth around the limit the request renders or is a 400."""
+    limit = sys.getrecursionlimit()
+    for depth in [*range(limit - 40, limit + 5), 3 * limit // 2]:
+        history = tool_call_history(ASK, "get_weather", "[" * depth + "]" * depth)
+        fields = {"messages": history, "tools": tools}
+        try:
+            render_chat(plan(family, **fields).request, resolver(family))
+        except APIError as error:
+            assert error.status == 400
+    with pytest.raises(APIError) as too_deep:
+        render_chat(plan(family, **fields).request, resolver(family))
+    assert too_deep.value.param == "messages.[1].tool_calls.[0].function.arguments"
 
 
 def test_a_forced_choice_becomes_structured_output():
@@ -208,3 +234,26 @@ def test_an_unknown_parser_name_stops_the_model_before_it_loads():
 
     with pytest.raises(ValueError, match="unknown tool call parser 'hermes2'"):
         ServedModel(config(tool_call_parser="hermes2"), engine=None)
+
+
+#: A request template that writes nothing for hours: each render runs to its deadline.
+SILENT_LOOP = "{% set s='a'*4000000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}"
+
+
+def test_a_request_templates_probes_and_render_share_one_deadline():
+    """The probe render (does the template drop tools?) and the render had a deadline
+    each: 4 s for a template that never ends, against the documented 2 s. Compared with
+    one render run to its deadline on this machine, the whole request takes one."""
+    trusting = TemplateResolver(ModelTemplates(None), trust_request_template=True)
+    template = f"{{# {uuid.uuid4()} #}}{SILENT_LOOP}"  # its own: probe results are cached
+    body = request(chat_template=template)
+    started = time.monotonic()
+    with pytest.raises(APIError) as refused:
+        _plan_and_render_now(body, trusting, config())
+    whole_request = time.monotonic() - started
+    assert refused.value.param == "chat_template"
+    started = time.monotonic()
+    with pytest.raises(ChatTemplateError):
+        render(f"{{# {uuid.uuid4()} #}}{SILENT_LOOP}", ASK)
+    one_deadline = time.monotonic() - started
+    assert whole_request < 1.5 * one_deadline, (whole_request, one_deadline)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
 import pytest
 from fault_engines import MODEL, FaultInjectingEngine, in_process_client
 from spec import assert_valid
@@ -95,3 +96,36 @@ def test_the_server_keeps_serving_after_a_failed_request():
             return failed.status_code, served.status_code, state.engine_failed
 
     assert asyncio.run(scenario()) == (500, 200, False)
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_an_unexpected_exception_is_a_500_that_stays_in_the_app(path):
+    """A bug (here: an exception no layer expects) is answered with a 500 in the API's
+    shape, through every middleware (request id, access log), and the exception ends
+    there: one that left the app made uvicorn log it twice and close the connection, so
+    a client with bytes still in flight saw a reset instead of the answer."""
+    engine = FaultInjectingEngine(raises=RuntimeError("a bug"))
+
+    async def post() -> httpx.Response:
+        async with in_process_client(engine, raise_app_exceptions=True) as client:
+            return await client.post(path, json=ENDPOINTS[path])
+
+    response = asyncio.run(post())
+    assert response.status_code == 500, response.text
+    assert_valid(response.json(), "ErrorResponse")
+    assert response.json()["error"]["type"] == "server_error"
+    assert response.headers["x-request-id"]
+
+
+def test_an_unexpected_exception_on_the_messages_api_is_anthropics_500():
+    engine = FaultInjectingEngine(raises=RuntimeError("a bug"))
+    body = {"model": MODEL, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+
+    async def post() -> httpx.Response:
+        async with in_process_client(engine, raise_app_exceptions=True) as client:
+            return await client.post("/v1/messages", json=body)
+
+    response = asyncio.run(post())
+    assert response.status_code == 500, response.text
+    assert response.json()["type"] == "error"
+    assert response.json()["error"]["type"] == "api_error"

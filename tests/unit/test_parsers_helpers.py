@@ -3,6 +3,7 @@ parser inference from real chat templates."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -117,11 +118,20 @@ def rejected(tools, tool_choice=None, parallel_tool_calls=None) -> APIError:
     return caught.value
 
 
-def test_valid_tools_pass():
-    validate_tools(TOOLS, NAMED)
-    validate_tools(TOOLS, "required")
-    validate_tools(None, None)
-    validate_tools(None, "none")
+@pytest.mark.parametrize(
+    ("tools", "tool_choice"),
+    [(TOOLS, NAMED), (TOOLS, "required"), (TOOLS, "auto"), (None, None), (None, "none")],
+)
+def test_valid_tools_pass_unchanged_and_force_a_valid_schema(tools, tool_choice):
+    """What validate_tools accepts, forced_tool_schema relies on: the forced schema of an
+    accepted request is itself a valid JSON Schema, and checking left the request as sent."""
+    sent = copy.deepcopy(tools)
+    validate_tools(tools, tool_choice)  # raises APIError if refused
+    assert tools == sent
+    schema = forced_tool_schema(tools, tool_choice)
+    assert (schema is None) == (tool_choice not in (NAMED, "required"))
+    if schema is not None:
+        jsonschema.Draft202012Validator.check_schema(schema)
 
 
 def test_tool_choice_naming_an_unknown_function():
@@ -147,6 +157,17 @@ def test_invalid_parameters_schema():
     assert rejected([{"type": "function", "function": {"name": "f", "parameters": []}}]).param == (
         "tools[0].function.parameters"
     )
+
+
+def test_parameters_schema_nested_too_deeply_to_check():
+    """150 levels (a few KB) exhaust the recursion limit in the metaschema check."""
+    schema: dict = {"type": "object"}
+    for _ in range(150):
+        schema = {"type": "object", "properties": {"a": schema}}
+    deep = {"type": "function", "function": {"name": "f", "parameters": schema}}
+    error = rejected([*TOOLS, deep])
+    assert error.param == "tools[2].function.parameters"
+    assert "nested too deeply" in error.message
 
 
 def test_duplicate_and_malformed_function_names():

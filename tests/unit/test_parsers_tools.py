@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
-from parsers_support import stream, streamed, whole, without_ids
+from parsers_support import collect, stream, streamed, whole, without_ids
 
 from engines.base import Delta
-from openai_frontend.parsing.pipeline import chat_finish_reason
-from openai_frontend.parsing.registry import make_output_parser
+from openai_frontend.parsing.base import ParsedCall
+from openai_frontend.parsing.pipeline import chat_finish_reason, parse_whole
+from openai_frontend.parsing.registry import make_output_parser, tool_parser_for_request
 
 
 def calls(fields: dict) -> list[tuple[str, dict]]:
@@ -187,6 +189,56 @@ def test_reasoning_then_calls():
 def test_non_json_arguments_never_raise():
     text = '<tool_call>{"name": "f", "arguments": {"x": NaN}}</tool_call>'
     assert whole(None, "hermes", text) == {"content": text}
+
+
+#: JSON nested twice as deep as Python's recursion limit: the decoder cannot decode it.
+TOO_DEEP = "[" * (2 * sys.getrecursionlimit()) + "]" * (2 * sys.getrecursionlimit())
+ARGUMENTS_AS_STRING = json.dumps(f'{{"a": {TOO_DEEP}}}')
+TOO_DEEP_REPLIES = {
+    "hermes": f'<tool_call>\n{{"name": "f", "arguments": {{"a": {TOO_DEEP}}}}}\n</tool_call>',
+    "hermes, arguments as a string": (
+        f'<tool_call>{{"name": "f", "arguments": {ARGUMENTS_AS_STRING}}}</tool_call>'
+    ),
+    "llama3_json": f'{{"name": "f", "parameters": {{"a": {TOO_DEEP}}}}}',
+    "mistral": f'[TOOL_CALLS] [{{"name": "f", "arguments": {{"a": {TOO_DEEP}}}}}]',
+    "mistral v11": f'[TOOL_CALLS]f[ARGS]{{"a": {TOO_DEEP}}}',
+    "pythonic": f"[f(a={TOO_DEEP})]",
+}
+
+
+@pytest.mark.parametrize("name", TOO_DEEP_REPLIES)
+def test_a_call_nested_too_deeply_is_content_whole_and_streamed(name):
+    """A RecursionError from decoding is invalid markup like any other, not a 500."""
+    text = TOO_DEEP_REPLIES[name]
+    tools = name.split(",")[0].split(" ")[0]
+    assert whole(None, tools, text) == {"content": text}
+    pieces = [text[i : i + 7] for i in range(0, len(text), 7)]
+    assert streamed(None, tools, pieces) == {"content": text}
+
+
+@pytest.mark.parametrize(
+    ("tool_choice", "text"),
+    [
+        ({"type": "function", "function": {"name": "f"}}, f'{{"a": {TOO_DEEP}}}'),
+        ("required", f'[{{"name": "f", "arguments": {{"a": {TOO_DEEP}}}}}]'),
+    ],
+)
+def test_a_forced_call_nested_too_deeply_is_content(tool_choice, text):
+    tools = [{"type": "function", "function": {"name": "f"}}]
+
+    def parser():
+        return make_output_parser(None, tool_parser_for_request(None, tools, tool_choice))
+
+    assert parse_whole(parser(), text) == {"content": text}
+    assert collect(stream(parser(), [text[:10], text[10:]])) == {"content": text}
+
+
+def test_arguments_too_deep_to_serialise_are_no_call():
+    deep: list = []
+    for _ in range(2 * sys.getrecursionlimit()):
+        deep = [deep]
+    with pytest.raises(ValueError, match="arguments of f are not JSON"):
+        ParsedCall.of("f", {"a": deep})
 
 
 def test_mistral_false_marker_gives_up_at_once_so_a_later_call_still_parses():
