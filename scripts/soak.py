@@ -388,15 +388,22 @@ async def run_batches(
     workdir: Path,
 ) -> Run:
     """Every batch at ``--concurrency``, then a checkpoint; a tracemalloc snapshot at the
-    half and at the end when asked."""
+    half and at the end when asked. SIGTERM ends the run early: the requests in flight
+    are dropped and the report covers the requests that finished."""
     process = psutil.Process(server.pid)
     run = Run(allocator_of(process))
     gate = asyncio.Semaphore(args.concurrency)
+    finished = 0
 
     async def one(plan: Plan) -> None:
+        nonlocal finished
         async with gate:
             await client.send(plan)
+        finished += 1
 
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    stopping = asyncio.ensure_future(stop.wait())
     sampler = RssSampler(process, args.interval)
     sampling = asyncio.create_task(sampler.run())
     start = time.perf_counter()
@@ -404,27 +411,37 @@ async def run_batches(
     points.append(await checkpoint(process, 0, start))
     size = -(-len(plans) // args.checkpoints)
     for first in range(0, len(plans), size):
-        batch = plans[first : first + size]
-        await asyncio.gather(*(one(plan) for plan in batch))
-        points.append(await checkpoint(process, first + len(batch), start))
-        half = points[-1].requests >= len(plans) // 2 and not snapshots
-        if args.tracemalloc and (half or points[-1].requests == len(plans)):
+        batch = asyncio.gather(*(one(plan) for plan in plans[first : first + size]))
+        await asyncio.wait(
+            [batch, asyncio.ensure_future(stop.wait())], return_when="FIRST_COMPLETED"
+        )
+        if stop.is_set():
+            batch.cancel()
+            await asyncio.gather(batch, return_exceptions=True)
+        points.append(await checkpoint(process, finished, start))
+        print(f"{finished} requests, RSS {points[-1].rss_mib:.1f} MiB", file=sys.stderr)
+        last = stop.is_set() or finished == len(plans)
+        if args.tracemalloc and (last or (finished >= len(plans) // 2 and not snapshots)):
             snapshots.append(await snapshot(server, workdir, len(snapshots)))
-        print(f"{points[-1].requests} requests, RSS {points[-1].rss_mib:.1f} MiB", file=sys.stderr)
+        if stop.is_set():
+            break
     sampling.cancel()
+    stopping.cancel()
     run.peak_mib = sampler.peak / MIB
     return run
 
 
 def report(args: argparse.Namespace, run: Run, tally: Tally) -> dict:
     points = run.points
-    middle = min(points, key=lambda point: abs(point.requests - args.requests / 2))
+    done = points[-1].requests
+    middle = min(points, key=lambda point: abs(point.requests - done / 2))
     last_mib, last_pct = growth(middle, points[-1])
     first_mib, first_pct = growth(points[0], middle)
     result = {
         "engine": args.engine,
         "allocator": run.allocator,
-        "requests": args.requests,
+        "requests": done,
+        "requests_planned": args.requests,
         "concurrency": args.concurrency,
         "max_tokens": args.max_tokens,
         "seconds": round(points[-1].seconds, 1),
@@ -451,7 +468,8 @@ def print_report(result: dict) -> None:
     print(f"| {result['engine']} engine, {result['allocator']} | value |")
     print("|---|---|")
     rows = {
-        "requests (seconds)": f"{result['requests']} ({result['seconds']} s)",
+        "requests (seconds)": f"{result['requests']} of {result['requests_planned']} planned"
+        f" ({result['seconds']} s)",
         "by API": ", ".join(f"{api} {n}" for api, n in sorted(tally["by_api"].items())),
         "streamed / not / dropped mid-stream / 4xx": (
             f"{tally['streamed']} / {tally['not_streamed']} / {tally['disconnected']}"
@@ -505,8 +523,6 @@ def main() -> None:
     if args.serve:
         engine, port, store = args.serve
         return serve(engine, int(port), store)
-    # A background job ignores SIGINT: let SIGTERM stop the run, and so its server.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with tempfile.TemporaryDirectory(prefix="soak-") as workdir:
         result = asyncio.run(soak(args, Path(workdir)))
     print_report(result)

@@ -36,7 +36,8 @@ def soak(tmp_path: Path, *args: str) -> tuple[dict, str]:
 def test_a_tiny_soak_sends_the_whole_mix_and_reports_the_growth(tmp_path):
     result, printed = soak(tmp_path, "--requests", "120", "--checkpoints", "4")
     tally = result["tally"]
-    assert result["requests"] == 120 and result["allocator"] == "glibc"
+    assert result["requests"] == result["requests_planned"] == 120
+    assert result["allocator"] == "glibc"
     assert sum(tally["by_api"].values()) == 120
     assert set(tally["by_api"]) == {"bad", "chat", "completions", "responses", "messages"}
     assert tally["client_errors"] == tally["by_api"]["bad"]
@@ -56,6 +57,24 @@ def test_a_tiny_soak_sends_the_whole_mix_and_reports_the_growth(tmp_path):
     )
     assert result["rss_peak_mib"] > 10
     assert "| growth, last half (from request 60) |" in printed
+
+
+def test_sigterm_ends_the_run_early_with_a_report_of_what_finished(tmp_path):
+    report = tmp_path / "soak.json"
+    command = [sys.executable, "scripts/soak.py", "--json", str(report), "--checkpoints", "1000"]
+    run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert b"requests, RSS" in run.stderr.readline()  # the first checkpoint is in
+        run.terminate()
+        stdout, stderr = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 0, stderr.decode()
+    result = json.loads(report.read_text())
+    assert 0 < result["requests"] < result["requests_planned"] == 20_000
+    assert result["checkpoints"][-1]["requests"] == result["requests"]
+    assert result["tally"]["unexpected"] == []
+    assert b"of 20000 planned" in stdout
 
 
 @pytest.mark.skipif(not JEMALLOC.is_file(), reason="needs Debian's libjemalloc2")
