@@ -59,6 +59,7 @@ JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 #: Set in the server's environment: the folder tracemalloc snapshots are written to.
 TRACEMALLOC_ENV = "SOAK_TRACEMALLOC_DIR"
 MIB = 1024 * 1024
+RESPONSES_MIN_TOKENS = 16
 
 #: Requests that must come back 4xx: (method, path, JSON body or raw bytes).
 BAD_REQUESTS: list[tuple[str, str, dict | bytes]] = [
@@ -144,6 +145,8 @@ class Client:
 
     def _body(self, plan: Plan, max_tokens: int) -> dict:
         text = f"Hello there! This is request number {plan.index}."
+        if plan.api == "responses":  # OpenAI's floor for max_output_tokens
+            max_tokens = max(max_tokens, RESPONSES_MIN_TOKENS)
         body = DIALECTS[plan.api].body(MODEL_NAME, text, max_tokens, plan.stream)
         return {**body, "store": True} if plan.store else body
 
@@ -509,7 +512,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--checkpoints", type=int, default=20, help="RSS reads at idle moments")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--max-tokens", type=int, default=16, help="per request (x4 if dropped)")
+    parser.add_argument(
+        "--max-tokens", type=int, default=16, help="per request (x4 if dropped; Responses >= 16)"
+    )
     parser.add_argument("--interval", type=float, default=0.5, help="RSS sampling period, s")
     parser.add_argument("--timeout", type=float, default=300, help="per request, s")
     parser.add_argument("--seed", type=int, default=0)

@@ -34,7 +34,7 @@ def soak(tmp_path: Path, *args: str) -> tuple[dict, str]:
 
 
 def test_a_tiny_soak_sends_the_whole_mix_and_reports_the_growth(tmp_path):
-    result, printed = soak(tmp_path, "--requests", "120", "--checkpoints", "4")
+    result, printed = soak(tmp_path, "--requests", "120", "--checkpoints", "4", "--max-tokens", "4")
     tally = result["tally"]
     assert result["requests"] == result["requests_planned"] == 120
     assert result["allocator"] == "glibc"
