@@ -342,6 +342,9 @@ async def snapshot(server: subprocess.Popen, workdir: Path, number: int) -> Path
     server.send_signal(signal.SIGUSR1)
     while not target.exists():
         await asyncio.sleep(0.2)
+    # The server was blocked while it wrote the snapshot: let it close the keep-alive
+    # connections that timed out meanwhile before we reuse them.
+    await asyncio.sleep(1)
     return target
 
 
