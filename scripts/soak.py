@@ -13,8 +13,9 @@ arenas settling); the bar is at most 5%.
 
 ``--engine synthetic`` serves ``SyntheticTokenEngine`` (NOT a model: instant " tok"
 deltas, from scripts/bench_gateway_overhead.py) to measure the frontend alone;
-``--engine default`` serves the default model on the real vLLM CPU engine exactly as
-``openai-frontend serve`` does (hold /tmp/engine.lock where other engines run).
+``--engine default`` serves the default model on the real vLLM CPU engine through
+``openai-frontend serve``'s own entry point (hold /tmp/engine.lock where other engines
+run). Either way stored responses go to a throwaway SQLite file.
 ``--malloc jemalloc`` starts the server with Debian's libjemalloc2 in ``LD_PRELOAD``
 (``apt-get install libjemalloc2``) and checks that it really is mapped.
 ``--tracemalloc`` runs the server under tracemalloc and prints the lines whose live
