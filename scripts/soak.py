@@ -15,7 +15,8 @@ arenas settling); the bar is at most 5%.
 deltas, from scripts/bench_gateway_overhead.py) to measure the frontend alone;
 ``--engine default`` serves the default model on the real vLLM CPU engine through
 ``openai-frontend serve``'s own entry point (hold /tmp/engine.lock where other engines
-run). Either way stored responses go to a throwaway SQLite file.
+run). Either way stored responses go to a throwaway SQLite file (``--store none``:
+nowhere).
 ``--malloc jemalloc`` starts the server with Debian's libjemalloc2 in ``LD_PRELOAD``
 (``apt-get install libjemalloc2``) and checks that it really is mapped.
 ``--tracemalloc`` runs the server under tracemalloc and prints the lines whose live
@@ -309,7 +310,7 @@ def start_server(args: argparse.Namespace, port: int, workdir: Path) -> subproce
     if args.tracemalloc:
         env[TRACEMALLOC_ENV] = str(workdir)
     command = [sys.executable, __file__, "--serve", args.engine, str(port)]
-    command.append(str(workdir / "responses.sqlite"))
+    command.append(str(workdir / "responses.sqlite") if args.store == "file" else "none")
     log = log_path(args).open("w")
     return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
@@ -521,6 +522,9 @@ def main() -> None:
     )
     parser.add_argument("--interval", type=float, default=0.5, help="RSS sampling period, s")
     parser.add_argument("--timeout", type=float, default=300, help="per request, s")
+    parser.add_argument(
+        "--store", choices=["file", "none"], default="file", help="the server's --response-store"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--port", type=int, default=0, help="0: any free port")
     parser.add_argument("--tracemalloc", action="store_true", help="find what grows (slow)")
