@@ -11,9 +11,10 @@ the interpreter hands the GIL to the loop (every ``sys.getswitchinterval()``, 5 
 
 - it is parsed by the standard library's pure-Python scanner (strings are still
   scanned in C), which runs bytecode and so lets the loop in;
-- each long top-level list of objects (``messages``, ``tools``, Anthropic's
-  ``messages``) is validated ``STEP_ITEMS`` items at a time; then the whole model is
-  validated, which passes the items, already models, through at once.
+- each long top-level list of objects (``messages``, Anthropic's ``messages``) is
+  validated ``STEP_ITEMS`` items at a time; then the whole model is validated, which
+  passes the items, already models, through at once;
+- cyclic garbage collection is paused meanwhile (:mod:`openai_frontend.gc_pause`).
 
 FastAPI is handed the validated model (Starlette's ``Request.json()`` caches it) and
 finds nothing left to do. Errors keep FastAPI's shape (a ``RequestValidationError``,
@@ -40,6 +41,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
 
 from openai_frontend.errors import unparsable_json
+from openai_frontend.gc_pause import call_gc_paused
 
 THRESHOLD_BYTES = 256 * 1024
 #: Objects validated in one step: a few milliseconds of pydantic work holding the GIL.
@@ -86,7 +88,7 @@ async def prepare_large_body(request: Request, validate: Validate | None) -> Non
     body = await request.body()
     if len(body) <= THRESHOLD_BYTES or not declares_json(request):
         return
-    request._json = await asyncio.to_thread(_decode_and_validate, body, validate)
+    request._json = await asyncio.to_thread(call_gc_paused, _decode_and_validate, body, validate)
 
 
 def is_large(request: Request) -> bool:
@@ -98,7 +100,7 @@ async def in_thread_if_large(request: Request, work: Callable[..., T], *args: An
     """``work(*args)`` in a worker thread for a large request, else right here: a
     dialect's translation of a large body builds as many objects as its validation."""
     if is_large(request):
-        return await asyncio.to_thread(work, *args)
+        return await asyncio.to_thread(call_gc_paused, work, *args)
     return work(*args)
 
 

@@ -16,7 +16,7 @@ from openai_frontend.anthropic.translate import to_chat
 from openai_frontend.chat_run import start_chat
 from openai_frontend.chat_tools import plan_and_render
 from openai_frontend.disconnect import cancel_on_disconnect
-from openai_frontend.jsonbody import OffLoopJSONRoute, in_thread_if_large
+from openai_frontend.jsonbody import OffLoopJSONRoute, in_thread_if_large, is_large
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.schemas.messages import CountTokensRequest, MessagesRequest, ThinkingEnabled
 from openai_frontend.state import get_state
@@ -47,6 +47,6 @@ async def count_tokens(body: CountTokensRequest, request: Request) -> Response:
     target = state.model(body.model)
     served = target.served
     chat = await in_thread_if_large(request, to_chat, body)
-    _, prompt = await plan_and_render(chat, served.resolver, served.config)
+    _, prompt = await plan_and_render(chat, served.resolver, served.config, large=is_large(request))
     tokens = await state.tokenize(target, prompt, add_special_tokens=False)
     return json_response({"input_tokens": len(tokens)})

@@ -72,7 +72,7 @@ async def create_response(body: ResponsesRequest, request: Request) -> Response:
     if body.previous_response_id is not None:
         previous = await _stored(request, body.previous_response_id, "previous_response_id")
         history = previous.conversation()
-    items = [*history, *normalise_input(body.input)]
+    items = [*history, *await in_thread_if_large(request, normalise_input, body.input)]
     try:
         run = await start_chat(
             await in_thread_if_large(request, to_chat_request, body, items),
