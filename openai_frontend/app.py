@@ -19,6 +19,7 @@ from openai_frontend.adapters import build_on_demand, build_registry, load_into_
 from openai_frontend.config import ServerConfig
 from openai_frontend.default_model import is_default_model
 from openai_frontend.errors import install_error_handlers
+from openai_frontend.loop_lag import watch_loop_lag
 from openai_frontend.middleware import (
     ApiKeyMiddleware,
     BodyLimitMiddleware,
@@ -69,10 +70,11 @@ def create_gateway(config: ServerConfig, served: list[ServedModel]) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loading = [asyncio.create_task(_load(state, model)) for model in served]
+        probe = asyncio.create_task(watch_loop_lag(state.metrics.loop_lag))
         try:
             yield
         finally:
-            for task in loading:
+            for task in [*loading, probe]:
                 task.cancel()
             await asyncio.gather(*(model.engine.shutdown() for model in served))
 

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from openai_frontend import jsondecode
 from openai_frontend.errors import APIError
+from openai_frontend.gc_pause import free_in_steps
 from openai_frontend.schemas.chat import ChatCompletionRequest, ChatMessage
 from templates.budget import render_deadline
 from templates.renderer import (
@@ -69,16 +70,19 @@ def _render(request: ChatCompletionRequest, resolver: TemplateResolver) -> str:
     template = select_template(resolver.resolve(request.chat_template), bool(request.tools))
     parts_as_list = iterates_over_content(template)
     messages = [_message(m, i, parts_as_list) for i, m in enumerate(request.messages)]
-    return render(
-        template,
-        messages,
-        tools=request.tools,
-        documents=request.documents,
-        add_generation_prompt=_add_generation_prompt(request),
-        continue_final_message=request.continue_final_message,
-        special_tokens=resolver.model.special_tokens,
-        template_kwargs=request.chat_template_kwargs,
-    )
+    try:
+        return render(
+            template,
+            messages,
+            tools=request.tools,
+            documents=request.documents,
+            add_generation_prompt=_add_generation_prompt(request),
+            continue_final_message=request.continue_final_message,
+            special_tokens=resolver.model.special_tokens,
+            template_kwargs=request.chat_template_kwargs,
+        )
+    finally:
+        free_in_steps(messages)
 
 
 def _add_generation_prompt(request: ChatCompletionRequest) -> bool:

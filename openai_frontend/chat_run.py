@@ -19,6 +19,7 @@ from openai_frontend.chat_tools import plan_and_render
 from openai_frontend.choices import Reply
 from openai_frontend.errors import APIError
 from openai_frontend.generation import ChoiceDelta, check_fan_out, choice_requests
+from openai_frontend.jsonbody import is_large
 from openai_frontend.priority import request_priority, served_tier
 from openai_frontend.sampling import build_sampling, token_budget
 from openai_frontend.schemas.chat import ChatCompletionRequest
@@ -58,7 +59,9 @@ async def start_chat(
     if body.top_logprobs is not None and not body.logprobs:
         raise APIError("top_logprobs requires logprobs to be true", param="top_logprobs")
     check_fan_out(1, body.n, state.config)
-    plan, prompt = await plan_and_render(body, target.served.resolver, target.served.config)
+    plan, prompt = await plan_and_render(
+        body, target.served.resolver, target.served.config, large=is_large(request)
+    )
     if reasoning_param is not None and not plan.reports_reasoning:
         raise APIError(
             f"{reasoning_param} is not supported by this model: it has no reasoning parser "

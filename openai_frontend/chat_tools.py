@@ -16,6 +16,7 @@ from engines.base import StructuredOutput
 from openai_frontend.chat_prompt import off_loop, render_chat_now
 from openai_frontend.config import ServerConfig
 from openai_frontend.errors import APIError
+from openai_frontend.gc_pause import call_gc_paused
 from openai_frontend.parser_choice import ChosenParsers, choose_parsers
 from openai_frontend.parsing.base import ParsedDelta, ToolParser
 from openai_frontend.parsing.forced import forced_function_name, forced_tool_schema
@@ -109,10 +110,17 @@ def prepare_chat(
 
 
 async def plan_and_render(
-    body: ChatCompletionRequest, resolver: TemplateResolver, config: ServerConfig
+    body: ChatCompletionRequest,
+    resolver: TemplateResolver,
+    config: ServerConfig,
+    *,
+    large: bool = False,
 ) -> tuple[ChatPlan, str]:
     """The plan and its rendered prompt, in one trip to a render thread: both run
-    template code (the plan's probe renders, then the render itself)."""
+    template code (the plan's probe renders, then the render itself). A ``large``
+    request renders with garbage collection paused (:mod:`openai_frontend.gc_pause`)."""
+    if large:
+        return await off_loop(call_gc_paused, _plan_and_render_now, body, resolver, config)
     return await off_loop(_plan_and_render_now, body, resolver, config)
 
 

@@ -1,10 +1,13 @@
 """One embeddings request through the engine: admitted, bounded in time, and counted.
 
 The same serving controls as generation: with ``--max-concurrent-requests`` the request
-takes one slot for its whole batch (an embedding is a single forward pass, so its inputs
-weigh far less than generated sequences), ``--request-timeout`` stops it with a 408 (its
-wait for the slot counts, and ``--queue-timeout`` bounds that wait), and
-its prompt tokens and latency land in the model's metrics and the access log.
+takes one slot per input, as chat takes one per choice: each input is a sequence in the
+engine's batch, so 2,048 inputs are not one request's worth of engine work. A batch
+larger than the server's slots takes them all (and runs alone) rather than being
+refused: an embedding is a single forward pass, over in one engine step, while a
+generated sequence holds its slot for every token. ``--request-timeout`` stops it with a
+408 (its wait for the slots counts, and ``--queue-timeout`` bounds that wait), and its
+prompt tokens and latency land in the model's metrics and the access log.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ async def run_embedding(
 ) -> list[list[float]]:
     """One vector per input, in order; engine failures become API errors here."""
     deadline = Deadline.start(state.config.request_timeout)  # the queue wait counts
+    slots = 0 if state.admission is None else min(len(inputs), state.admission.max_running)
     if state.admission is not None:
-        await state.admission.enter(1, deadline=deadline)
+        await state.admission.enter(slots, deadline=deadline)
     started = time.perf_counter()
     try:
         return await _bounded(target, inputs, dimensions, deadline)
@@ -36,7 +40,7 @@ async def run_embedding(
         raise engine_error(exc) from None
     finally:
         if state.admission is not None:
-            state.admission.leave(1)
+            state.admission.leave(slots)
         _count(state, target.label, sum(map(len, inputs)), time.perf_counter() - started)
         log_fields.update(model=target.label, prompt_tokens=sum(map(len, inputs)))
 

@@ -3,7 +3,8 @@
 Histograms follow vLLM's set (vllm#1870): time to first token, inter-token latency,
 end-to-end latency, prompt and generation lengths; counters of requests by finish
 reason, of HTTP responses by status, and of tokens (prompt tokens served from the
-engine's prefix cache among them); a gauge of running requests.
+engine's prefix cache among them); a gauge of running requests; and the event loop's
+lag (:mod:`openai_frontend.loop_lag`), which every request feels.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from openai_frontend.generation import ChoiceDelta
 
 _PREFIX = "openai_frontend"
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+#: Event-loop stalls: anything past 0.1 s is a stall every open stream sees.
+_LOOP_LAG = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _TOKENS = (1, 8, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 
 
@@ -70,6 +73,12 @@ class Metrics:
         )
         self.running = Gauge(
             f"{_PREFIX}_requests_running", "Requests generating now.", model, registry=self.registry
+        )
+        self.loop_lag = Histogram(
+            f"{_PREFIX}_event_loop_lag_seconds",
+            "How late the event loop ran its probe because of this process's own work.",
+            buckets=_LOOP_LAG,
+            registry=self.registry,
         )
 
     def watch_on_demand(self, on_demand, model: str) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from openai_frontend.errors import APIError, refused_translation
+from openai_frontend.jsonbody import validated_long_lists
 from openai_frontend.responses.items import Item
 from openai_frontend.schemas.chat import ChatCompletionRequest
 from openai_frontend.schemas.responses import ResponsesRequest, TextFormat
@@ -42,8 +43,9 @@ def to_chat_request(body: ResponsesRequest, items: list[Item]) -> ChatCompletion
     if body.tools:  # Responses allows it without tools; chat does not
         fields["parallel_tool_calls"] = body.parallel_tool_calls
     try:
+        set_fields = {key: value for key, value in fields.items() if value is not None}
         return ChatCompletionRequest.model_validate(
-            {key: value for key, value in fields.items() if value is not None}
+            validated_long_lists(ChatCompletionRequest, set_fields)
         )
     except ValidationError as error:  # a part we passed on unchecked (a tool's fields)
         raise refused_translation(error, rename_param) from None

@@ -16,7 +16,7 @@ from openai_frontend.anthropic.translate import to_chat
 from openai_frontend.chat_run import start_chat
 from openai_frontend.chat_tools import plan_and_render
 from openai_frontend.disconnect import cancel_on_disconnect
-from openai_frontend.jsonbody import OffLoopJSONRoute
+from openai_frontend.jsonbody import OffLoopJSONRoute, in_thread_if_large, is_large
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.schemas.messages import CountTokensRequest, MessagesRequest, ThinkingEnabled
 from openai_frontend.state import get_state
@@ -28,7 +28,7 @@ router = APIRouter(route_class=OffLoopJSONRoute)
 @router.post("/v1/messages")
 async def create_message(body: MessagesRequest, request: Request) -> Response:
     run = await start_chat(
-        to_chat(body),
+        await in_thread_if_large(request, to_chat, body),
         request,
         id_prefix="msg",
         limit_param="max_tokens",
@@ -46,6 +46,7 @@ async def count_tokens(body: CountTokensRequest, request: Request) -> Response:
     state = get_state(request)
     target = state.model(body.model)
     served = target.served
-    _, prompt = await plan_and_render(to_chat(body), served.resolver, served.config)
+    chat = await in_thread_if_large(request, to_chat, body)
+    _, prompt = await plan_and_render(chat, served.resolver, served.config, large=is_large(request))
     tokens = await state.tokenize(target, prompt, add_special_tokens=False)
     return json_response({"input_tokens": len(tokens)})

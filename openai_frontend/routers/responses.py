@@ -20,7 +20,7 @@ from openai_frontend.auth import bearer_token
 from openai_frontend.chat_run import ChatRun, start_chat
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError
-from openai_frontend.jsonbody import OffLoopJSONRoute
+from openai_frontend.jsonbody import OffLoopJSONRoute, in_thread_if_large
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.responses.events import EventNumbering
 from openai_frontend.responses.items import Item, normalise_input
@@ -72,10 +72,10 @@ async def create_response(body: ResponsesRequest, request: Request) -> Response:
     if body.previous_response_id is not None:
         previous = await _stored(request, body.previous_response_id, "previous_response_id")
         history = previous.conversation()
-    items = [*history, *normalise_input(body.input)]
+    items = [*history, *await in_thread_if_large(request, normalise_input, body.input)]
     try:
         run = await start_chat(
-            to_chat_request(body, items),
+            await in_thread_if_large(request, to_chat_request, body, items),
             request,
             id_prefix="resp",
             limit_param="max_output_tokens",

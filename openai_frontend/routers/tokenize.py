@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from openai_frontend.chat_tools import plan_and_render
 from openai_frontend.errors import APIError
-from openai_frontend.jsonbody import OffLoopJSONRoute
+from openai_frontend.jsonbody import OffLoopJSONRoute, is_large
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.schemas.chat import ChatCompletionRequest
 from openai_frontend.schemas.common import StrictModel
@@ -40,7 +40,10 @@ async def tokenize(body: TokenizeChatRequest | TokenizePromptRequest, request: R
     if isinstance(body, TokenizePromptRequest):
         prompt, special = body.prompt, body.add_special_tokens
     else:
-        _, prompt = await plan_and_render(body, target.served.resolver, target.served.config)
+        served = target.served
+        _, prompt = await plan_and_render(
+            body, served.resolver, served.config, large=is_large(request)
+        )
         special = False
     tokens = await state.tokenize(target, prompt, add_special_tokens=special)
     return json_response(

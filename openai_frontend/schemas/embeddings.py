@@ -32,6 +32,21 @@ class EmbeddingRequest(StrictModel):
     #: context). Without it, an input longer than the context is refused with a 400.
     truncate_prompt_tokens: int | None = Field(None, ge=-1)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _at_most_max_inputs(cls, data: object) -> object:
+        """Past the limit, the union's first member would say "Input should be a valid
+        string": name the field and the limit instead."""
+        items = data.get("input") if isinstance(data, dict) else None
+        if isinstance(items, list) and len(items) > MAX_INPUTS:
+            raise APIError(
+                f"Invalid 'input': an array of at most {MAX_INPUTS} items (texts, token-id "
+                f"lists, or the token ids of one input) is allowed, but it has {len(items)}. "
+                "Send fewer inputs per request.",
+                param="input",
+            )
+        return data
+
     @model_validator(mode="after")
     def _truncation_keeps_something(self) -> EmbeddingRequest:
         if self.truncate_prompt_tokens == 0:
