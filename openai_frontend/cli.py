@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from openai_frontend.bench.cli import add_parser as add_bench_parser
-from openai_frontend.cli_types import json_object
+from openai_frontend.cli_types import json_object, positive_seconds
 from openai_frontend.config import ServerConfig
 from openai_frontend.default_embed_model import EMBED_MODEL_NAME, ensure_default_embed_model
 from openai_frontend.default_model import (
@@ -25,6 +25,7 @@ from openai_frontend.default_model import (
     ensure_default_model,
     is_prepared,
 )
+from openai_frontend.responses.store import DEFAULT_MAX_BYTES, DEFAULT_TTL_S
 from templates.sources import DEFAULT_MAX_REQUEST_TEMPLATE_BYTES
 
 
@@ -227,6 +228,20 @@ def _add_access_flags(serve: argparse.ArgumentParser) -> None:
         help="SQLite file for stored /v1/responses (default: responses.sqlite3 in the cache "
         "dir; 'none': store nothing)",
     )
+    access.add_argument(
+        "--responses-ttl",
+        type=positive_seconds,
+        default=DEFAULT_TTL_S,
+        metavar="SECONDS",
+        help="stored responses older than this are deleted (default: 30 days, as OpenAI)",
+    )
+    access.add_argument(
+        "--responses-max-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_BYTES,
+        metavar="BYTES",
+        help="past this many bytes of stored responses the oldest are deleted (default 1 GiB)",
+    )
 
 
 def _add_lora_flags(serve: argparse.ArgumentParser) -> None:
@@ -385,6 +400,8 @@ def _serve(args: argparse.Namespace) -> int:
         drain_timeout=args.drain_timeout,
         log_prompts=args.log_prompts,
         response_store=args.response_store,
+        responses_ttl=args.responses_ttl,
+        responses_max_bytes=args.responses_max_bytes,
     )
     if config.max_queued_requests is not None and config.max_concurrent_requests is None:
         print("error: --max-queued-requests needs --max-concurrent-requests", file=sys.stderr)
