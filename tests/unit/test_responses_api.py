@@ -168,20 +168,26 @@ def test_previous_response_id_continues_the_conversation(store):
     assert items["data"][1] == first["output"][0]
 
 
-def test_another_key_sees_a_404_everywhere(store):
+#: Each key in both header forms: the owner is the key, not the header.
+A_FORMS = (A, {"x-api-key": KEY_A})
+B_FORMS = (B, {"x-api-key": KEY_B})
+
+
+@pytest.mark.parametrize(("a", "b"), [(a, b) for a in A_FORMS for b in B_FORMS])
+def test_another_key_sees_a_404_everywhere(store, a, b):
     engine = FaultInjectingEngine(tokens_before_fault=1)
 
     async def script(c):
-        made = await c.post("/v1/responses", json={"model": MODEL, "input": "hi"}, headers=A)
+        made = await c.post("/v1/responses", json={"model": MODEL, "input": "hi"}, headers=a)
         rid = made.json()["id"]
         follow = {"model": MODEL, "input": "and?", "previous_response_id": rid}
         answers = [
-            await c.get(f"/v1/responses/{rid}", headers=B),
-            await c.get(f"/v1/responses/{rid}/input_items", headers=B),
-            await c.post("/v1/responses", json=follow, headers=B),
-            await c.delete(f"/v1/responses/{rid}", headers=B),
+            await c.get(f"/v1/responses/{rid}", headers=b),
+            await c.get(f"/v1/responses/{rid}/input_items", headers=b),
+            await c.post("/v1/responses", json=follow, headers=b),
+            await c.delete(f"/v1/responses/{rid}", headers=b),
         ]
-        still = await c.get(f"/v1/responses/{rid}", headers=A)
+        still = [await c.get(f"/v1/responses/{rid}", headers=form) for form in A_FORMS]
         return answers, still
 
     answers, still = call(engine, store, script)
@@ -189,7 +195,7 @@ def test_another_key_sees_a_404_everywhere(store):
         assert answer.status_code == 404, answer.text
         assert_valid(answer.json(), "ErrorResponse")
     assert answers[2].json()["error"]["param"] == "previous_response_id"
-    assert still.status_code == 200  # B's delete did not touch it
+    assert [answer.status_code for answer in still] == [200, 200]  # B's delete did nothing
     with sqlite3.connect(store) as db:
         dumped = "\n".join(line for line in db.iterdump())
     assert KEY_A not in dumped and KEY_B not in dumped
