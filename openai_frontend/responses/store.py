@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -39,6 +39,8 @@ DEFAULT_MAX_BYTES = 1 << 30
 #: is given up (the answer is still delivered, marked ``store: false``).
 BUSY_TIMEOUT_S = 0.5
 WAIT_S = 1.0
+#: At start a lock held a moment longer (another process's write) is waited out.
+START_BUSY_TIMEOUT_S = 5.0
 
 
 class StoreUnavailable(Exception):
@@ -60,12 +62,17 @@ class StoredResponse:
 
 @dataclass(frozen=True)
 class NewResponse:
-    """What a create saves: the response, this turn's input, and the turn it continues."""
+    """What a create saves: the response, this turn's input, and the turn it continues.
+
+    ``history`` is that turn's conversation as it was read; it is stored only if that
+    turn was deleted or expired while this one generated (the link would lead nowhere).
+    """
 
     id: str
     response: dict[str, Any]
     new_items: list[Item]
     previous_id: str | None = None
+    history: list[Item] = field(default_factory=list)
 
 
 class ResponseStore(Protocol):
@@ -217,7 +224,7 @@ class SQLiteResponseStore:
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
             _create_private(self.path)
-            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            db = sqlite3.connect(self.path, timeout=START_BUSY_TIMEOUT_S, isolation_level=None)
             db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes on a new file
             db.execute("PRAGMA journal_mode = WAL")
             with _transaction(db):  # a write: it proves the file can be written
@@ -227,22 +234,26 @@ class SQLiteResponseStore:
                 _script(db, _SCHEMA)
                 total = int(db.execute("SELECT total(size) FROM responses").fetchone()[0])
                 self._bytes = total - self._trim(db, total, exclude=None)
+            db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             self._db = db
         return self._db
 
     def _insert(self, owner: str, record: NewResponse) -> None:
         response = json.dumps(record.response)
-        items = json.dumps(record.new_items)
-        size = len(response) + len(items)  # JSON is ASCII here: characters are bytes
-        if size > self.max_bytes:
-            raise StoreUnavailable(f"the response is larger than {self.max_bytes} bytes")
-        row = (
-            *(record.id, owner, record.response["created_at"]),
-            *(response, items, record.previous_id, size),
-        )
         db = self._connect()
         with _transaction(db):
-            db.execute("INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+            previous_id, items = record.previous_id, record.new_items
+            if previous_id is not None and not _exists(db, previous_id):
+                previous_id, items = None, [*record.history, *items]
+            items_json = json.dumps(items)
+            size = len(response) + len(items_json)  # ASCII JSON: characters are bytes
+            if size > self.max_bytes:
+                raise StoreUnavailable(f"the response is larger than {self.max_bytes} bytes")
+            db.execute(
+                "INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (record.id, owner, record.response["created_at"], response, items_json)
+                + (previous_id, size),
+            )
             total = self._bytes + size
             total -= self._trim(db, total, exclude=record.id)
         self._bytes = total
@@ -333,6 +344,10 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _exists(db: sqlite3.Connection, row_id: str) -> bool:
+    return db.execute("SELECT 1 FROM responses WHERE id = ?", (row_id,)).fetchone() is not None
 
 
 def _script(db: sqlite3.Connection, script: str) -> None:

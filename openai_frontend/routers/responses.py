@@ -114,7 +114,9 @@ async def create_response(body: ResponsesRequest, request: Request) -> Response:
         """Store ``response``; on failure say so in it (``store: false``) and log."""
         if not stored:
             return
-        record = NewResponse(response["id"], response, new_items, body.previous_response_id)
+        record = NewResponse(
+            response["id"], response, new_items, body.previous_response_id, history
+        )
         try:
             await store.save(_owner(request), record)
         except Exception as error:  # the answer is worth more than its copy

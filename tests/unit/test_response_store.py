@@ -106,6 +106,22 @@ def test_deleting_a_turn_keeps_the_conversations_that_continue_it(store):
     assert not run(store.delete(owner_of("key-b"), "resp_3"))
 
 
+def test_a_follow_up_whose_previous_turn_went_while_it_ran_keeps_its_history(store):
+    """Read turn 0, generate (turn 0 is deleted meanwhile), save turn 1: the link would
+    lead nowhere, so turn 1 keeps the history it was given."""
+    run(store.save(OWNER, turn(0, None)))
+    history = run(store.load(OWNER, "resp_0")).conversation()
+    assert run(store.delete(OWNER, "resp_0"))
+    follow = turn(1, "resp_0")
+    run(
+        store.save(
+            OWNER, NewResponse(follow.id, follow.response, follow.new_items, "resp_0", history)
+        )
+    )
+    assert run(store.load(OWNER, "resp_1")).input_items == conversation_until(1)
+    assert rows(store.path)["resp_1"][0] is None
+
+
 def test_a_response_past_its_ttl_is_gone(store, clock):
     run(store.save(OWNER, turn(0, None)))
     clock.now = T0 + 100
