@@ -250,3 +250,22 @@ def test_the_store_does_not_use_the_default_executor(store):
             await blocked
 
     run(scenario())
+
+
+def test_the_ttl_and_cap_flags_reach_the_config_and_refuse_nonsense(capsys):
+    from openai_frontend.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["serve", "--responses-ttl", "3600", "--responses-max-bytes", "1000000"]
+    )
+    assert (args.responses_ttl, args.responses_max_bytes) == (3600.0, 1_000_000)
+    for flag, value in [
+        ("--responses-ttl", "0"),
+        ("--responses-ttl", "-5"),
+        ("--responses-ttl", "inf"),
+        ("--responses-ttl", "a day"),
+        ("--responses-max-bytes", "0"),
+    ]:
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["serve", flag, value])
+        assert flag in capsys.readouterr().err

@@ -338,3 +338,34 @@ def test_sampling_fields_reach_the_engine(store):
     assert (sampling.temperature, sampling.top_p, sampling.top_k) == (0.5, 0.9, 7)
     assert (sampling.seed, sampling.repetition_penalty, sampling.max_tokens) == (3, 1.1, 20)
     assert answer.json()["temperature"] == 0.5
+
+
+def test_a_locked_store_still_answers_and_says_it_did_not_store(store):
+    """The fault here is the store's: another connection holds its write lock."""
+    engine = FaultInjectingEngine(tokens_before_fault=2)
+
+    async def script(c):
+        holder = sqlite3.connect(store, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            body = {"model": MODEL, "input": "hi"}
+            plain = await c.post("/v1/responses", json=body, headers=A)
+            streamed = await c.post("/v1/responses", json={**body, "stream": True}, headers=A)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        final = parse_events(streamed.text)[-1]
+        later = [
+            await c.get(f"/v1/responses/{made['id']}", headers=A)
+            for made in (plain.json(), final["response"])
+        ]
+        return plain, final, later
+
+    plain, final, later = call(engine, store, script)
+    assert plain.status_code == 200, plain.text
+    assert final["type"] == "response.completed"
+    for response in (plain.json(), final["response"]):
+        assert_valid(response, "Response")
+        assert response["store"] is False
+        assert response["output"][0]["content"][0]["text"] == FILLER * 2
+    assert [answer.status_code for answer in later] == [404, 404]
