@@ -23,7 +23,7 @@ from test_responses import events_of
 
 from openai_frontend.default_model import MODEL_NAME
 
-BODY = {"model": MODEL_NAME, "input": "Name three colours.", "max_output_tokens": 8}
+BODY = {"model": MODEL_NAME, "input": "Name three colours.", "max_output_tokens": 16}
 
 
 def bearer(key: str) -> dict[str, str]:
