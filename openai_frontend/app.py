@@ -66,6 +66,9 @@ def serve_model(config: ServerConfig, engine: Engine) -> ServedModel:
 def create_gateway(config: ServerConfig, served: list[ServedModel]) -> FastAPI:
     """The app for any number of models, routed by the request's ``model``."""
     state = ServerState(config=config, models=served)
+    # Opened here, before any engine starts: a store that cannot be written stops the
+    # server at once (ValueError, as for a bad flag).
+    store = open_store(config.response_store, config.responses_ttl, config.responses_max_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -77,10 +80,11 @@ def create_gateway(config: ServerConfig, served: list[ServedModel]) -> FastAPI:
             for task in [*loading, probe]:
                 task.cancel()
             await asyncio.gather(*(model.engine.shutdown() for model in served))
+            await asyncio.to_thread(store.close)
 
     app = FastAPI(title="openai-frontend", lifespan=lifespan, **_docs_urls(config))
     app.state.server = state
-    app.state.response_store = open_store(config.response_store)
+    app.state.response_store = store
     install_error_handlers(app)
     _add_middleware(app, config, state)
     for module in (chat, completions, responses, messages, embeddings, models, health, tokenize):

@@ -1,26 +1,49 @@
-"""Bearer-key checks, compared in constant time."""
+"""API keys: which key a request carries, compared in constant time.
+
+A user key may come as ``Authorization: Bearer KEY`` or as ``x-api-key: KEY`` (how
+Anthropic's SDKs send it). :func:`authenticated_key` is the one answer to "whose request
+is this": the key middleware lets a request in by it, and what a key owns (stored
+responses) is looked up by it, so the two can never disagree about the header.
+"""
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterable, Mapping
 
 from fastapi import Request
 
 from openai_frontend.errors import APIError
 
 
-def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    scheme, _, token = headers.get("authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def supplied_keys(headers: Mapping[str, str]) -> list[str]:
+    """The keys a request carries, in the order they are tried: bearer, then x-api-key."""
+    supplied = [bearer_token(headers), headers.get("x-api-key", "").strip()]
+    return [key for key in supplied if key]
+
+
+def _same(supplied: str, expected: str) -> bool:
+    return hmac.compare_digest(supplied.encode(), expected.encode())
+
+
+def authenticated_key(headers: Mapping[str, str], keys: Iterable[str]) -> str | None:
+    """The first key the request carries that is one of ``keys`` (None: none is)."""
+    keys = tuple(keys)
+    for supplied in supplied_keys(headers):
+        if any(_same(supplied, key) for key in keys):
+            return supplied
+    return None
 
 
 def carries_key(request: Request, expected: str | None) -> bool:
     """Whether the request's bearer key is ``expected`` (never, when none is set)."""
-    token = bearer_token(request)
-    if not expected or token is None:
-        return False
-    return hmac.compare_digest(token.encode(), expected.encode())
+    token = bearer_token(request.headers)
+    return bool(expected) and token is not None and _same(token, expected)
 
 
 def require_key(request: Request, expected: str, realm: str) -> None:

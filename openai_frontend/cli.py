@@ -31,6 +31,7 @@ from openai_frontend.default_model import (
     ensure_default_model,
     is_prepared,
 )
+from openai_frontend.responses.store import DEFAULT_MAX_BYTES, DEFAULT_TTL_S
 from templates.sources import DEFAULT_MAX_REQUEST_TEMPLATE_BYTES
 
 
@@ -248,6 +249,20 @@ def _add_access_flags(serve: argparse.ArgumentParser) -> None:
         help="SQLite file for stored /v1/responses (default: responses.sqlite3 in the cache "
         "dir; 'none': store nothing)",
     )
+    access.add_argument(
+        "--responses-ttl",
+        type=positive_float,
+        default=DEFAULT_TTL_S,
+        metavar="SECONDS",
+        help="stored responses older than this are deleted (default: 30 days, as OpenAI)",
+    )
+    access.add_argument(
+        "--responses-max-bytes",
+        type=positive_int,
+        default=DEFAULT_MAX_BYTES,
+        metavar="BYTES",
+        help="past this many bytes of stored responses the oldest are deleted (default 1 GiB)",
+    )
 
 
 def _add_lora_flags(serve: argparse.ArgumentParser) -> None:
@@ -400,6 +415,8 @@ def _serve(args: argparse.Namespace) -> int:
         drain_timeout=args.drain_timeout,
         log_prompts=args.log_prompts,
         response_store=args.response_store,
+        responses_ttl=args.responses_ttl,
+        responses_max_bytes=args.responses_max_bytes,
     )
     for flag, value in (
         ("--max-queued-requests", config.max_queued_requests),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from openai_frontend.responses.store import DEFAULT_MAX_BYTES, DEFAULT_TTL_S
 from templates.sources import DEFAULT_MAX_REQUEST_TEMPLATE_BYTES
 
 
@@ -81,3 +82,7 @@ class ServerConfig:
     #: Where /v1/responses keeps stored responses: a SQLite file, "none", or None (a file
     #: in the cache dir).
     response_store: str | None = None
+    #: Stored responses older than this many seconds are gone (404, then deleted), and
+    #: past this many bytes the oldest go first.
+    responses_ttl: float = DEFAULT_TTL_S
+    responses_max_bytes: int = DEFAULT_MAX_BYTES

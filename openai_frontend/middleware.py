@@ -7,16 +7,17 @@ OpenAI's elsewhere).
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
 
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from openai_frontend.auth import authenticated_key
 from openai_frontend.errors import APIError, error_payload, internal_error
 
 access_log = logging.getLogger("openai_frontend.access")
@@ -107,7 +108,7 @@ class ApiKeyMiddleware:
 
     def __init__(self, app: ASGIApp, keys: Sequence[str], protect_metrics: bool = False) -> None:
         self.app = app
-        self.keys = [key.encode() for key in keys]
+        self.keys = tuple(keys)
         self.protect_metrics = protect_metrics
 
     def _protected(self, path: str) -> bool:
@@ -121,7 +122,7 @@ class ApiKeyMiddleware:
         if scope["type"] != "http" or not self.keys or not self._protected(scope["path"]):
             await self.app(scope, receive, send)
             return
-        if any(self._valid(supplied) for supplied in _supplied_keys(scope)):
+        if authenticated_key(Headers(scope=scope), self.keys) is not None:
             await self.app(scope, receive, send)
             return
         error = APIError(
@@ -132,21 +133,6 @@ class ApiKeyMiddleware:
             code="invalid_api_key",
         )
         await _send_error(scope, send, error, [(b"www-authenticate", b'Bearer realm="api"')])
-
-    def _valid(self, supplied: bytes) -> bool:
-        return any(hmac.compare_digest(supplied, key) for key in self.keys)
-
-
-def _supplied_keys(scope: Scope) -> list[bytes]:
-    """The keys a request carries: its bearer token and its ``x-api-key``."""
-    supplied = []
-    scheme, _, token = (_header(scope, b"authorization") or "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        supplied.append(token.strip().encode())
-    api_key = _header(scope, b"x-api-key")
-    if api_key:
-        supplied.append(api_key.strip().encode())
-    return supplied
 
 
 class BodyLimitMiddleware:

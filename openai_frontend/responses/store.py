@@ -5,6 +5,10 @@ share one Postgres (or any database) by implementing these three calls; see the 
 A response belongs to the API key that created it: rows carry the SHA-256 of that key
 (never the key), and every read or delete is filtered by it, so another key's response
 looks exactly like a missing one (404).
+
+A follow-up (``previous_response_id``) is stored as a link to the response it continues
+plus its own new input items only; the conversation is rebuilt by walking the links, so
+a chain of N turns stores each item once instead of copying the history N times.
 """
 
 from __future__ import annotations
@@ -12,13 +16,35 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
+import os
 import sqlite3
-import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from openai_frontend.responses.items import Item
+
+log = logging.getLogger(__name__)
+
+#: OpenAI keeps stored responses for 30 days; so do we, unless --responses-ttl says else.
+DEFAULT_TTL_S = 30 * 24 * 3600
+DEFAULT_MAX_BYTES = 1 << 30
+#: How long one SQLite call waits for a lock another connection holds (SQLite's own
+#: default is 5 s), and how long a caller waits in all, queue included. Past that a save
+#: is given up (the answer is still delivered, marked ``store: false``).
+BUSY_TIMEOUT_S = 0.5
+WAIT_S = 1.0
+#: At start a lock held a moment longer (another process's write) is waited out.
+START_BUSY_TIMEOUT_S = 5.0
+
+
+class StoreUnavailable(Exception):
+    """The store could not answer in time, or at all (locked, full disk, bad file...)."""
 
 
 @dataclass(frozen=True)
@@ -34,19 +60,37 @@ class StoredResponse:
         return [*self.input_items, *self.response["output"]]
 
 
+@dataclass(frozen=True)
+class NewResponse:
+    """What a create saves: the response, this turn's input, and the turn it continues.
+
+    ``history`` is that turn's conversation as it was read; it is stored only if that
+    turn was deleted or expired while this one generated (the link would lead nowhere).
+    """
+
+    id: str
+    response: dict[str, Any]
+    new_items: list[Item]
+    previous_id: str | None = None
+    history: list[Item] = field(default_factory=list)
+
+
 class ResponseStore(Protocol):
     #: False for ``--response-store none``: nothing is kept.
     enabled: bool
 
-    async def save(self, owner: str, record: StoredResponse) -> None: ...
+    async def save(self, owner: str, record: NewResponse) -> None: ...
 
     async def load(self, owner: str, response_id: str) -> StoredResponse | None: ...
 
     async def delete(self, owner: str, response_id: str) -> bool: ...
 
+    def close(self) -> None: ...
+
 
 def owner_of(api_key: str | None) -> str:
-    """The owner column for a request's bearer key (servers without keys share one)."""
+    """The owner column for a request's authenticated key. A server without keys has
+    no one to tell apart: every caller is the same owner, whatever it sends."""
     return hashlib.sha256((api_key or "").encode()).hexdigest()
 
 
@@ -55,7 +99,7 @@ class NoStore:
 
     enabled = False
 
-    async def save(self, owner: str, record: StoredResponse) -> None:
+    async def save(self, owner: str, record: NewResponse) -> None:
         return None
 
     async def load(self, owner: str, response_id: str) -> StoredResponse | None:
@@ -64,83 +108,285 @@ class NoStore:
     async def delete(self, owner: str, response_id: str) -> bool:
         return False
 
+    def close(self) -> None:
+        return None
 
+
+#: ``input_items`` holds the row's own new items; ``previous_id`` the row it continues;
+#: ``size`` the bytes of its two JSON texts (what --responses-max-bytes counts).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     id TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
     created_at INTEGER NOT NULL,
     response TEXT NOT NULL,
-    input_items TEXT NOT NULL
-)
+    input_items TEXT NOT NULL,
+    previous_id TEXT,
+    size INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS responses_by_age ON responses (created_at);
+CREATE INDEX IF NOT EXISTS responses_by_previous ON responses (previous_id);
 """
+
+#: Rows written before chaining hold their whole history and no link: each is a chain
+#: of its own, so adding the columns is the whole migration.
+_MIGRATION = """
+ALTER TABLE responses ADD COLUMN previous_id TEXT;
+ALTER TABLE responses ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+UPDATE responses SET size = length(response) + length(input_items);
+"""
+
+#: The row and the rows it continues, newest first.
+_CHAIN = """
+WITH RECURSIVE chain(depth, previous_id, response, input_items) AS (
+    SELECT 0, previous_id, response, input_items FROM responses
+    WHERE id = ? AND owner = ? AND created_at >= ?
+    UNION ALL
+    SELECT chain.depth + 1, r.previous_id, r.response, r.input_items
+    FROM responses AS r JOIN chain ON r.id = chain.previous_id AND r.owner = ?
+)
+SELECT response, input_items FROM chain ORDER BY depth DESC
+"""
+
+T = TypeVar("T")
 
 
 class SQLiteResponseStore:
-    """One SQLite file; calls run in worker threads so the event loop never waits on disk.
+    """One SQLite file, created 0600 in a folder created 0700.
 
-    The file (and its folder) is created on first use, so a server that never sees a
-    Responses request leaves nothing behind.
+    Every call runs on the store's own single worker thread (never the default executor,
+    which tokenization shares), and a caller waits at most ``WAIT_S``: a locked or
+    broken database raises :class:`StoreUnavailable` instead of holding the request.
+    Rows older than ``ttl_s`` are 404s and are deleted; past ``max_bytes`` the oldest
+    rows go first.
     """
 
     enabled = True
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        ttl_s: float = DEFAULT_TTL_S,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.path = path
-        self._lock = threading.Lock()
+        self.ttl_s = ttl_s
+        self.max_bytes = max_bytes
+        self._clock = clock
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="response-store")
         self._db: sqlite3.Connection | None = None
+        #: The sum of the rows' ``size``; read and written on the worker thread only.
+        self._bytes = 0
 
-    async def save(self, owner: str, record: StoredResponse) -> None:
-        row = (
-            record.id,
-            owner,
-            record.response["created_at"],
-            json.dumps(record.response),
-            json.dumps(record.input_items),
-        )
-        await self._run("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)", row)
+    def open(self) -> None:
+        """Create or open the file and prove it can be written: called at start, so a
+        bad ``--response-store`` stops the server with a clear message (a ValueError)."""
+        try:
+            self._worker.submit(self._connect).result()
+        except (sqlite3.Error, OSError) as error:
+            raise ValueError(f"--response-store {self.path} cannot be written: {error}") from None
+
+    def close(self) -> None:
+        """Close the file (on the worker, which owns the connection), then the worker."""
+        self._worker.submit(self._disconnect)
+        self._worker.shutdown(wait=True)
+
+    def _disconnect(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    async def save(self, owner: str, record: NewResponse) -> None:
+        await self._call(self._insert, owner, record)
 
     async def load(self, owner: str, response_id: str) -> StoredResponse | None:
-        rows = await self._run(
-            "SELECT response, input_items FROM responses WHERE id = ? AND owner = ?",
-            (response_id, owner),
-        )
-        if not rows:
-            return None
-        response, items = rows[0]
-        return StoredResponse(response_id, json.loads(response), json.loads(items))
+        return await self._call(self._load, owner, response_id)
 
     async def delete(self, owner: str, response_id: str) -> bool:
-        rows = await self._run(
-            "DELETE FROM responses WHERE id = ? AND owner = ? RETURNING id", (response_id, owner)
-        )
-        return bool(rows)
+        return await self._call(self._delete, owner, response_id)
 
-    async def _run(self, sql: str, params: tuple) -> list[tuple]:
-        return await asyncio.to_thread(self._execute, sql, params)
+    async def _call(self, function: Callable[..., T], *args: object) -> T:
+        job = self._worker.submit(function, *args)
+        done = asyncio.wrap_future(job)
+        try:
+            try:
+                return await asyncio.wait_for(asyncio.shield(done), WAIT_S)
+            except TimeoutError:
+                if job.cancel():  # still queued: it will never run
+                    raise StoreUnavailable(f"busy for {WAIT_S} s") from None
+                return await done  # running: SQLite's busy timeout bounds it
+        except (sqlite3.Error, OSError) as error:
+            raise StoreUnavailable(str(error)) from error
 
-    def _execute(self, sql: str, params: tuple) -> list[tuple]:
-        with self._lock:
-            db = self._connect()
-            with db:  # one transaction per call
-                return db.execute(sql, params).fetchall()
+    # Everything below runs on the worker thread.
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(_SCHEMA)
+            _create_private(self.path)
+            db = sqlite3.connect(self.path, timeout=START_BUSY_TIMEOUT_S, isolation_level=None)
+            db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes on a new file
+            db.execute("PRAGMA journal_mode = WAL")
+            with _transaction(db):  # a write: it proves the file can be written
+                columns = {row[1] for row in db.execute("PRAGMA table_info(responses)")}
+                if columns and "previous_id" not in columns:
+                    _script(db, _MIGRATION)
+                _script(db, _SCHEMA)
+                total = int(db.execute("SELECT total(size) FROM responses").fetchone()[0])
+                self._bytes = total - self._trim(db, total, exclude=None)
+            db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             self._db = db
         return self._db
 
+    def _insert(self, owner: str, record: NewResponse) -> None:
+        response = json.dumps(record.response)
+        db = self._connect()
+        with _transaction(db):
+            previous_id, items = record.previous_id, record.new_items
+            if previous_id is not None and not _exists(db, previous_id):
+                previous_id, items = None, [*record.history, *items]
+            items_json = json.dumps(items)
+            size = len(response) + len(items_json)  # ASCII JSON: characters are bytes
+            if size > self.max_bytes:
+                raise StoreUnavailable(f"the response is larger than {self.max_bytes} bytes")
+            db.execute(
+                "INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (record.id, owner, record.response["created_at"], response, items_json)
+                + (previous_id, size),
+            )
+            total = self._bytes + size
+            total -= self._trim(db, total, exclude=record.id)
+        self._bytes = total
 
-def open_store(setting: str | None) -> ResponseStore:
-    """``--response-store``: a file path, ``none``, or unset (a file in the cache dir)."""
+    def _load(self, owner: str, response_id: str) -> StoredResponse | None:
+        rows = (
+            self._connect()
+            .execute(_CHAIN, (response_id, owner, self._oldest_alive(), owner))
+            .fetchall()
+        )
+        if not rows:
+            return None
+        items: list[Item] = []
+        for response, own_items in rows[:-1]:
+            items += [*json.loads(own_items), *json.loads(response)["output"]]
+        response, own_items = rows[-1]
+        return StoredResponse(response_id, json.loads(response), items + json.loads(own_items))
+
+    def _delete(self, owner: str, response_id: str) -> bool:
+        db = self._connect()
+        with _transaction(db):
+            found = db.execute(
+                "SELECT 1 FROM responses WHERE id = ? AND owner = ? AND created_at >= ?",
+                (response_id, owner, self._oldest_alive()),
+            ).fetchone()
+            freed = self._remove(db, response_id) if found else 0
+        self._bytes -= freed
+        return found is not None
+
+    def _oldest_alive(self) -> float:
+        return self._clock() - self.ttl_s
+
+    def _trim(self, db: sqlite3.Connection, total: int, exclude: str | None) -> int:
+        """Delete expired rows (newest first, so a dying chain is not re-linked row by
+        row), then the oldest rows while ``total`` is over ``max_bytes``; returns the
+        bytes freed. Runs inside the caller's transaction."""
+        freed = 0
+        expired = db.execute(
+            "SELECT id FROM responses WHERE created_at < ? ORDER BY created_at DESC, rowid DESC",
+            (self._oldest_alive(),),
+        ).fetchall()
+        for (row_id,) in expired:
+            freed += self._remove(db, row_id)
+        while total - freed > self.max_bytes:
+            oldest = db.execute(
+                "SELECT id FROM responses WHERE id IS NOT ? ORDER BY created_at, rowid LIMIT 1",
+                (exclude,),
+            ).fetchone()
+            if oldest is None:
+                break
+            freed += self._remove(db, oldest[0])
+        if freed:
+            db.execute("PRAGMA incremental_vacuum")
+        return freed
+
+    def _remove(self, db: sqlite3.Connection, row_id: str) -> int:
+        """Delete one row; the rows that continue it take its items in, so their
+        conversations stay whole. Returns the bytes freed (net)."""
+        previous_id, response, own_items, size = db.execute(
+            "SELECT previous_id, response, input_items, size FROM responses WHERE id = ?",
+            (row_id,),
+        ).fetchone()
+        children = db.execute(
+            "SELECT id, input_items, size FROM responses WHERE previous_id = ?", (row_id,)
+        ).fetchall()
+        if children:
+            prefix = [*json.loads(own_items), *json.loads(response)["output"]]
+        for child_id, child_items, child_size in children:
+            merged = json.dumps([*prefix, *json.loads(child_items)])
+            grown = len(merged) - len(child_items)
+            db.execute(
+                "UPDATE responses SET previous_id = ?, input_items = ?, size = ? WHERE id = ?",
+                (previous_id, merged, child_size + grown, child_id),
+            )
+            size -= grown
+        db.execute("DELETE FROM responses WHERE id = ?", (row_id,))
+        return size
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction, taken at once (``IMMEDIATE``: waits out the busy timeout
+    instead of failing half-way on an upgrade)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _exists(db: sqlite3.Connection, row_id: str) -> bool:
+    return db.execute("SELECT 1 FROM responses WHERE id = ?", (row_id,)).fetchone() is not None
+
+
+def _script(db: sqlite3.Connection, script: str) -> None:
+    """Each statement of ``script`` (``executescript`` would commit the transaction)."""
+    for statement in filter(str.strip, script.split(";")):
+        db.execute(statement)
+
+
+def _create_private(path: Path) -> None:
+    """The folders we create are 0700, the file 0600; SQLite gives its -wal and -shm
+    files the database file's mode. Files an older version left readable are tightened."""
+    missing = []
+    for folder in path.parents:
+        if folder.exists():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and file.stat().st_mode & 0o077 and file.stat().st_uid == os.getuid():
+            file.chmod(0o600)
+
+
+def open_store(
+    setting: str | None, ttl_s: float = DEFAULT_TTL_S, max_bytes: int = DEFAULT_MAX_BYTES
+) -> ResponseStore:
+    """``--response-store``: a file path, ``none``, or unset (a file in the cache dir).
+
+    A file is opened here, at start: one that cannot be written raises ValueError
+    before the server takes any request."""
     if setting == "none":
         return NoStore()
     if setting is None:
         from openai_frontend.default_model import cache_root
 
-        return SQLiteResponseStore(cache_root() / "responses.sqlite3")
-    return SQLiteResponseStore(Path(setting).expanduser())
+        path = cache_root() / "responses.sqlite3"
+    else:
+        path = Path(setting).expanduser()
+    store = SQLiteResponseStore(path, ttl_s, max_bytes)
+    store.open()
+    return store

@@ -4,11 +4,13 @@ The request is translated into a chat request and run by :func:`start_chat` (ren
 sampling, admission, metrics, engine aborts: nothing is copied here); the parsed deltas
 become output items and named SSE events. Finished responses are stored (unless
 ``store: false`` or ``--response-store none``) before the client hears they are done, so
-a follow-up with ``previous_response_id`` always finds them.
+a follow-up with ``previous_response_id`` always finds them. A store that fails never
+costs the answer: it is delivered with ``store: false``, and the failure is logged.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any, Literal
@@ -16,7 +18,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from openai_frontend.auth import bearer_token
+from openai_frontend.auth import authenticated_key
 from openai_frontend.chat_run import ChatRun, start_chat
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError
@@ -31,12 +33,19 @@ from openai_frontend.responses.response import (
     responses_usage,
     snapshot,
 )
-from openai_frontend.responses.store import ResponseStore, StoredResponse, owner_of
+from openai_frontend.responses.store import (
+    NewResponse,
+    ResponseStore,
+    StoredResponse,
+    StoreUnavailable,
+    owner_of,
+)
 from openai_frontend.responses.translate import renamed, to_chat_request
 from openai_frontend.schemas.responses import ResponsesRequest
 from openai_frontend.state import get_state
 from openai_frontend.streaming import StreamEnding, sse_response
 
+log = logging.getLogger(__name__)
 router = APIRouter(route_class=OffLoopJSONRoute)
 
 
@@ -45,7 +54,19 @@ def response_store(request: Request) -> ResponseStore:
 
 
 def _owner(request: Request) -> str:
-    return owner_of(bearer_token(request))
+    """The key the request was let in by, whichever header carried it (no keys: one
+    owner for every caller)."""
+    return owner_of(authenticated_key(request.headers, get_state(request).config.api_keys))
+
+
+def unavailable(error: StoreUnavailable) -> APIError:
+    log.warning("response store unavailable: %s", error)
+    return APIError(
+        "The response store is unavailable; retry shortly.",
+        status=503,
+        code="store_unavailable",
+        headers={"Retry-After": "1"},
+    )
 
 
 def not_found(response_id: str, store: ResponseStore, param: str | None = None) -> APIError:
@@ -60,7 +81,10 @@ def not_found(response_id: str, store: ResponseStore, param: str | None = None) 
 
 async def _stored(request: Request, response_id: str, param: str | None = None) -> StoredResponse:
     store = response_store(request)
-    record = await store.load(_owner(request), response_id)
+    try:
+        record = await store.load(_owner(request), response_id)
+    except StoreUnavailable as error:
+        raise unavailable(error) from None
     if record is None:
         raise not_found(response_id, store, param)
     return record
@@ -72,10 +96,10 @@ async def create_response(body: ResponsesRequest, request: Request) -> Response:
     if body.previous_response_id is not None:
         previous = await _stored(request, body.previous_response_id, "previous_response_id")
         history = previous.conversation()
-    items = [*history, *await in_thread_if_large(request, normalise_input, body.input)]
+    new_items = await in_thread_if_large(request, normalise_input, body.input)
     try:
         run = await start_chat(
-            await in_thread_if_large(request, to_chat_request, body, items),
+            await in_thread_if_large(request, to_chat_request, body, [*history, *new_items]),
             request,
             id_prefix="resp",
             limit_param="max_output_tokens",
@@ -87,8 +111,18 @@ async def create_response(body: ResponsesRequest, request: Request) -> Response:
     head = response_head(body, "resp_" + run.reply.id.removeprefix("resp-"), stored)
 
     async def save(response: dict[str, Any]) -> None:
-        if stored:
-            await store.save(_owner(request), StoredResponse(response["id"], response, items))
+        """Store ``response``; on failure say so in it (``store: false``) and log."""
+        if not stored:
+            return
+        record = NewResponse(
+            response["id"], response, new_items, body.previous_response_id, history
+        )
+        try:
+            await store.save(_owner(request), record)
+        except Exception as error:  # the answer is worth more than its copy
+            bug = not isinstance(error, StoreUnavailable)
+            log.warning("response %s answered, not stored: %s", response["id"], error, exc_info=bug)
+            response["store"] = False
 
     if body.wants_stream():
         events = EventNumbering()
@@ -153,7 +187,11 @@ async def get_response(response_id: str, request: Request) -> Response:
 @router.delete("/v1/responses/{response_id}")
 async def delete_response(response_id: str, request: Request) -> Response:
     store = response_store(request)
-    if not await store.delete(_owner(request), response_id):
+    try:
+        deleted = await store.delete(_owner(request), response_id)
+    except StoreUnavailable as error:
+        raise unavailable(error) from None
+    if not deleted:
         raise not_found(response_id, store)
     return json_response({"id": response_id, "object": "response", "deleted": True})
 

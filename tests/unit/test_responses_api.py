@@ -168,20 +168,26 @@ def test_previous_response_id_continues_the_conversation(store):
     assert items["data"][1] == first["output"][0]
 
 
-def test_another_key_sees_a_404_everywhere(store):
+#: Each key in both header forms: the owner is the key, not the header.
+A_FORMS = (A, {"x-api-key": KEY_A})
+B_FORMS = (B, {"x-api-key": KEY_B})
+
+
+@pytest.mark.parametrize(("a", "b"), [(a, b) for a in A_FORMS for b in B_FORMS])
+def test_another_key_sees_a_404_everywhere(store, a, b):
     engine = FaultInjectingEngine(tokens_before_fault=1)
 
     async def script(c):
-        made = await c.post("/v1/responses", json={"model": MODEL, "input": "hi"}, headers=A)
+        made = await c.post("/v1/responses", json={"model": MODEL, "input": "hi"}, headers=a)
         rid = made.json()["id"]
         follow = {"model": MODEL, "input": "and?", "previous_response_id": rid}
         answers = [
-            await c.get(f"/v1/responses/{rid}", headers=B),
-            await c.get(f"/v1/responses/{rid}/input_items", headers=B),
-            await c.post("/v1/responses", json=follow, headers=B),
-            await c.delete(f"/v1/responses/{rid}", headers=B),
+            await c.get(f"/v1/responses/{rid}", headers=b),
+            await c.get(f"/v1/responses/{rid}/input_items", headers=b),
+            await c.post("/v1/responses", json=follow, headers=b),
+            await c.delete(f"/v1/responses/{rid}", headers=b),
         ]
-        still = await c.get(f"/v1/responses/{rid}", headers=A)
+        still = [await c.get(f"/v1/responses/{rid}", headers=form) for form in A_FORMS]
         return answers, still
 
     answers, still = call(engine, store, script)
@@ -189,7 +195,7 @@ def test_another_key_sees_a_404_everywhere(store):
         assert answer.status_code == 404, answer.text
         assert_valid(answer.json(), "ErrorResponse")
     assert answers[2].json()["error"]["param"] == "previous_response_id"
-    assert still.status_code == 200  # B's delete did not touch it
+    assert [answer.status_code for answer in still] == [200, 200]  # B's delete did nothing
     with sqlite3.connect(store) as db:
         dumped = "\n".join(line for line in db.iterdump())
     assert KEY_A not in dumped and KEY_B not in dumped
@@ -332,3 +338,34 @@ def test_sampling_fields_reach_the_engine(store):
     assert (sampling.temperature, sampling.top_p, sampling.top_k) == (0.5, 0.9, 7)
     assert (sampling.seed, sampling.repetition_penalty, sampling.max_tokens) == (3, 1.1, 20)
     assert answer.json()["temperature"] == 0.5
+
+
+def test_a_locked_store_still_answers_and_says_it_did_not_store(store):
+    """The fault here is the store's: another connection holds its write lock."""
+    engine = FaultInjectingEngine(tokens_before_fault=2)
+
+    async def script(c):
+        holder = sqlite3.connect(store, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            body = {"model": MODEL, "input": "hi"}
+            plain = await c.post("/v1/responses", json=body, headers=A)
+            streamed = await c.post("/v1/responses", json={**body, "stream": True}, headers=A)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        final = parse_events(streamed.text)[-1]
+        later = [
+            await c.get(f"/v1/responses/{made['id']}", headers=A)
+            for made in (plain.json(), final["response"])
+        ]
+        return plain, final, later
+
+    plain, final, later = call(engine, store, script)
+    assert plain.status_code == 200, plain.text
+    assert final["type"] == "response.completed"
+    for response in (plain.json(), final["response"]):
+        assert_valid(response, "Response")
+        assert response["store"] is False
+        assert response["output"][0]["content"][0]["text"] == FILLER * 2
+    assert [answer.status_code for answer in later] == [404, 404]
