@@ -286,7 +286,9 @@ class VLLMEngine:
         try:
             await self._llm.add_lora(self._lora_request(adapter))
         except Exception as exc:  # vLLM raises assorted errors for unusable weights
-            raise InvalidRequest(f"adapter '{adapter.name}' failed to load: {exc}") from None
+            # vLLM names the folder; an on-demand one is in the server's --lora-root.
+            reason = str(exc).replace(str(adapter.path), "its folder")
+            raise InvalidRequest(f"adapter '{adapter.name}' failed to load: {reason}") from None
 
     async def remove_adapter(self, adapter: Adapter) -> None:
         await self._llm.remove_lora(adapter.int_id)

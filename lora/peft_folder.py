@@ -52,39 +52,66 @@ class PeftInfo:
 
 
 def inspect_adapter(name: str, path: Path, base: BaseModel, max_rank: int) -> PeftInfo:
-    """Read and check one adapter folder; raise :class:`AdapterError` naming it."""
-    if not path.is_dir():
-        raise AdapterError(f"adapter '{name}': {path} is not a folder")
-    for required in (CONFIG, WEIGHTS):
-        if not (path / required).is_file():
-            raise AdapterError(f"adapter '{name}': {path} has no {required}")
-    try:
-        config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise AdapterError(f"adapter '{name}': unreadable {CONFIG}: {exc}") from None
+    """Read and check one adapter folder; raise :class:`AdapterError` naming it.
+
+    The messages name the adapter, never its path: an on-demand adapter's path is the
+    server's ``--lora-root``, which its callers have no business seeing.
+    """
+    config = _read_config(name, path)
     if config.get("peft_type", "LORA") != "LORA":
         raise AdapterError(f"adapter '{name}': peft_type {config.get('peft_type')!r} is not LORA")
+    base_model = config.get("base_model_name_or_path")
+    if base_model is not None and not isinstance(base_model, str):
+        raise AdapterError(f"adapter '{name}': base_model_name_or_path is not a string")
     info = PeftInfo(
-        rank=int(config.get("r", 0)),
-        target_modules=_targets(config.get("target_modules")),
-        base_model=config.get("base_model_name_or_path"),
+        rank=_rank(name, config.get("r", 0)),
+        target_modules=_targets(name, config.get("target_modules")),
+        base_model=base_model,
     )
     _check(name, info, base, max_rank)
     return info
 
 
-def _targets(value: object) -> tuple[str, ...] | str:
+def _read_config(name: str, path: Path) -> dict:
+    """``adapter_config.json`` as a dict, once both files are there."""
+    try:
+        if not path.is_dir():
+            raise AdapterError(f"adapter '{name}': its path is not a folder")
+        for required in (CONFIG, WEIGHTS):
+            if not (path / required).is_file():
+                raise AdapterError(f"adapter '{name}': its folder has no {required}")
+        config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
+    except OSError as exc:  # unreadable, or a name too long: strerror leaves the path out
+        raise AdapterError(f"adapter '{name}': its folder cannot be read: {exc.strerror}") from None
+    except ValueError as exc:  # not JSON, not UTF-8
+        raise AdapterError(f"adapter '{name}': unreadable {CONFIG}: {exc}") from None
+    if not isinstance(config, dict):
+        raise AdapterError(f"adapter '{name}': {CONFIG} is not a JSON object")
+    return config
+
+
+def _rank(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise AdapterError(f"adapter '{name}': rank {value!r} is not a positive integer")
+    return value
+
+
+def _targets(name: str, value: object) -> tuple[str, ...] | str:
     if isinstance(value, str):
-        return value  # a regular expression over full module names
-    return tuple(value or ())
+        try:
+            re.compile(value)  # a regular expression over full module names
+        except re.error as exc:
+            raise AdapterError(f"adapter '{name}': target_modules is no regex: {exc}") from None
+        return value
+    if value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        return tuple(value or ())
+    raise AdapterError(f"adapter '{name}': target_modules is not a string or a list of them")
 
 
 def _check(name: str, info: PeftInfo, base: BaseModel, max_rank: int) -> None:
-    if not 0 < info.rank <= max_rank:
+    if info.rank > max_rank:
         raise AdapterError(
             f"adapter '{name}': rank {info.rank} is above --max-lora-rank {max_rank}"
-            if info.rank > max_rank
-            else f"adapter '{name}': rank {info.rank} is not a positive integer"
         )
     if isinstance(info.target_modules, str):
         pattern = re.compile(info.target_modules)

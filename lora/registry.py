@@ -52,11 +52,7 @@ class AdapterRegistry:
 
     def declare(self, name: str, path: Path | str, description: str | None = None) -> Adapter:
         """Validate and add an adapter; idempotent for the same name and path."""
-        if not name or self.separator in name or name == self.base.name:
-            raise AdapterError(
-                f"adapter name {name!r} is empty, holds {self.separator!r}, or is the base's"
-            )
-        resolved = Path(path).resolve()
+        resolved = _resolve(path)
         existing = self._entries.get(name)
         if existing is not None:
             if existing.adapter.path == resolved:
@@ -64,14 +60,23 @@ class AdapterRegistry:
             raise AdapterConflict(
                 f"adapter '{name}' is already loaded from {existing.adapter.path}; unload it first"
             )
-        info = inspect_adapter(name, resolved, self.base, self.max_rank)
-        adapter = Adapter(name, resolved, next(self._ids), info.rank, description)
+        adapter = self.prepare(name, resolved, description)
         self._entries[name] = _Entry(adapter)
         return adapter
 
+    def prepare(self, name: str, path: Path, description: str | None = None) -> Adapter:
+        """Validate an adapter and give it its id, without declaring it: an on-demand
+        adapter is declared (:meth:`reinstate`) only once the engine has loaded it."""
+        if not name or self.separator in name or name == self.base.name:
+            raise AdapterError(
+                f"adapter name {name!r} is empty, holds {self.separator!r}, or is the base's"
+            )
+        info = inspect_adapter(name, path, self.base, self.max_rank)
+        return Adapter(name, path, next(self._ids), info.rank, description)
+
     def declare_confined(self, name: str, path: str) -> Adapter:
         """A run-time load: the path must resolve inside one of the roots."""
-        resolved = Path(path).resolve()
+        resolved = _resolve(path)
         if not any(resolved.is_relative_to(root.resolve()) for root in self.roots):
             raise AdapterError(f"lora_path {path!r} is outside the allowed --lora-root directories")
         return self.declare(name, resolved)
@@ -89,10 +94,14 @@ class AdapterRegistry:
         entry = self._entries.get(self.adapter_name(model))
         return entry.adapter if entry is not None else None
 
+    def vacant(self, adapter: Adapter) -> bool:
+        """Whether ``adapter`` may be declared: its name is free and its id not retiring."""
+        return adapter.name not in self._entries and adapter.int_id not in self._retiring
+
     def reinstate(self, adapter: Adapter) -> None:
-        """Declare an unloaded adapter again under its old id (an on-demand adapter that
-        was evicted while a request that had looked it up waited to start)."""
-        if adapter.name in self._entries or adapter.int_id in self._retiring:
+        """Declare a prepared or unloaded adapter under its own id (an on-demand adapter
+        the engine has just loaded, maybe again after an eviction)."""
+        if not self.vacant(adapter):
             raise AdapterNotFound(f"adapter '{adapter.name}' was unloaded")
         self._entries[adapter.name] = _Entry(adapter)
 
@@ -133,6 +142,15 @@ class AdapterRegistry:
         self._retiring.pop(entry.adapter.int_id, None)
         if self.on_retired is not None:
             await self.on_retired(entry.adapter)
+
+
+def _resolve(path: Path | str) -> Path:
+    """``path`` with symlinks followed; AdapterError for one that cannot be (a NUL byte,
+    a symlink loop, a name no file system can encode)."""
+    try:
+        return Path(path).resolve()
+    except (OSError, ValueError, RuntimeError):
+        raise AdapterError(f"path {str(path)!r} cannot be resolved") from None
 
 
 def read_modules_file(path: Path) -> list[dict]:

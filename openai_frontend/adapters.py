@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engines.base import Engine
@@ -37,7 +37,10 @@ def build_registry(config: ServerConfig, engine: Engine) -> AdapterRegistry | No
         on_retired=engine.remove_adapter,
     )
     for name, path, description in _declared(config, base):
-        registry.declare(name, path, description)
+        try:
+            registry.declare(name, path, description)
+        except AdapterError as exc:  # the operator's own flag: the path helps, and is theirs
+            raise AdapterError(f"{exc} (path: {path})") from None
     return registry
 
 
@@ -92,21 +95,27 @@ async def load_into_engine(registry: AdapterRegistry, engine: Engine) -> None:
             await registry.unload(adapter.name)
 
 
-@dataclass(frozen=True)
+@dataclass
 class AdapterLease:
+    """One request's hold on its adapter, from its first engine step to its last."""
+
     registry: AdapterRegistry
     adapter: Adapter
     on_demand: OnDemandAdapters | None = None
+    _held: bool = field(default=False, init=False)
 
     def acquire(self) -> None:
-        if self.on_demand is not None:
-            self.on_demand.acquire(self.adapter)
-        else:
+        """Hold a declared adapter now; an on-demand one is held once loaded (ready)."""
+        if self.on_demand is None:
             self.registry.acquire(self.adapter)
+            self._held = True
 
     async def ready(self) -> None:
         if self.on_demand is not None:
-            await self.on_demand.ready(self.adapter)
+            await self.on_demand.hold(self.adapter)
+            self._held = True
 
     async def release(self) -> None:
-        await self.registry.release(self.adapter)
+        if self._held:
+            self._held = False
+            await self.registry.release(self.adapter)

@@ -64,6 +64,50 @@ def test_missing_files(tmp_path: Path):
         registry.declare("y", folder)
 
 
+@pytest.mark.parametrize(
+    "config",
+    [
+        [1, 2],
+        {"r": "8", "target_modules": ["q_proj"]},
+        {"r": None, "target_modules": ["q_proj"]},
+        {"r": 8, "target_modules": 5},
+        {"r": 8, "target_modules": "(unclosed"},
+        {"r": 8, "target_modules": ["q_proj"], "base_model_name_or_path": 5},
+    ],
+)
+def test_malformed_configs_are_adapter_errors_naming_it_not_its_path(tmp_path, config):
+    folder = _adapter(tmp_path, "odd")
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+    with pytest.raises(AdapterError, match="'odd'") as caught:
+        AdapterRegistry(base=BASE).declare("odd", folder)
+    assert str(tmp_path) not in str(caught.value)
+
+
+def test_unreadable_folders_are_adapter_errors_without_the_path(tmp_path: Path):
+    registry = AdapterRegistry(base=BASE)
+    folder = _adapter(tmp_path, "latin1")
+    (folder / "adapter_config.json").write_bytes('{"r": 8, "x": "\xe9"}'.encode("latin-1"))
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bad = {
+        "latin1": folder,  # not UTF-8
+        "long": tmp_path / ("a" * 300),  # ENAMETOOLONG
+        "nul": f"{tmp_path}/a\0b",
+        "loop": tmp_path / "loop",  # a symlink loop
+        "empty": empty,  # no adapter_config.json
+        "nowhere": tmp_path / "nowhere",
+    }
+    for name, path in bad.items():
+        with pytest.raises(AdapterError) as caught:
+            registry.declare(name, path)
+        message = str(caught.value)
+        if name in ("nul", "loop"):  # refused before any look inside: the caller's own path
+            assert "cannot be resolved" in message
+        else:
+            assert f"'{name}'" in message and str(tmp_path) not in message, message
+
+
 def test_hub_style_base_name_is_accepted(tmp_path: Path):
     registry = AdapterRegistry(base=BASE)
     folder = _adapter(
