@@ -80,4 +80,9 @@ def tool_parser_for_request(
             param="tool_choice",
             code="unsupported_parameter",
         )
-    return TOOL_PARSERS[configured]()
+    return TOOL_PARSERS[configured](declared_names(tools))
+
+
+def declared_names(tools: list[dict[str, Any]]) -> list[str]:
+    """The request's function names: only these become calls."""
+    return [(tool.get("function") or {}).get("name") for tool in tools]
