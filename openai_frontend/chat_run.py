@@ -9,7 +9,7 @@ admission, metrics and engine aborts happen here once, so no dialect copies them
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi import Request
 
@@ -81,6 +81,8 @@ async def start_chat(
         structured_output=plan.structured_output or structured_output(body),
         priority=request_priority(body.priority, body.service_tier, state.config.scheduling_policy),
     )
+    if sampling.skip_special_tokens != plan.skip_special_tokens:
+        sampling = replace(sampling, skip_special_tokens=plan.skip_special_tokens)
     outputs = ChoiceOutputs(plan, prompt, body.n)
     reply = Reply(
         new_id(id_prefix),

@@ -48,6 +48,17 @@ class ChatPlan:
         return make_output_parser(self.parsers.reasoning, tools, prompt[-64:])
 
     @property
+    def skip_special_tokens(self) -> bool:
+        """The client's ``skip_special_tokens``; unset, False when the model writes its
+        calls in its own markup, as vLLM does: a format's marker may be a special token
+        (Mistral's ``[TOOL_CALLS]``, Llama's ``<|python_tag|>``), and decoding would cut
+        it out of the text before the parser could see it."""
+        body = self.request
+        if "skip_special_tokens" in body.model_fields_set or not _calls_by_format(body):
+            return body.skip_special_tokens
+        return self.parsers.tools is None
+
+    @property
     def reports_reasoning(self) -> bool:
         """Whether ``usage`` carries ``reasoning_tokens`` (a reasoning parser runs)."""
         return self.parsers.reasoning is not None
