@@ -60,6 +60,28 @@ def test_a_template_that_ignores_tools_is_found_by_rendering():
     assert not ignores_tools(template("mistral-7b-instruct-v0.3"))
 
 
+#: Where DeepSeek-V3.1's template builds its system prompt from the system messages.
+DEEPSEEK_SYSTEM = "{% set ns.system_prompt = ns.system_prompt + message['content'] %}"
+
+
+def test_a_template_that_shows_tools_only_beside_a_system_message_is_not_tool_blind():
+    """DeepSeek's templates build the tool description into the system prompt: a
+    probe of one user message alone would call them tool-blind."""
+    source = template("deepseek-v3.1")
+    assert source.count(DEEPSEEK_SYSTEM) == 1
+    beside_system = source.replace(
+        DEEPSEEK_SYSTEM,
+        DEEPSEEK_SYSTEM + "{% if tools %}{% set ns.system_prompt = ns.system_prompt + "
+        "'\n\n## Tools\n' + (tools | tojson) %}{% endif %}",
+    )
+    assert not ignores_tools(beside_system)
+    assert ignores_tools(source)  # this copy describes no tools at all
+
+
+def test_a_template_that_refuses_the_system_probe_is_judged_by_the_other():
+    assert ignores_tools(template("gemma-2-it"))  # no system role, no tools
+
+
 def test_parsers_come_from_the_flags_else_from_the_template():
     smol = choose_parsers(template("smollm2-instruct"), None, None)
     assert (smol.tools, smol.reasoning, smol.inject_tool_prompt) == ("hermes", None, True)
