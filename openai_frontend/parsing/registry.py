@@ -15,10 +15,14 @@ from openai_frontend.parsing.reasoning import (
     ThinkBlockParser,
 )
 from openai_frontend.parsing.tools_block import BlockToolParser
+from openai_frontend.parsing.tools_deepseek import DeepSeekV3ToolParser, DeepSeekV31ToolParser
+from openai_frontend.parsing.tools_glm45 import Glm45ToolParser
 from openai_frontend.parsing.tools_hermes import HermesToolParser
+from openai_frontend.parsing.tools_kimi_k2 import KimiK2ToolParser
 from openai_frontend.parsing.tools_llama3_json import Llama3JsonToolParser
 from openai_frontend.parsing.tools_mistral import MistralToolParser
 from openai_frontend.parsing.tools_pythonic import PythonicToolParser
+from openai_frontend.parsing.tools_qwen3_coder import Qwen3CoderToolParser
 
 REASONING_PARSERS: dict[str, type[ThinkBlockParser]] = {
     "deepseek_r1": DeepSeekR1ReasoningParser,
@@ -26,10 +30,15 @@ REASONING_PARSERS: dict[str, type[ThinkBlockParser]] = {
 }
 
 TOOL_PARSERS: dict[str, type[BlockToolParser]] = {
+    "deepseek_v3": DeepSeekV3ToolParser,
+    "deepseek_v31": DeepSeekV31ToolParser,
+    "glm45": Glm45ToolParser,
     "hermes": HermesToolParser,
+    "kimi_k2": KimiK2ToolParser,
     "llama3_json": Llama3JsonToolParser,
     "mistral": MistralToolParser,
     "pythonic": PythonicToolParser,
+    "qwen3_coder": Qwen3CoderToolParser,
 }
 
 
@@ -80,9 +89,11 @@ def tool_parser_for_request(
             param="tool_choice",
             code="unsupported_parameter",
         )
-    return TOOL_PARSERS[configured](declared_names(tools))
+    return TOOL_PARSERS[configured](declared_functions(tools))
 
 
-def declared_names(tools: list[dict[str, Any]]) -> list[str]:
-    """The request's function names: only these become calls."""
-    return [(tool.get("function") or {}).get("name") for tool in tools]
+def declared_functions(tools: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The request's functions, name -> parameters schema: only these become calls,
+    and formats that write arguments as text read their types from the schema."""
+    functions = (tool.get("function") or {} for tool in tools)
+    return {function.get("name"): function.get("parameters") or {} for function in functions}
