@@ -234,7 +234,9 @@ def test_an_unknown_parser_name_stops_the_model_before_it_loads():
 
 def test_requests_whose_calls_the_model_writes_keep_special_tokens():
     assert plan("qwen2.5-instruct", tools=[WEATHER]).skip_special_tokens is False
-    assert plan("qwen2.5-instruct", tools=[WEATHER], tool_choice="auto").skip_special_tokens is False
+    assert (
+        plan("qwen2.5-instruct", tools=[WEATHER], tool_choice="auto").skip_special_tokens is False
+    )
     assert plan(tools=[WEATHER]).skip_special_tokens is False  # the injected hermes prompt
     kept = plan("qwen2.5-instruct", tools=[WEATHER], skip_special_tokens=True)
     assert kept.skip_special_tokens is True  # the client said so
