@@ -12,6 +12,7 @@ from dataclasses import dataclass
 #: Template text -> tool call parser, first match wins (formats that also write
 #: ``<tool_call>`` come before hermes).
 _TOOL_SIGNS = (
+    ("<|channel|>", "openai"),  # gpt-oss's harmony
     ("<function=", "qwen3_coder"),
     ("<arg_key>", "glm45"),
     ("<|tool_calls_section_begin|>", "kimi_k2"),

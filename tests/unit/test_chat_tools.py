@@ -244,3 +244,17 @@ def test_requests_whose_calls_the_model_writes_keep_special_tokens():
     assert plan("qwen2.5-instruct", tools=[WEATHER], tool_choice="none").skip_special_tokens
     assert plan("qwen2.5-instruct", tools=[WEATHER], tool_choice="required").skip_special_tokens
     assert plan("qwen2.5-instruct", skip_special_tokens=False).skip_special_tokens is False
+
+
+def test_gpt_oss_replies_are_harmony_messages_with_tools_or_not():
+    """Its channels are special tokens: every reply keeps them, and reasoning is counted."""
+    plain = plan("gpt-oss")
+    assert (plain.parsers.tools, plain.skip_special_tokens, plain.reports_reasoning) == (
+        "openai",
+        False,
+        True,
+    )
+    assert plan("gpt-oss", skip_special_tokens=True).skip_special_tokens is True
+    text = "<|channel|>analysis<|message|>Hm.<|end|><|start|>assistant<|channel|>final<|message|>Hi"
+    parsed = plain.output_parser("").parse(Delta(text, [1], 5, "stop"))
+    assert (parsed.reasoning, parsed.content) == ("Hm.", "Hi")

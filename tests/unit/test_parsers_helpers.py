@@ -103,8 +103,8 @@ def test_tool_parser_for_request():
 
 def test_unknown_parser_names_are_named():
     check_parser_names("qwen3", "hermes")
-    known = "deepseek_v3, deepseek_v31, glm45, hermes, kimi_k2, llama3_json, mistral, pythonic"
-    with pytest.raises(ValueError, match=f"known: {known}, qwen3_coder"):
+    known = "deepseek_v3, deepseek_v31, glm45, hermes, kimi_k2, llama3_json, mistral"
+    with pytest.raises(ValueError, match=f"known: {known}, openai, pythonic, qwen3_coder"):
         check_parser_names(None, "hermes2")
     with pytest.raises(ValueError, match="unknown reasoning parser 'r1'"):
         make_output_parser("r1", None)
@@ -192,6 +192,7 @@ def template(name: str) -> str:
         ("qwq-32b", InferredParsers("deepseek_r1", "hermes")),
         ("deepseek-r1-distill", InferredParsers("deepseek_r1", "deepseek_v3")),
         ("deepseek-r1", InferredParsers("deepseek_r1", "deepseek_v3")),
+        ("gpt-oss", InferredParsers(None, "openai")),
         ("deepseek-v3.1", InferredParsers("deepseek_r1", "deepseek_v31")),
         ("hermes-3-llama-3.1", InferredParsers(None, "hermes")),
         ("mistral-7b-instruct-v0.3", InferredParsers(None, "mistral")),

@@ -315,3 +315,114 @@ def test_broken_or_undeclared_markup_stays_content():
         ),
     ]:
         assert calls_in(format_name, text) == (text, []), (format_name, text)
+
+
+# -- gpt-oss harmony ---------------------------------------------------------------------
+
+
+@st.composite
+def harmony_replies(draw):
+    """(reply text, reasoning, content, calls): analysis, then a final answer or calls."""
+    thought, content = draw(texts), draw(texts)
+    calls = draw(st.lists(st.tuples(identifiers, arguments), max_size=2, unique_by=lambda c: c[0]))
+    messages = [f"<|channel|>analysis<|message|>{thought}<|end|>"] if thought else []
+    if content:
+        messages.append(f"<|start|>assistant<|channel|>final<|message|>{content}<|end|>")
+    for index, (name, args) in enumerate(calls):
+        header = draw(
+            st.sampled_from(
+                [
+                    f"<|channel|>commentary to=functions.{name} <|constrain|>json",
+                    f" to=functions.{name}<|channel|>commentary json",
+                ]
+            )
+        )
+        end = "" if index == len(calls) - 1 else "<|call|>"
+        messages.append(f"<|start|>assistant{header}<|message|>{json.dumps(args)}{end}")
+    text = "".join(messages)
+    if text.startswith("<|start|>assistant"):
+        text = text[len("<|start|>assistant") :]  # the generation prompt wrote it
+    return text, thought, content, calls
+
+
+@settings(max_examples=600, deadline=None)
+@given(data=st.data(), reply=harmony_replies())
+def test_harmony_any_split_parses_like_the_whole_reply(data, reply):
+    text, thought, content, calls = reply
+    tools = tools_for(calls)
+    expected = parse_whole(parser(None, "openai", tools), text)
+    assert [
+        (call["function"]["name"], json.loads(call["function"]["arguments"]))
+        for call in expected.get("tool_calls", [])
+    ] == [(name, args) for name, args in calls]
+    assert expected.get("reasoning_content", "") == thought
+    assert (expected["content"] or "") == content
+
+    deltas = stream(parser(None, "openai", tools), data.draw(splits(text)))
+    for delta in deltas:
+        assert "<|" not in delta.content + delta.reasoning or "<|" in content + thought
+    assert without_ids(collect(deltas)) == without_ids(expected)
+
+
+HARMONY_FRAGMENTS = [
+    "<|channel|>",
+    "analysis",
+    "final",
+    "commentary",
+    " to=functions.f",
+    " to=functions.g",
+    "<|constrain|>json",
+    "<|message|>",
+    "<|end|>",
+    "<|call|>",
+    "<|return|>",
+    "<|start|>",
+    "assistant",
+    '{"a": 1}',
+    "{",
+    " ",
+    "x",
+    "<|",
+]
+
+
+@settings(max_examples=800, deadline=None)
+@given(data=st.data(), text=st.lists(st.sampled_from(HARMONY_FRAGMENTS), max_size=16).map("".join))
+def test_harmony_any_text_streams_like_the_whole(data, text):
+    expected = parse_whole(parser(None, "openai", DECLARED), text)
+    pieces = data.draw(splits(text))
+    assert without_ids(collect(stream(parser(None, "openai", DECLARED), pieces))) == without_ids(
+        expected
+    )
+
+
+def test_harmony_reasoning_then_a_call():
+    text = (
+        "<|channel|>analysis<|message|>Need the weather.<|end|><|start|>assistant"
+        "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>"
+        '{"city": "Paris"}'
+    )
+    fields = parse_whole(parser(None, "openai", WEATHER), text)
+    assert fields["reasoning_content"] == "Need the weather."
+    assert fields["content"] is None
+    [call] = fields["tool_calls"]
+    assert call["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+
+
+def test_harmony_without_tools_still_splits_reasoning_from_the_answer():
+    text = (
+        "<|channel|>analysis<|message|>Easy.<|end|><|start|>assistant<|channel|>final<|message|>4"
+    )
+    fields = parse_whole(
+        make_output_parser(None, tool_parser_for_request("openai", None, None)), text
+    )
+    assert fields == {"content": "4", "reasoning_content": "Easy."}
+
+
+def test_harmony_undeclared_or_broken_calls_and_plain_text_stay_content():
+    undeclared = "<|channel|>commentary to=functions.rm_rf json<|message|>{}"
+    assert calls_in("openai", undeclared) == (undeclared, [])
+    broken = "<|channel|>commentary to=functions.get_weather json<|message|>{oops"
+    assert calls_in("openai", broken) == (broken, [])
+    plain = "Just text, " * 30
+    assert calls_in("openai", plain) == (plain, [])
