@@ -71,7 +71,7 @@ def make_output_parser(
     check_parser_names(reasoning, tools if isinstance(tools, str) else None)
     return OutputParser(
         REASONING_PARSERS[reasoning](prompt) if reasoning else None,
-        TOOL_PARSERS[tools]() if isinstance(tools, str) else tools,
+        TOOL_PARSERS[tools](None) if isinstance(tools, str) else tools,
     )
 
 
