@@ -258,3 +258,10 @@ def test_gpt_oss_replies_are_harmony_messages_with_tools_or_not():
     text = "<|channel|>analysis<|message|>Hm.<|end|><|start|>assistant<|channel|>final<|message|>Hi"
     parsed = plain.output_parser("").parse(Delta(text, [1], 5, "stop"))
     assert (parsed.reasoning, parsed.content) == ("Hm.", "Hi")
+
+
+def test_deepseek_v31_keeps_its_own_format_and_its_own_render():
+    chosen = choose_parsers(template("deepseek-v3.1"), None, None)
+    assert (chosen.tools, chosen.inject_tool_prompt) == ("deepseek_v31", False)
+    chat = plan("deepseek-v3.1", tools=[WEATHER])
+    assert chat.request.messages == request().messages  # no hermes prompt injected
