@@ -9,7 +9,7 @@ admission, metrics and engine aborts happen here once, so no dialect copies them
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi import Request
 
@@ -85,6 +85,8 @@ async def start_chat(
         structured_output=plan.structured_output or structured_output(body),
         priority=priority,
     )
+    if sampling.skip_special_tokens != plan.skip_special_tokens:
+        sampling = replace(sampling, skip_special_tokens=plan.skip_special_tokens)
     outputs = ChoiceOutputs(plan, prompt, body.n)
     reply = Reply(
         new_id(id_prefix),

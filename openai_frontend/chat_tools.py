@@ -21,7 +21,11 @@ from openai_frontend.parser_choice import ChosenParsers, choose_parsers
 from openai_frontend.parsing.base import ParsedDelta, ToolParser
 from openai_frontend.parsing.forced import forced_function_name, forced_tool_schema
 from openai_frontend.parsing.pipeline import OutputParser, chat_finish_reason
-from openai_frontend.parsing.registry import make_output_parser, tool_parser_for_request
+from openai_frontend.parsing.registry import (
+    HARMONY,
+    make_output_parser,
+    tool_parser_for_request,
+)
 from openai_frontend.parsing.validation import validate_tool_messages, validate_tools
 from openai_frontend.schemas.chat import ChatCompletionRequest
 from openai_frontend.tool_prompt import with_tool_prompt
@@ -50,9 +54,25 @@ class ChatPlan:
         return make_output_parser(self.parsers.reasoning, tools, prompt[-64:])
 
     @property
+    def skip_special_tokens(self) -> bool:
+        """The client's ``skip_special_tokens``; unset, False when the model writes its
+        calls in its own markup, as vLLM does: a format's marker may be a special token
+        (Mistral's ``[TOOL_CALLS]``, Llama's ``<|python_tag|>``), and decoding would cut
+        it out of the text before the parser could see it."""
+        body = self.request
+        if "skip_special_tokens" in body.model_fields_set:
+            return body.skip_special_tokens
+        if self.parsers.tools == HARMONY:
+            return False  # every reply is harmony messages, tools or not
+        if not _calls_by_format(body):
+            return body.skip_special_tokens
+        return self.parsers.tools is None
+
+    @property
     def reports_reasoning(self) -> bool:
-        """Whether ``usage`` carries ``reasoning_tokens`` (a reasoning parser runs)."""
-        return self.parsers.reasoning is not None
+        """Whether ``usage`` carries ``reasoning_tokens`` (a reasoning parser runs, or
+        harmony's, which splits off the reasoning itself)."""
+        return self.parsers.reasoning is not None or self.parsers.tools == HARMONY
 
     def finish_reason(self, reason: str | None, called_tools: bool) -> str:
         """``tool_calls`` when the model chose to call; a named ``tool_choice`` is not

@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--chat-template", help="a template file, or a bundled name (chatml, basic)")
     serve.add_argument(
         "--tool-call-parser",
-        help="the model's tool call format: hermes, llama3_json, mistral or pythonic "
+        help="the model's tool call format: hermes, qwen3_coder, glm45, deepseek_v3, "
+        "deepseek_v31, kimi_k2, openai (gpt-oss harmony), mistral, llama3_json or pythonic "
         "(default: inferred from the chat template)",
     )
     serve.add_argument(

@@ -23,7 +23,13 @@ log = logging.getLogger(__name__)
 #: The format the gateway's own tool prompt asks for.
 INJECTED_FORMAT = "hermes"
 
-_PROBE_MESSAGES = [{"role": "user", "content": "What is the weather in Paris?"}]
+_PROBE_USER = {"role": "user", "content": "What is the weather in Paris?"}
+#: One user message, then the same beside a system message: some templates (DeepSeek's)
+#: describe the tools only inside the system prompt they build from a system message.
+_PROBE_CONVERSATIONS = (
+    [_PROBE_USER],
+    [{"role": "system", "content": "You are a helpful assistant."}, _PROBE_USER],
+)
 _PROBE_TOOLS = [
     {
         "type": "function",
@@ -91,18 +97,32 @@ def ignores_tools(template: str, special_tokens: tuple[tuple[str, str], ...] = (
 
     Decided by rendering, not by reading the source: a template may mention ``tools``
     and still drop them (or only render them in a branch a real request never takes).
-    A template that fails on the probe is assumed to handle tools its own way.
+    Each probe conversation that renders must render the same; a probe the template
+    refuses (no system role, say) does not count. A template that refuses every probe
+    is assumed to handle tools its own way.
     """
-    tokens = dict(special_tokens)
+    verdicts = [
+        _same_without_tools(template, dict(special_tokens), messages)
+        for messages in _PROBE_CONVERSATIONS
+    ]
+    rendered = [same for same in verdicts if same is not None]
+    return bool(rendered) and all(rendered)
+
+
+def _same_without_tools(
+    template: str, tokens: dict[str, str], messages: list[dict[str, str]]
+) -> bool | None:
+    """Whether ``messages`` render the same with and without the probe tool (None: the
+    template refuses them)."""
     try:
-        plain = render(template, _PROBE_MESSAGES, add_generation_prompt=True, special_tokens=tokens)
+        plain = render(template, messages, add_generation_prompt=True, special_tokens=tokens)
         with_tools = render(
             template,
-            _PROBE_MESSAGES,
+            messages,
             tools=_PROBE_TOOLS,
             add_generation_prompt=True,
             special_tokens=tokens,
         )
     except ChatTemplateError:
-        return False
+        return None
     return plain == with_tools

@@ -100,6 +100,40 @@ def test_required_calls_valid_tools_streamed_or_not(server, http):
     assert stream["finish_reason"] == "tool_calls"
 
 
+#: A pydantic-made schema: its model lives in ``$defs``, reached by ``#/$defs/City``.
+BOOK = {
+    "type": "function",
+    "function": {
+        "name": "book_hotel",
+        "parameters": {
+            "$defs": {
+                "City": {
+                    "type": "object",
+                    "properties": {"name": {"type": "string", "maxLength": 20}},
+                    "required": ["name"],
+                    "additionalProperties": False,
+                }
+            },
+            "type": "object",
+            "properties": {"city": {"$ref": "#/$defs/City"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+def test_required_with_defs_in_the_tool_schema_streamed_or_not(server, http):
+    body = forced(server.model, tools=[BOOK, TIME], tool_choice="required")
+    choice = ask(http, body)["choices"][0]
+    calls = calls_of(choice["message"])
+    assert calls and choice["finish_reason"] == "tool_calls"
+    schemas = {**SCHEMAS, "book_hotel": BOOK["function"]["parameters"]}
+    for name, arguments in calls:
+        jsonschema.validate(json.loads(arguments), schemas[name])
+    assert streamed_calls(joined(ask_streamed(http, body))) == calls
+
+
 def test_required_without_parallel_calls_makes_exactly_one(server, http):
     body = forced(server.model, tool_choice="required", parallel_tool_calls=False)
     choice = ask(http, body)["choices"][0]
@@ -113,6 +147,26 @@ def test_the_default_model_is_shown_the_tools_its_template_would_drop(server, ht
     assert '"name": "get_weather"' in prompt and "<tool_call>" in prompt
     plain = http.post("/tokenize", json={**body, "tools": None}).json()["prompt"]
     assert "get_weather" not in plain
+
+
+def test_tool_requests_keep_special_tokens_unless_the_client_says(server, http):
+    """A format's marker may be a special token (Mistral's ``[TOOL_CALLS]``): a request
+    whose calls the model writes decodes with ``skip_special_tokens: false``, as vLLM
+    does. A logit bias makes the model write one (the turn opener), whatever it knows."""
+    opener = "<|im_start|>"
+    ids = http.post(
+        "/tokenize", json={"model": server.model, "prompt": opener, "add_special_tokens": False}
+    ).json()["tokens"]
+    body = forced(server.model, tools=[WEATHER], max_tokens=2, logit_bias={str(ids[0]): 100})
+
+    def content(**fields) -> str:
+        return ask(http, {**body, **fields})["choices"][0]["message"]["content"] or ""
+
+    assert opener in content()
+    assert opener in content(tool_choice="auto")
+    assert opener not in content(skip_special_tokens=True)
+    assert opener not in content(tools=None)
+    assert opener not in content(tool_choice="none")
 
 
 @pytest.mark.parametrize(

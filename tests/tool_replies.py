@@ -42,8 +42,9 @@ def ask_streamed(http: httpx.Client, body: dict, headers: dict | None = None) ->
 def joined(chunks: list[dict]) -> dict[str, Any]:
     """The one choice's message as the chunks tell it, plus its finish_reason.
 
-    Checks the streaming contract on the way: a call's first delta carries index, id,
-    type and name; later ones carry argument fragments only.
+    Checks the streaming contract on the way: a chunk carries at most one entry per call
+    index; a call's first entry carries index, id, type and name; later ones carry
+    argument fragments only.
     """
     content, reasoning, calls, finish = [], [], [], None
     for chunk in chunks:
@@ -51,7 +52,10 @@ def joined(chunks: list[dict]) -> dict[str, Any]:
             delta = choice["delta"]
             content.append(delta.get("content") or "")
             reasoning.append(delta.get("reasoning_content") or "")
-            for piece in delta.get("tool_calls") or []:
+            pieces = delta.get("tool_calls") or []
+            indices = [piece["index"] for piece in pieces]
+            assert len(set(indices)) == len(indices), f"one entry per index per chunk: {pieces}"
+            for piece in pieces:
                 _add_piece(calls, piece)
             finish = choice["finish_reason"] or finish
     return {

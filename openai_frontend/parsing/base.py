@@ -66,8 +66,29 @@ class ParsedDelta:
         if self.content:
             delta["content"] = self.content
         if self.tool_calls:
-            delta["tool_calls"] = [call.to_openai() for call in self.tool_calls]
+            delta["tool_calls"] = [call.to_openai() for call in merged_by_index(self.tool_calls)]
         return delta
+
+
+def merged_by_index(pieces: Sequence[ToolCallDelta]) -> list[ToolCallDelta]:
+    """One piece per call index, its fragments joined in order (the header kept).
+
+    OpenAI and vLLM send at most one ``tool_calls`` entry per index in a chunk; older
+    clients that append each entry as it comes would otherwise duplicate the call.
+    """
+    merged: dict[int, ToolCallDelta] = {}
+    for piece in pieces:
+        before = merged.get(piece.index)
+        if before is None:
+            merged[piece.index] = piece
+        else:
+            merged[piece.index] = ToolCallDelta(
+                piece.index,
+                before.arguments + piece.arguments,
+                before.id or piece.id,
+                before.name or piece.name,
+            )
+    return list(merged.values())
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Template text -> tool call parser, first match wins.
+#: Template text -> tool call parser, first match wins (formats that also write
+#: ``<tool_call>`` come before hermes).
 _TOOL_SIGNS = (
+    ("<|channel|>", "openai"),  # gpt-oss's harmony
+    ("<function=", "qwen3_coder"),
+    ("<arg_key>", "glm45"),
+    ("<|tool_calls_section_begin|>", "kimi_k2"),
+    ("<｜tool▁calls▁begin｜>", "deepseek_v31"),
     ("<tool_call>", "hermes"),
     ("[TOOL_CALLS]", "mistral"),
     ("<|python_tag|>", "llama3_json"),
@@ -29,7 +35,10 @@ def infer_parsers(template: str) -> InferredParsers:
 
 
 def _tools(template: str) -> str | None:
-    return next((name for sign, name in _TOOL_SIGNS if sign in template), None)
+    name = next((name for sign, name in _TOOL_SIGNS if sign in template), None)
+    if name == "deepseek_v31" and "```json" in template:
+        return "deepseek_v3"  # V3 and R1 fence the arguments; V3.1 does not
+    return name
 
 
 def _reasoning(template: str) -> str | None:

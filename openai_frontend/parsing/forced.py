@@ -5,7 +5,8 @@ with, and the parsing of the constrained reply back into tool calls.
   arguments object, constrained by N's ``parameters`` schema.
 * ``tool_choice: "required"``: the reply is a JSON array of ``{"name", "arguments"}``
   items, each one of the given tools (``anyOf``); exactly one item when
-  ``parallel_tool_calls`` is false.
+  ``parallel_tool_calls`` is false. The tools' ``$defs`` move to the array's root
+  (:mod:`.schema_defs`), where their ``#/$defs/...`` pointers find them.
 
 A constrained reply that does not parse (cut by ``max_tokens``) is returned as content,
 verbatim, like any unfinished markup.
@@ -17,6 +18,7 @@ from typing import Any
 
 from openai_frontend import jsondecode
 from openai_frontend.parsing.base import CallNumbering, ParsedCall, ParsedDelta
+from openai_frontend.parsing.schema_defs import HoistedDefinitions
 
 #: What a function without ``parameters`` takes: nothing.
 NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
@@ -54,22 +56,22 @@ def forced_tool_schema(
         return function_parameters(tools or [], name)
     if tool_choice != "required":
         return None
-    schema: dict[str, Any] = {
-        "type": "array",
-        "minItems": 1,
-        "items": {"anyOf": [_call_item(tool["function"]) for tool in tools or []]},
-    }
+    definitions = HoistedDefinitions()
+    items = [_call_item(tool["function"], definitions) for tool in tools or []]
+    schema: dict[str, Any] = {"type": "array", "minItems": 1, "items": {"anyOf": items}}
     if parallel_tool_calls is False:
         schema["maxItems"] = 1
-    return schema
+    return definitions.add_to(schema)
 
 
-def _call_item(function: dict[str, Any]) -> dict[str, Any]:
+def _call_item(function: dict[str, Any], definitions: HoistedDefinitions) -> dict[str, Any]:
+    """One tool's ``{name, arguments}`` item, its ``$defs`` moved to the array's root."""
+    parameters = function.get("parameters") or NO_PARAMETERS
     return {
         "type": "object",
         "properties": {
             "name": {"type": "string", "const": function["name"]},
-            "arguments": function.get("parameters") or NO_PARAMETERS,
+            "arguments": definitions.take(function["name"], parameters),
         },
         "required": ["name", "arguments"],
         "additionalProperties": False,

@@ -65,7 +65,10 @@ class OutputParser:
             thought, answer = self._reasoning.feed(text)
             if was_reasoning or thought or self._reasoning.in_reasoning:
                 self.reasoning_tokens = completion_tokens
-        return self._answer(thought, answer, final=False)
+        parsed = self._answer(thought, answer, final=False)
+        if parsed.reasoning:  # harmony's own reasoning, or the reasoning parser's
+            self.reasoning_tokens = completion_tokens
+        return parsed
 
     def finish(self) -> ParsedDelta:
         """Everything held back, once the engine has finished the choice."""
@@ -78,7 +81,7 @@ class OutputParser:
         parsed = self._tools.feed(answer) if answer else ParsedDelta()
         if final:
             parsed.add(self._tools.finish())
-        parsed.reasoning = thought
+        parsed.reasoning = thought + parsed.reasoning  # harmony's parser splits off its own
         if parsed.tool_calls:
             self.called_tools = True
         return parsed

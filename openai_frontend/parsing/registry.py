@@ -3,6 +3,7 @@ and the choice of tool parser for one request."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from typing import Any
 
 from openai_frontend.errors import APIError
@@ -14,22 +15,37 @@ from openai_frontend.parsing.reasoning import (
     Qwen3ReasoningParser,
     ThinkBlockParser,
 )
-from openai_frontend.parsing.tools_block import BlockToolParser
+from openai_frontend.parsing.tools_deepseek import DeepSeekV3ToolParser, DeepSeekV31ToolParser
+from openai_frontend.parsing.tools_glm45 import Glm45ToolParser
+from openai_frontend.parsing.tools_harmony import HarmonyToolParser
 from openai_frontend.parsing.tools_hermes import HermesToolParser
+from openai_frontend.parsing.tools_kimi_k2 import KimiK2ToolParser
 from openai_frontend.parsing.tools_llama3_json import Llama3JsonToolParser
 from openai_frontend.parsing.tools_mistral import MistralToolParser
 from openai_frontend.parsing.tools_pythonic import PythonicToolParser
+from openai_frontend.parsing.tools_qwen3_coder import Qwen3CoderToolParser
 
 REASONING_PARSERS: dict[str, type[ThinkBlockParser]] = {
     "deepseek_r1": DeepSeekR1ReasoningParser,
     "qwen3": Qwen3ReasoningParser,
 }
 
-TOOL_PARSERS: dict[str, type[BlockToolParser]] = {
+#: gpt-oss's harmony format (vLLM's name): it carries the reasoning too, so it parses
+#: every reply of its model, with tools or not.
+HARMONY = "openai"
+
+#: Each takes the request's declared functions (name -> parameters schema), or None.
+TOOL_PARSERS: dict[str, Callable[[Collection[str] | None], ToolParser]] = {
+    "deepseek_v3": DeepSeekV3ToolParser,
+    "deepseek_v31": DeepSeekV31ToolParser,
+    "glm45": Glm45ToolParser,
     "hermes": HermesToolParser,
+    "kimi_k2": KimiK2ToolParser,
     "llama3_json": Llama3JsonToolParser,
     "mistral": MistralToolParser,
+    HARMONY: HarmonyToolParser,
     "pythonic": PythonicToolParser,
+    "qwen3_coder": Qwen3CoderToolParser,
 }
 
 
@@ -55,7 +71,7 @@ def make_output_parser(
     check_parser_names(reasoning, tools if isinstance(tools, str) else None)
     return OutputParser(
         REASONING_PARSERS[reasoning](prompt) if reasoning else None,
-        TOOL_PARSERS[tools]() if isinstance(tools, str) else tools,
+        TOOL_PARSERS[tools](None) if isinstance(tools, str) else tools,
     )
 
 
@@ -68,11 +84,13 @@ def tool_parser_for_request(
     output and parsed as such; ``auto`` needs the server's configured format parser,
     and without one the request is refused rather than the tools silently ignored.
     """
+    forced = forced_function_name(tool_choice)
+    if tools and (forced is not None or tool_choice == "required"):
+        return ForcedToolParser(forced)
+    if configured == HARMONY:
+        return HarmonyToolParser(declared_functions(tools if tool_choice != "none" else None))
     if not tools or tool_choice == "none":
         return None
-    forced = forced_function_name(tool_choice)
-    if forced is not None or tool_choice == "required":
-        return ForcedToolParser(forced)
     if configured is None:
         raise APIError(
             "tool_choice 'auto' needs a tool call parser; this server was started without "
@@ -80,4 +98,11 @@ def tool_parser_for_request(
             param="tool_choice",
             code="unsupported_parameter",
         )
-    return TOOL_PARSERS[configured]()
+    return TOOL_PARSERS[configured](declared_functions(tools))
+
+
+def declared_functions(tools: list[dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """The request's functions, name -> parameters schema: only these become calls,
+    and formats that write arguments as text read their types from the schema."""
+    functions = (tool.get("function") or {} for tool in tools or [])
+    return {function.get("name"): function.get("parameters") or {} for function in functions}

@@ -8,9 +8,10 @@ hold-back), ``inside`` (a call block, buffered until it closes). Every decision 
 only on the text seen so far, never on where the deltas were cut, so a streamed reply
 parses exactly as the whole text does.
 
-Markup that turns out invalid is returned as content, verbatim, and so is a block still
-open when generation ends (cut by ``max_tokens``): the client sees what the model wrote,
-nothing is lost and nothing raises. Whitespace between or after calls is dropped.
+Markup that turns out invalid, or calls a function the request did not declare, is
+returned as content, verbatim, and so is a block still open when generation ends (cut
+by ``max_tokens``): the client sees what the model wrote, nothing is lost and nothing
+raises. Whitespace between or after calls is dropped.
 
 A call is emitted once its block has closed and parsed: its header (id, name) and its
 whole ``arguments`` in one fragment. Streaming the arguments while the model writes
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from typing import Any
 
 from openai_frontend import jsondecode
@@ -37,7 +39,10 @@ class BlockToolParser:
     #: Markers that open a call block anywhere in the content (none: only at the start).
     opens: tuple[str, ...] = ()
 
-    def __init__(self) -> None:
+    def __init__(self, declared: Collection[str] | None = None) -> None:
+        #: The request's function names: a call to any other name is content (None:
+        #: any name, for callers that parse without a request).
+        self._declared = frozenset(declared) if declared is not None else None
         self._search = MarkerSearch(self.opens)
         self._numbering = CallNumbering()
         self._pending = ""
@@ -95,6 +100,8 @@ class BlockToolParser:
         if closed is None:
             return False
         calls, end = closed
+        if calls is not None and not self._all_declared(calls):
+            calls = None
         if calls is None:
             out.content += self._opened + self._pending[:end]
             self._state = "content"
@@ -103,6 +110,11 @@ class BlockToolParser:
             self._state = "sniff"
         self._pending = self._pending[end:]
         return True
+
+    def _all_declared(self, calls: list[ParsedCall]) -> bool:
+        """A call to a function the request did not declare (a ``<tool_call>`` quoted in
+        a code block, a hallucinated tool) is not a call: the block stays content."""
+        return self._declared is None or all(call.name in self._declared for call in calls)
 
     def _step_sniff(self) -> bool:
         head = self._pending.lstrip()
@@ -141,10 +153,15 @@ class BlockToolParser:
         return value, len(body) - len(head) + end
 
 
-def call_from_object(value: Any, arguments_keys: tuple[str, ...] = ("arguments",)) -> ParsedCall:
+def call_from_object(
+    value: Any, arguments_keys: tuple[str, ...] = ("arguments", "parameters")
+) -> ParsedCall:
     """``{"name": ..., "arguments": {...}}`` as a call; ValueError if it is not one.
 
-    Arguments given as a JSON string holding an object (some models do) are accepted.
+    Arguments given as a JSON string holding an object (some models do) are accepted,
+    and so is ``"parameters"`` for ``"arguments"`` (the llama3_json spelling, which
+    models trained on both formats mix up): the first key of ``arguments_keys`` present
+    wins. A call with neither key takes no arguments (``{}``).
     """
     if not isinstance(value, dict) or not isinstance(value.get("name"), str):
         raise ValueError("not a tool call object")

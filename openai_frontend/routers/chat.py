@@ -75,34 +75,35 @@ async def _stream(
     deltas: AsyncIterator[ChoiceDelta], reply: Reply, include_usage: bool, outputs: ChoiceOutputs
 ) -> AsyncIterator[bytes]:
     framer = ChunkFramer(reply.head("chat.completion.chunk"), include_usage)
-    for index in range(reply.n):
-        yield framer.choice(
-            {
-                "index": index,
-                "delta": {"role": "assistant", "content": "", "refusal": None},
-                "logprobs": None,
-                "finish_reason": None,
-            }
-        )
-    async for index, delta in deltas:
-        parsed = outputs.parse(index, delta)
-        if parsed or delta.logprobs:
+    async with aclosing(deltas):
+        for index in range(reply.n):
             yield framer.choice(
                 {
                     "index": index,
-                    "delta": parsed.to_openai() or {"content": ""},
-                    "logprobs": chat_logprobs(delta.logprobs) if reply.logprobs else None,
+                    "delta": {"role": "assistant", "content": "", "refusal": None},
+                    "logprobs": None,
                     "finish_reason": None,
                 }
             )
-        if delta.finish_reason is not None:
-            yield framer.choice(
-                {
-                    "index": index,
-                    "delta": {},
-                    "logprobs": None,
-                    "finish_reason": outputs.finish_reason(index),
-                }
-            )
+        async for index, delta in deltas:
+            parsed = outputs.parse(index, delta)
+            if parsed or delta.logprobs:
+                yield framer.choice(
+                    {
+                        "index": index,
+                        "delta": parsed.to_openai() or {"content": ""},
+                        "logprobs": chat_logprobs(delta.logprobs) if reply.logprobs else None,
+                        "finish_reason": None,
+                    }
+                )
+            if delta.finish_reason is not None:
+                yield framer.choice(
+                    {
+                        "index": index,
+                        "delta": {},
+                        "logprobs": None,
+                        "finish_reason": outputs.finish_reason(index),
+                    }
+                )
     if include_usage:
         yield framer.usage(outputs.usage(reply.prompt_tokens))

@@ -141,19 +141,20 @@ async def _stream(
     framer = ChunkFramer(reply.head("text_completion"), include_usage)
     counts = [Choice() for _ in range(count)]
     text_offsets = [0] * count
-    if reply.echoes:
-        for index in range(count):
-            yield framer.choice(_chunk(index, reply.echo(index), None, None))
-    async for index, delta in deltas:
-        counts[index].count(delta)
-        if not (delta.text or delta.logprobs or delta.finish_reason):
-            continue
-        logprobs = None
-        if reply.logprobs:
-            logprobs = completion_logprobs(delta.logprobs or [], text_offsets[index])
-            text_offsets[index] += sum(len(t.token) for t in delta.logprobs or [])
-        reason = finish_reason(delta.finish_reason) if delta.finish_reason else None
-        yield framer.choice(_chunk(index, delta.text, logprobs, reason))
+    async with aclosing(deltas):
+        if reply.echoes:
+            for index in range(count):
+                yield framer.choice(_chunk(index, reply.echo(index), None, None))
+        async for index, delta in deltas:
+            counts[index].count(delta)
+            if not (delta.text or delta.logprobs or delta.finish_reason):
+                continue
+            logprobs = None
+            if reply.logprobs:
+                logprobs = completion_logprobs(delta.logprobs or [], text_offsets[index])
+                text_offsets[index] += sum(len(t.token) for t in delta.logprobs or [])
+            reason = finish_reason(delta.finish_reason) if delta.finish_reason else None
+            yield framer.choice(_chunk(index, delta.text, logprobs, reason))
     if include_usage:
         completion_tokens = sum(choice.completion_tokens for choice in counts)
         yield framer.usage(

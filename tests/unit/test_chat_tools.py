@@ -65,6 +65,28 @@ def test_a_template_that_ignores_tools_is_found_by_rendering():
     assert not ignores_tools(template("mistral-7b-instruct-v0.3"))
 
 
+#: Where DeepSeek-V3.1's template builds its system prompt from the system messages.
+DEEPSEEK_SYSTEM = "{% set ns.system_prompt = ns.system_prompt + message['content'] %}"
+
+
+def test_a_template_that_shows_tools_only_beside_a_system_message_is_not_tool_blind():
+    """DeepSeek's templates build the tool description into the system prompt: a
+    probe of one user message alone would call them tool-blind."""
+    source = template("deepseek-v3.1")
+    assert source.count(DEEPSEEK_SYSTEM) == 1
+    beside_system = source.replace(
+        DEEPSEEK_SYSTEM,
+        DEEPSEEK_SYSTEM + "{% if tools %}{% set ns.system_prompt = ns.system_prompt + "
+        "'\n\n## Tools\n' + (tools | tojson) %}{% endif %}",
+    )
+    assert not ignores_tools(beside_system)
+    assert ignores_tools(source)  # this copy describes no tools at all
+
+
+def test_a_template_that_refuses_the_system_probe_is_judged_by_the_other():
+    assert ignores_tools(template("gemma-2-it"))  # no system role, no tools
+
+
 def test_parsers_come_from_the_flags_else_from_the_template():
     smol = choose_parsers(template("smollm2-instruct"), None, None)
     assert (smol.tools, smol.reasoning, smol.inject_tool_prompt) == ("hermes", None, True)
@@ -257,3 +279,38 @@ def test_a_request_templates_probes_and_render_share_one_deadline():
         render(f"{{# {uuid.uuid4()} #}}{SILENT_LOOP}", ASK)
     one_deadline = time.monotonic() - started
     assert whole_request < 1.5 * one_deadline, (whole_request, one_deadline)
+
+
+def test_requests_whose_calls_the_model_writes_keep_special_tokens():
+    assert plan("qwen2.5-instruct", tools=[WEATHER]).skip_special_tokens is False
+    assert (
+        plan("qwen2.5-instruct", tools=[WEATHER], tool_choice="auto").skip_special_tokens is False
+    )
+    assert plan(tools=[WEATHER]).skip_special_tokens is False  # the injected hermes prompt
+    kept = plan("qwen2.5-instruct", tools=[WEATHER], skip_special_tokens=True)
+    assert kept.skip_special_tokens is True  # the client said so
+    assert plan("qwen2.5-instruct").skip_special_tokens is True
+    assert plan("qwen2.5-instruct", tools=[WEATHER], tool_choice="none").skip_special_tokens
+    assert plan("qwen2.5-instruct", tools=[WEATHER], tool_choice="required").skip_special_tokens
+    assert plan("qwen2.5-instruct", skip_special_tokens=False).skip_special_tokens is False
+
+
+def test_gpt_oss_replies_are_harmony_messages_with_tools_or_not():
+    """Its channels are special tokens: every reply keeps them, and reasoning is counted."""
+    plain = plan("gpt-oss")
+    assert (plain.parsers.tools, plain.skip_special_tokens, plain.reports_reasoning) == (
+        "openai",
+        False,
+        True,
+    )
+    assert plan("gpt-oss", skip_special_tokens=True).skip_special_tokens is True
+    text = "<|channel|>analysis<|message|>Hm.<|end|><|start|>assistant<|channel|>final<|message|>Hi"
+    parsed = plain.output_parser("").parse(Delta(text, [1], 5, "stop"))
+    assert (parsed.reasoning, parsed.content) == ("Hm.", "Hi")
+
+
+def test_deepseek_v31_keeps_its_own_format_and_its_own_render():
+    chosen = choose_parsers(template("deepseek-v3.1"), None, None)
+    assert (chosen.tools, chosen.inject_tool_prompt) == ("deepseek_v31", False)
+    chat = plan("deepseek-v3.1", tools=[WEATHER])
+    assert chat.request.messages == request().messages  # no hermes prompt injected

@@ -104,7 +104,8 @@ def test_tool_parser_for_request():
 
 def test_unknown_parser_names_are_named():
     check_parser_names("qwen3", "hermes")
-    with pytest.raises(ValueError, match="known: hermes, llama3_json, mistral, pythonic"):
+    known = "deepseek_v3, deepseek_v31, glm45, hermes, kimi_k2, llama3_json, mistral"
+    with pytest.raises(ValueError, match=f"known: {known}, openai, pythonic, qwen3_coder"):
         check_parser_names(None, "hermes2")
     with pytest.raises(ValueError, match="unknown reasoning parser 'r1'"):
         make_output_parser("r1", None)
@@ -210,7 +211,10 @@ def template(name: str) -> str:
         ("qwen2.5-instruct", InferredParsers(None, "hermes")),
         ("qwen3", InferredParsers("qwen3", "hermes")),
         ("qwq-32b", InferredParsers("deepseek_r1", "hermes")),
-        ("deepseek-r1-distill", InferredParsers("deepseek_r1", None)),
+        ("deepseek-r1-distill", InferredParsers("deepseek_r1", "deepseek_v3")),
+        ("deepseek-r1", InferredParsers("deepseek_r1", "deepseek_v3")),
+        ("gpt-oss", InferredParsers(None, "openai")),
+        ("deepseek-v3.1", InferredParsers("deepseek_r1", "deepseek_v31")),
         ("hermes-3-llama-3.1", InferredParsers(None, "hermes")),
         ("mistral-7b-instruct-v0.3", InferredParsers(None, "mistral")),
         ("llama-3.1-instruct", InferredParsers(None, "llama3_json")),
@@ -221,3 +225,16 @@ def template(name: str) -> str:
 )
 def test_parsers_inferred_from_real_templates(name, expected):
     assert infer_parsers(template(name)) == expected
+
+
+@pytest.mark.parametrize(
+    ("excerpt", "expected"),
+    [
+        # Each family's template writes an assistant's earlier calls in its own markup.
+        ("{{- '<tool_call>\\n<function=' + tool_call.name + '>\\n' }}", "qwen3_coder"),
+        ("{{ '<tool_call>' + tc.name }}{{ '<arg_key>' + k + '</arg_key>' }}", "glm45"),
+        ("{{ '<|tool_calls_section_begin|>' }}{{ '<|tool_call_begin|>' + id }}", "kimi_k2"),
+    ],
+)
+def test_parsers_inferred_from_template_markup(excerpt, expected):
+    assert infer_parsers(excerpt).tools == expected

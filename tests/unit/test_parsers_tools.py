@@ -90,6 +90,19 @@ def test_call_streams_as_header_then_arguments():
     assert chat_finish_reason("stop", False) == "stop"
 
 
+def test_a_chunk_carries_one_entry_per_call_index():
+    parser = make_output_parser(None, "hermes")
+    text = '<tool_call>{"name": "f", "arguments": {"x": 1}}</tool_call><tool_call>{"name": "g"}'
+    [delta] = stream(parser, [text + "</tool_call>"])
+    entries = delta.to_openai()["tool_calls"]
+    assert [entry["index"] for entry in entries] == [0, 1]
+    assert [entry["function"] for entry in entries] == [
+        {"name": "f", "arguments": '{"x": 1}'},
+        {"name": "g", "arguments": "{}"},
+    ]
+    assert entries[0]["id"].startswith("call_") and entries[0]["type"] == "function"
+
+
 def test_llama3_json_single_call():
     text = '{"name": "get_weather", "parameters": {"location": "Paris", "unit": "celsius"}}'
     fields = whole(None, "llama3_json", text)

@@ -1,0 +1,78 @@
+"""``deepseek_v3`` and ``deepseek_v31``: DeepSeek's tool calls, in special tokens.
+
+    Let me check.<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>
+    {"city": "Paris"}<｜tool▁call▁end｜><｜tool▁calls▁end｜>
+
+That is V3.1's call, on one line (name, separator, arguments). V3 and R1 write the type first, then
+the name and the arguments in a fenced JSON block::
+
+    <｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather
+    ```json
+    {"city": "Paris"}
+    ```<｜tool▁call▁end｜>
+
+One section holds one or more calls; text before it is content. The markers are special
+tokens: they reach the text because tool requests decode with ``skip_special_tokens:
+false``. A section that does not parse, or calls an undeclared function, is content.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from openai_frontend.parsing.base import ParsedCall
+from openai_frontend.parsing.tools_block import BlockToolParser, Closed
+
+CALLS_BEGIN = "<｜tool▁calls▁begin｜>"
+CALLS_END = "<｜tool▁calls▁end｜>"
+_CALL = re.compile(
+    r"\s*<｜tool▁call▁begin｜>(.*?)<｜tool▁sep｜>(.*?)<｜tool▁call▁end｜>\s*", re.DOTALL
+)
+#: V3's part after the separator: the name, then the arguments fenced as JSON.
+_FENCED = re.compile(r"([^\s`]+)\s*```(?:json)?\s*(.*?)\s*```", re.DOTALL)
+
+
+class DeepSeekV31ToolParser(BlockToolParser):
+    opens = (CALLS_BEGIN,)
+
+    def _close(self, body: str) -> Closed | None:
+        at = body.find(CALLS_END, self._cursor)
+        if at < 0:
+            self._cursor = max(0, len(body) - len(CALLS_END) + 1)
+            return None
+        end = at + len(CALLS_END)
+        try:
+            return self._section(body[:at]), end
+        except ValueError:  # json.JSONDecodeError is a ValueError
+            return None, end
+
+    def _section(self, section: str) -> list[ParsedCall]:
+        calls, position = [], 0
+        while position < len(section):
+            match = _CALL.match(section, position)
+            if match is None:
+                raise ValueError("not a call")
+            calls.append(self._call(match.group(1).strip(), match.group(2)))
+            position = match.end()
+        if not calls:
+            raise ValueError("an empty section")
+        return calls
+
+    def _call(self, head: str, rest: str) -> ParsedCall:
+        return _object_call(head, rest)
+
+
+class DeepSeekV3ToolParser(DeepSeekV31ToolParser):
+    def _call(self, head: str, rest: str) -> ParsedCall:
+        fenced = _FENCED.fullmatch(rest.strip())
+        if head != "function" or fenced is None:
+            raise ValueError("not a V3 call")
+        return _object_call(fenced.group(1), fenced.group(2))
+
+
+def _object_call(name: str, arguments: str) -> ParsedCall:
+    value = json.loads(arguments)
+    if not name or not isinstance(value, dict):
+        raise ValueError("arguments are not an object")
+    return ParsedCall.of(name, value)

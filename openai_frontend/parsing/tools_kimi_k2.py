@@ -1,0 +1,57 @@
+"""``kimi_k2``: Kimi-K2's call section, in special tokens.
+
+    <|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0
+    <|tool_call_argument_begin|>{"city": "Paris"}<|tool_call_end|><|tool_calls_section_end|>
+
+(on one line). Each call's id is ``functions.<name>:<n>``: the name is between the dot
+and the colon. The markers are special tokens: they reach the text because tool
+requests decode with ``skip_special_tokens: false``. Text before the section is
+content; a section that does not parse, or calls an undeclared function, is content.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from openai_frontend.parsing.base import ParsedCall
+from openai_frontend.parsing.tools_block import BlockToolParser, Closed
+
+SECTION_BEGIN = "<|tool_calls_section_begin|>"
+SECTION_END = "<|tool_calls_section_end|>"
+_CALL = re.compile(
+    r"\s*<\|tool_call_begin\|>\s*(?:functions\.)?([^\s:<]+)(?::\d+)?\s*"
+    r"<\|tool_call_argument_begin\|>(.*?)<\|tool_call_end\|>\s*",
+    re.DOTALL,
+)
+
+
+class KimiK2ToolParser(BlockToolParser):
+    opens = (SECTION_BEGIN,)
+
+    def _close(self, body: str) -> Closed | None:
+        at = body.find(SECTION_END, self._cursor)
+        if at < 0:
+            self._cursor = max(0, len(body) - len(SECTION_END) + 1)
+            return None
+        end = at + len(SECTION_END)
+        try:
+            return _section(body[:at]), end
+        except ValueError:  # json.JSONDecodeError is a ValueError
+            return None, end
+
+
+def _section(section: str) -> list[ParsedCall]:
+    calls, position = [], 0
+    while position < len(section):
+        match = _CALL.match(section, position)
+        if match is None:
+            raise ValueError("not a call")
+        arguments = json.loads(match.group(2))
+        if not isinstance(arguments, dict):
+            raise ValueError("arguments are not an object")
+        calls.append(ParsedCall.of(match.group(1), arguments))
+        position = match.end()
+    if not calls:
+        raise ValueError("an empty section")
+    return calls
