@@ -174,6 +174,7 @@ JSON_BITS = [
 ]  # fmt: skip
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # ast.parse on "\#" and the like
 @settings(max_examples=1500, deadline=None)
 @given(st.lists(st.sampled_from(PYTHON_BITS), max_size=16).map("".join))
 def test_pythonic_verdicts_match_the_first_prefix_that_parses(text):
@@ -181,9 +182,20 @@ def test_pythonic_verdicts_match_the_first_prefix_that_parses(text):
 
 
 @settings(max_examples=1500, deadline=None)
-@given(st.lists(st.sampled_from(JSON_BITS), max_size=16).map("".join))
-def test_llama3_json_verdicts_match_the_first_value_that_decodes(text):
-    assert parsed("llama3_json", "{" + text) == reference_llama3_json("{" + text)
+@given(
+    st.sampled_from(["{", '{"name": "f", "parameters": ', '{"name": "g", "arguments": {"x": ']),
+    st.lists(st.sampled_from(JSON_BITS), max_size=16).map("".join),
+)
+def test_llama3_json_verdicts_match_the_first_value_that_decodes(start, text):
+    assert parsed("llama3_json", start + text) == reference_llama3_json(start + text)
+
+
+def test_mistral_gives_a_broken_list_up_so_a_later_marker_still_calls():
+    text = '[TOOL_CALLS] [Note: I\'m not sure] [TOOL_CALLS][{"name": "h", "arguments": {}}]'
+    fields = whole(None, "mistral", text)
+    assert fields["content"] == "[TOOL_CALLS] [Note: I'm not sure] "
+    assert [call["function"]["name"] for call in fields["tool_calls"]] == ["h"]
+    assert without_ids(streamed(None, "mistral", pieces_of(text))) == without_ids(fields)
 
 
 @pytest.mark.parametrize(
