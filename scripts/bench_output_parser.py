@@ -8,21 +8,36 @@ is today's router (``{"content": delta.text}``). Compare the added µs with the
 gateway's µs per frame from ``scripts/bench_gateway_overhead.py``; the target is at
 most 10 % of it.
 
-    .venv/bin/python scripts/bench_output_parser.py [--repeat 200]
+``--long`` adds the long replies: a 120 KB tool call (thousands of closing brackets) in
+each format, and a 120 KB pythonic-looking reply that is prose (``[Note: I'm ...``), fed
+4 characters per delta. It prints the parser's total CPU time, its worst delta (CPU
+time of one ``parse`` call; the bar is 2 ms), its worst delta but the last (the last
+delta closes the call, which is then parsed and re-serialised whole), and after which
+delta the first content or call arrived. ``--against REV`` runs the same long replies
+on the parsers of git revision ``REV`` too (extracted to a temporary directory, run in a
+child process), side by side.
+
+    .venv/bin/python scripts/bench_output_parser.py [--repeat 200] [--long [--against REV]]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import random
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+#: The tree whose parsers run: this checkout, or an old revision's (``--against``).
+sys.path.insert(0, os.environ.get("BENCH_PARSER_TREE", str(ROOT)))
 
 from engines.base import Delta  # noqa: E402
 from openai_frontend.parsing.registry import make_output_parser  # noqa: E402
@@ -102,7 +117,98 @@ def with_parser(deltas: list[Delta], reasoning: str | None, tools: str | None) -
     return run
 
 
+LONG = 120_000
+
+
+def long_replies() -> dict[str, tuple[str, str]]:
+    """Label -> (tool parser, a 120 KB reply): one long call per format, and prose."""
+    rows = [[i, f"row {i}", {"tags": ["a", "b"]}] for i in range(LONG // 40)]
+    call = {"name": "write_rows", "arguments": {"rows": rows}}
+    arguments = json.dumps(call["arguments"])
+    python_rows = ", ".join(f"[{i}, 'row {i}', {{'tags': ['a', 'b']}}]" for i, *_ in rows)
+    prose = "I'm not sure [1] holds; (see {the} notes) it's fine. " * (LONG // 52)
+    return {
+        "pythonic call": ("pythonic", f"[write_rows(rows=[{python_rows}])]"),
+        "pythonic prose": ("pythonic", f"[Note: {prose}]"),
+        "llama3_json call": (
+            "llama3_json",
+            json.dumps({"name": "write_rows", "parameters": call["arguments"]}),
+        ),
+        "mistral call": ("mistral", f"[TOOL_CALLS] {json.dumps([call])}"),
+        "mistral [ARGS] call": ("mistral", f"[TOOL_CALLS]write_rows[ARGS]{arguments}"),
+        "hermes call": ("hermes", f"<tool_call>\n{json.dumps(call)}\n</tool_call>"),
+    }
+
+
+def run_long(tools: str, text: str) -> dict[str, float]:
+    """One streamed pass, 4 characters per delta: CPU seconds, the worst delta, the worst
+    delta but the last (where the call closes and is parsed), and the first output."""
+    deltas = [Delta(text[at : at + 4], [0], at // 4 + 1, None) for at in range(0, len(text), 4)]
+    deltas[-1] = Delta(deltas[-1].text, [0], len(deltas), "stop")
+    parser = make_output_parser(None, tools)
+    spent, first = [], None
+    for count, delta in enumerate(deltas, start=1):
+        start = time.thread_time_ns()
+        parsed = parser.parse(delta)
+        spent.append(time.thread_time_ns() - start)
+        if parsed and first is None:
+            first = count
+    return {
+        "deltas": len(deltas),
+        "cpu_s": sum(spent) / 1e9,
+        "worst_ms": max(spent) / 1e6,
+        "worst_before_last_ms": max(spent[:-1]) / 1e6,
+        "first": first,
+    }
+
+
+def long_figures() -> dict[str, dict[str, float]]:
+    return {label: run_long(*reply) for label, reply in long_replies().items()}
+
+
+def figures_at(revision: str) -> dict[str, dict[str, float]]:
+    """``long_figures`` with the parsers of ``revision``, in a child process."""
+    archive = subprocess.run(
+        ["git", "archive", revision, "openai_frontend", "engines"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tempfile.TemporaryDirectory() as tree:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tree, filter="data")
+        child = subprocess.run(
+            [sys.executable, __file__, "--long-json"],
+            env={**os.environ, "BENCH_PARSER_TREE": tree},
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    return json.loads(child.stdout)
+
+
+def print_long(args: argparse.Namespace) -> None:
+    sides = {"now": long_figures()}
+    if args.against:
+        sides = {args.against: figures_at(args.against), **sides}
+    head = " | ".join(
+        f"{side}: CPU s | worst delta ms | worst but the last | first output at" for side in sides
+    )
+    print(f"\n| 120 KB reply, 4 chars per delta | deltas | {head} |")
+    print("|---|---|" + "---|---|---|---|" * len(sides))
+    for label in sides["now"]:
+        cells = " | ".join(
+            f"{run['cpu_s']:.3f} | {run['worst_ms']:.2f} | {run['worst_before_last_ms']:.2f} | "
+            f"{run['first']}"
+            for run in (side[label] for side in sides.values())
+        )
+        print(f"| {label} | {sides['now'][label]['deltas']} | {cells} |")
+
+
 def main(args: argparse.Namespace) -> None:
+    if args.long_json:
+        print(json.dumps(long_figures()))
+        return
     full, plain = synthetic_reply()
     streams = {"reasoning + tool calls": deltas_of(full), "plain text": deltas_of(plain)}
     print("| stream | parsers | µs per delta | added µs per delta |")
@@ -115,9 +221,14 @@ def main(args: argparse.Namespace) -> None:
             cost = per_delta_us(run, len(deltas), args.repeat)
             names = " + ".join(name for name in (reasoning, tools) if name)
             print(f"| {label} | {names} | {cost:.2f} | {cost - base:.2f} |")
+    if args.long:
+        print_long(args)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument("--long", action="store_true", help="add the 120 KB replies")
+    parser.add_argument("--against", metavar="REV", help="with --long: also at git REV")
+    parser.add_argument("--long-json", action="store_true", help=argparse.SUPPRESS)
     main(parser.parse_args())

@@ -6,11 +6,16 @@
 A call is recognised only at the start of the reply (after an optional
 ``<|python_tag|>``, which reaches the text only with ``skip_special_tokens: false``)
 and after another call, separated by ``;``. A JSON object that is not a call (the user
-asked for JSON) is content, as is any text after the calls.
+asked for JSON) is content, as is any text after the calls. The object is decoded once,
+when its ``{`` closes; text that cannot be JSON (``{Note: ...``) streams as content at
+once (see :mod:`.scanning`).
 """
 
 from __future__ import annotations
 
+import json
+
+from openai_frontend.parsing.scanning import JsonScan
 from openai_frontend.parsing.tools_block import (
     BlockToolParser,
     Closed,
@@ -33,12 +38,18 @@ class Llama3JsonToolParser(BlockToolParser):
             return len(head) - len(body)
         return None if PYTHON_TAG.startswith(body) else -1
 
+    def _enter_block(self, opened: str) -> None:
+        super()._enter_block(opened)
+        self._scan = JsonScan(openers="{")
+
     def _close(self, body: str) -> Closed | None:
-        decoded = self._decode_when_closed(body)
-        if decoded is None:
+        found = self._scan.scan(body)
+        if found is None:
             return None
-        value, end = decoded
+        if not found.closed:
+            return None, found.end
         try:
-            return [call_from_object(value, ("parameters", "arguments"))], end
-        except ValueError:
-            return None, end
+            value = json.loads(body[found.start : found.end])
+            return [call_from_object(value, ("parameters", "arguments"))], found.end
+        except (ValueError, RecursionError):
+            return None, found.end

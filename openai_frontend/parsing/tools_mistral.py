@@ -7,15 +7,19 @@ Two generations of the format, both handled:
 
 The marker is a special token: it reaches the text only when the server decodes with
 ``skip_special_tokens: false`` (vLLM's Mistral tokenizer keeps it). A list that is not
-a list of call objects is content, marker included.
+a list of call objects is content, marker included. The JSON is decoded once, when it
+closes; from the first character that no such JSON could have (see :mod:`.scanning`),
+the block is given up: its text so far is content, and a later marker may open a call.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 from openai_frontend.parsing.base import ParsedCall
+from openai_frontend.parsing.scanning import JsonScan
 from openai_frontend.parsing.tools_block import (
     BlockToolParser,
     Closed,
@@ -24,44 +28,69 @@ from openai_frontend.parsing.tools_block import (
 
 MARKER = "[TOOL_CALLS]"
 ARGS = "[ARGS]"
-_NAMED = re.compile(r"\s*([\w.-]+)\[ARGS\]")
-_NAME_SO_FAR = re.compile(r"\s*[\w.-]*(\[.*)?", re.DOTALL)
+_SPACE = re.compile(r"\s*")
+_NAME = re.compile(r"[\w.-]*")
 
 
 class MistralToolParser(BlockToolParser):
     opens = (MARKER,)
 
+    def _enter_block(self, opened: str) -> None:
+        super()._enter_block(opened)
+        self._scan: JsonScan | None = None
+        self._name: str | None = None
+        self._name_start = -1
+
     def _close(self, body: str) -> Closed | None:
-        if body.lstrip().startswith("["):
-            return _call_list(self._decode_when_closed(body))
-        named = _NAMED.match(body)
-        if named:
-            return _named_call(named.group(1), self._decode_when_closed(body, named.end()))
-        so_far = _NAME_SO_FAR.fullmatch(body)
-        if so_far and ARGS.startswith(so_far.group(1) or ""):
+        if self._scan is None:
+            given_up = self._read_head(body)
+            if self._scan is None:
+                return given_up
+        found = self._scan.scan(body)
+        if found is None:
+            return None
+        if not found.closed:
+            return None, found.end
+        try:
+            value = json.loads(body[found.start : found.end])
+            if self._name is None:
+                return _call_list(value), found.end
+            return _named_call(self._name, value), found.end
+        except (ValueError, RecursionError):
+            return None, found.end
+
+    def _read_head(self, body: str) -> Closed | None:
+        """Before the JSON: ``[`` (a list of calls) or ``name[ARGS]``; sets the scan.
+
+        Reads on from ``self._cursor``, so a long head is read once. Anything else: not
+        a call, and the marker alone becomes content.
+        """
+        if self._name_start < 0:
+            self._cursor = _SPACE.match(body, self._cursor).end()
+            if self._cursor == len(body):
+                return None
+            if body[self._cursor] == "[":
+                self._scan = JsonScan(self._cursor, openers="[")
+                return None
+            self._name_start = self._cursor
+        self._cursor = _NAME.match(body, self._cursor).end()
+        after = body[self._cursor : self._cursor + len(ARGS)]
+        if after == ARGS and self._cursor > self._name_start:
+            self._name = body[self._name_start : self._cursor]
+            self._scan = JsonScan(self._cursor + len(ARGS), openers="{")
+            return None
+        if len(after) < len(ARGS) and ARGS.startswith(after) and self._cursor > self._name_start:
             return None  # a name, maybe a piece of [ARGS]: wait
-        return None, 0  # not a call: the marker alone becomes content
+        return None, 0
 
 
-def _call_list(decoded: tuple[Any, int] | None) -> Closed | None:
-    if decoded is None:
+def _call_list(value: Any) -> list[ParsedCall] | None:
+    if not isinstance(value, list) or not value:
         return None
-    value, end = decoded
-    try:
-        if not isinstance(value, list) or not value:
-            raise ValueError("not a list of calls")
-        return [call_from_object(item) for item in value], end
-    except ValueError:
-        return None, end
+    return [call_from_object(item) for item in value]
 
 
-def _named_call(name: str, decoded: tuple[Any, int] | None) -> Closed | None:
-    if decoded is None:
+def _named_call(name: str, arguments: Any) -> list[ParsedCall] | None:
+    if not isinstance(arguments, dict):
         return None
-    arguments, end = decoded
-    try:
-        if not isinstance(arguments, dict):
-            raise ValueError("arguments are not an object")
-        return [ParsedCall.of(name, arguments)], end
-    except ValueError:
-        return None, end
+    return [ParsedCall.of(name, arguments)]

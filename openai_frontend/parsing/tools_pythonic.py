@@ -5,6 +5,11 @@
 Parsed with :mod:`ast`, never evaluated: only keyword arguments with literal values
 (strings, numbers, booleans, None, lists, dicts, tuples) make a call. A list that is
 something else (``[1] is a footnote``) is content.
+
+The list is parsed once, when its ``[`` closes: :class:`PythonCallListScan` follows the
+text as it streams and gives the list up as soon as it cannot be calls (``[Note: I'm``),
+so such a reply streams as content instead of waiting for its end. (A callee written in
+parentheses, ``[(f)(a=1)]``, is not recognised as a call.)
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import ast
 from typing import Any
 
 from openai_frontend.parsing.base import ParsedCall
+from openai_frontend.parsing.scanning import PythonCallListScan
 from openai_frontend.parsing.tools_block import BlockToolParser, Closed
 
 
@@ -20,22 +26,21 @@ class PythonicToolParser(BlockToolParser):
     def _sniff(self, head: str) -> int | None:
         return 0 if head.startswith("[") else -1
 
+    def _enter_block(self, opened: str) -> None:
+        super()._enter_block(opened)
+        self._scan = PythonCallListScan()
+
     def _close(self, body: str) -> Closed | None:
-        """Tries each ``]`` in order as the end of the list, so that the first
-        complete list is found whatever the deltas were."""
-        at = body.find("]", self._cursor)
-        while at >= 0:
-            end = at + 1
-            try:
-                tree = ast.parse(body[:end].strip(), mode="eval")
-            except (SyntaxError, ValueError):  # incomplete (or a null byte: never parses)
-                at = body.find("]", end)
-                continue
-            except RecursionError:
-                return None, end
-            return _calls(tree.body), end
-        self._cursor = len(body)
-        return None
+        found = self._scan.scan(body)
+        if found is None:
+            return None
+        if not found.closed:
+            return None, found.end
+        try:
+            tree = ast.parse(body[: found.end], mode="eval")
+        except (SyntaxError, ValueError, RecursionError):  # ValueError: a null byte
+            return None, found.end
+        return _calls(tree.body), found.end
 
 
 def _calls(node: ast.expr) -> list[ParsedCall] | None:
