@@ -65,6 +65,15 @@ class BlockToolParser:
         """None while the block is still open; ``self._cursor`` may remember progress."""
         raise NotImplementedError
 
+    def _find_end(self, body: str, marker: str) -> int | None:
+        """Where ``marker`` (a block's closing text) starts in ``body``, or None while it
+        has not come; each call searches only text a marker could newly end in."""
+        at = body.find(marker, self._cursor)
+        if at < 0:
+            self._cursor = max(0, len(body) - len(marker) + 1)
+            return None
+        return at
+
     # -- the shared machine -----------------------------------------------------------
 
     def feed(self, text: str) -> ParsedDelta:

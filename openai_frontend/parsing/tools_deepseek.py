@@ -37,9 +37,8 @@ class DeepSeekV31ToolParser(BlockToolParser):
     opens = (CALLS_BEGIN,)
 
     def _close(self, body: str) -> Closed | None:
-        at = body.find(CALLS_END, self._cursor)
-        if at < 0:
-            self._cursor = max(0, len(body) - len(CALLS_END) + 1)
+        at = self._find_end(body, CALLS_END)
+        if at is None:
             return None
         end = at + len(CALLS_END)
         try:

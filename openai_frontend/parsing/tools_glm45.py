@@ -34,9 +34,8 @@ class Glm45ToolParser(BlockToolParser):
         self._schemas = declared_schemas(declared)
 
     def _close(self, body: str) -> Closed | None:
-        at = body.find(CLOSE, self._cursor)
-        if at < 0:
-            self._cursor = max(0, len(body) - len(CLOSE) + 1)
+        at = self._find_end(body, CLOSE)
+        if at is None:
             return None
         end = at + len(CLOSE)
         block = body[:at]

@@ -30,9 +30,8 @@ class KimiK2ToolParser(BlockToolParser):
     opens = (SECTION_BEGIN,)
 
     def _close(self, body: str) -> Closed | None:
-        at = body.find(SECTION_END, self._cursor)
-        if at < 0:
-            self._cursor = max(0, len(body) - len(SECTION_END) + 1)
+        at = self._find_end(body, SECTION_END)
+        if at is None:
             return None
         end = at + len(SECTION_END)
         try:

@@ -5,10 +5,10 @@
 
 A call is recognised only at the start of the reply (after an optional
 ``<|python_tag|>``, which reaches the text only with ``skip_special_tokens: false``)
-and after another call, separated by ``;``. A JSON object that is not a call (the user
-asked for JSON) is content, as is any text after the calls. The object is decoded once,
-when its ``{`` closes; text that cannot be JSON (``{Note: ...``) streams as content at
-once (see :mod:`.scanning`).
+and after another call, separated by ``;`` or by whitespace alone. A JSON object that
+is not a call (the user asked for JSON) is content, as is any text after the calls.
+The object is decoded once, when its ``{`` closes; text that cannot be JSON
+(``{Note: ...``) streams as content at once (see :mod:`.scanning`).
 """
 
 from __future__ import annotations

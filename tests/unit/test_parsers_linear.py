@@ -136,9 +136,7 @@ def reference_llama3_json(text: str) -> dict:
     found, rest = [], text
     while True:
         body = head = rest.lstrip()
-        if found:
-            if not head.startswith(";"):
-                break
+        if found and head.startswith(";"):  # the separator is optional
             body = head[1:].lstrip()
         body = body.removeprefix(PYTHON_TAG).lstrip()
         try:
