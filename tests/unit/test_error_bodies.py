@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
+from fault_engines import FaultInjectingEngine, in_process_client
+
 from openai_frontend.errors import APIError, model_not_found, param_path
 
 
@@ -29,3 +34,21 @@ def test_model_not_found_shape():
 def test_default_types_by_status():
     assert APIError("m", status=429).type == "rate_limit_error"
     assert APIError("m", status=503).type == "service_unavailable"
+
+
+def test_a_lone_surrogate_in_a_model_name_is_quoted_back_in_a_404():
+    """orjson refuses lone surrogates; the name a client sent (legal JSON: "\\ud800")
+    is quoted back escaped, not turned into a 500."""
+    async def ask() -> tuple[int, dict]:
+        async with in_process_client(FaultInjectingEngine()) as client:
+            reply = await client.post(
+                "/v1/chat/completions",
+                content=b'{"model": "\\ud800", "messages": [{"role": "user", "content": "hi"}]}',
+                headers={"content-type": "application/json"},
+            )
+            return reply.status_code, json.loads(reply.content)
+
+    status, body = asyncio.run(ask())
+    assert status == 404, body
+    assert body["error"]["code"] == "model_not_found"
+    assert "\ud800" in body["error"]["message"]
