@@ -39,6 +39,7 @@ def test_default_types_by_status():
 def test_a_lone_surrogate_in_a_model_name_is_quoted_back_in_a_404():
     """orjson refuses lone surrogates; the name a client sent (legal JSON: "\\ud800")
     is quoted back escaped, not turned into a 500."""
+
     async def ask() -> tuple[int, dict]:
         async with in_process_client(FaultInjectingEngine()) as client:
             reply = await client.post(
