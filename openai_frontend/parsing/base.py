@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from openai_frontend.parsing.assembly import Hole, fill
+
 
 @dataclass(frozen=True, slots=True)
 class ToolCallDelta:
@@ -99,11 +101,14 @@ class ParsedCall:
     arguments: str
 
     @classmethod
-    def of(cls, name: str, arguments: dict[str, Any]) -> ParsedCall:
+    def of(cls, name: str, arguments: dict[str, Any], holes: Sequence[Hole] = ()) -> ParsedCall:
         """ValueError if the arguments are not plain JSON (NaN, bytes, sets...) or nest
-        too deeply to serialise (``RecursionError``: parsers return such markup as content)."""
+        too deeply to serialise (``RecursionError``: parsers return such markup as content).
+
+        ``holes``: the arguments were decoded from a skeleton (see :mod:`.assembly`).
+        """
         try:
-            return cls(name, canonical_arguments(arguments))
+            return cls(name, fill(canonical_arguments(arguments), holes))
         except (TypeError, ValueError, RecursionError) as error:
             raise ValueError(f"arguments of {name} are not JSON: {error}") from error
 
@@ -113,8 +118,9 @@ def canonical_arguments(arguments: dict[str, Any]) -> str:
 
     ``json.dumps`` of the parsed value rather than the model's own text: the pythonic
     format has no JSON text, and re-serialising drops the model's whitespace quirks.
+    (A parsed value cannot be circular: the check for it only costs time.)
     """
-    return json.dumps(arguments, ensure_ascii=False, allow_nan=False)
+    return json.dumps(arguments, ensure_ascii=False, allow_nan=False, check_circular=False)
 
 
 def new_call_id() -> str:

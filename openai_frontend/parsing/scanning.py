@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from openai_frontend.parsing.assembly import Assembly
+
 
 @dataclass(frozen=True, slots=True)
 class Boundary:
@@ -45,21 +47,28 @@ _SPACE = re.compile(r"\s*")
 #: Outside strings, the next character that matters: a bracket, a quote, or one that no
 #: JSON text has outside its strings (``NaN`` and ``Infinity`` are Python's extensions).
 _JSON_OUTSIDE = re.compile(r"[^ \t\n\r,:0-9.eE+\-truefalsnNIiy]")
+#: The same, stopping at commas too (for an :class:`Assembly`).
+_JSON_OUTSIDE_OR_COMMA = re.compile(r"[^ \t\n\r:0-9.eE+\-truefalsnNIiy]")
 #: Inside a string: its end, an escape, or a raw control character (invalid JSON).
 _JSON_INSIDE = re.compile(r'["\\\x00-\x1f]')
 
 
 class JsonScan:
     """Finds the end of one JSON object or array that starts at ``start`` (after
-    optional whitespace) with one of ``openers``."""
+    optional whitespace) with one of ``openers``; tells ``assembly`` its brackets and
+    commas."""
 
-    def __init__(self, start: int = 0, openers: str = "{[") -> None:
+    def __init__(
+        self, start: int = 0, openers: str = "{[", assembly: Assembly | None = None
+    ) -> None:
         self.at = start
         #: Where the value's opening bracket is, once seen.
         self.start = start
         self._openers = openers
         self._stack: list[str] = []
         self._in_string = False
+        self._assembly = assembly
+        self._outside = _JSON_OUTSIDE if assembly is None else _JSON_OUTSIDE_OR_COMMA
 
     def scan(self, text: str) -> Boundary | None:
         """None while the value is still open; call again with the same text, grown."""
@@ -75,7 +84,7 @@ class JsonScan:
             return self._string(text)
         if not self._stack:
             return self._opening(text)
-        hit = _JSON_OUTSIDE.search(text, self.at)
+        hit = self._outside.search(text, self.at)
         if hit is None:
             self.at = len(text)
             return False
@@ -84,16 +93,26 @@ class JsonScan:
         self.at = at + 1
         if char == '"':
             self._in_string = True
+        elif char == ",":  # searched for only with an assembly
+            if self._assembly is not None:
+                self._assembly.comma(text, at)
         elif char in "{[":
-            self._stack.append(char)
+            self._push(char, at)
         elif char in "}]":
             if self._stack.pop() != _PAIRS[char]:
                 return Boundary(at, closed=False)
+            if self._assembly is not None:
+                self._assembly.closed(text, at)
             if not self._stack:
                 return Boundary(at + 1, closed=True, start=self.start)
         else:
             return Boundary(at, closed=False)
         return True
+
+    def _push(self, char: str, at: int) -> None:
+        self._stack.append(char)
+        if self._assembly is not None:
+            self._assembly.opened(char, at)
 
     def _opening(self, text: str) -> Step:
         at = _SPACE.match(text, self.at).end()
@@ -102,7 +121,7 @@ class JsonScan:
             return False
         if text[at] not in self._openers:
             return Boundary(at, closed=False)
-        self._stack.append(text[at])
+        self._push(text[at], at)
         self.start, self.at = at, at + 1
         return True
 
@@ -160,11 +179,13 @@ class PythonCallListScan:
     ``(``, ``keyword=value`` pairs, ``)``, commas. Anything else there (``[Note: I'm``,
     ``[1] is``, a positional argument) gives the list up: no continuation could make it
     a list of keyword-only calls. Argument values are only bracket- and string-matched;
-    whether they are literals is the full parse's job.
+    whether they are literals is the full parse's job. ``assembly`` is told the
+    brackets, and the commas inside argument values.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, assembly: Assembly | None = None) -> None:
         self.at = 0
+        self._assembly = assembly
         self._stack: list[str] = []
         self._state = "list"
         self._after_name = ""
@@ -211,9 +232,9 @@ class PythonCallListScan:
             self._state, self._after_name = "name", follow
             return True
         if char in "([":
-            self._stack.append(char)
+            self._push(char, at)
         elif char in ")]":
-            self._stack.pop()
+            self._pop(text, at)
         self._state = follow
         return Boundary(at + 1, closed=True) if follow == "close" else True
 
@@ -246,15 +267,29 @@ class PythonCallListScan:
         if char == "#":
             self._comment = True
         elif char in "([{":
-            self._stack.append(char)
+            self._push(char, at)
         elif char == ",":
             if len(self._stack) == 2:
                 self._state = "key"
-        elif self._stack.pop() != _PAIRS[char]:
+            elif self._assembly is not None:
+                self._assembly.comma(text, at)
+        elif self._stack[-1] != _PAIRS[char]:
             return Boundary(at, closed=False)
-        elif len(self._stack) == 1:
-            self._state = "called"  # the call's own ")"
+        else:
+            self._pop(text, at)
+            if len(self._stack) == 1:
+                self._state = "called"  # the call's own ")"
         return True
+
+    def _push(self, char: str, at: int) -> None:
+        self._stack.append(char)
+        if self._assembly is not None:
+            self._assembly.opened(char, at)
+
+    def _pop(self, text: str, at: int) -> None:
+        self._stack.pop()
+        if self._assembly is not None:
+            self._assembly.closed(text, at)
 
     def _open_string(self, text: str, at: int) -> Step:
         quote = text[at]

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from openai_frontend import jsondecode
+from openai_frontend.parsing.assembly import Hole, hole_at
 from openai_frontend.parsing.base import CallNumbering, ParsedCall, ParsedDelta
 from openai_frontend.textstream import MarkerSearch
 
@@ -163,23 +164,29 @@ class BlockToolParser:
 
 
 def call_from_object(
-    value: Any, arguments_keys: tuple[str, ...] = ("arguments", "parameters")
+    value: Any,
+    arguments_keys: tuple[str, ...] = ("arguments", "parameters"),
+    holes: Sequence[Hole] = (),
 ) -> ParsedCall:
     """``{"name": ..., "arguments": {...}}`` as a call; ValueError if it is not one.
 
     Arguments given as a JSON string holding an object (some models do) are accepted,
     and so is ``"parameters"`` for ``"arguments"`` (the llama3_json spelling, which
     models trained on both formats mix up): the first key of ``arguments_keys`` present
-    wins. A call with neither key takes no arguments (``{}``).
+    wins. A call with neither key takes no arguments (``{}``). ``holes``: ``value`` was
+    decoded from a skeleton (see :mod:`.assembly`).
     """
     if not isinstance(value, dict) or not isinstance(value.get("name"), str):
         raise ValueError("not a tool call object")
     arguments = next((value[key] for key in arguments_keys if key in value), {})
     if isinstance(arguments, str):
-        arguments = jsondecode.loads(arguments)
+        arguments, holes = jsondecode.loads(arguments), ()
+    hole = hole_at(arguments, holes)
+    if hole is not None and hole.kind == "{":
+        return ParsedCall(value["name"], hole.text)
     if not isinstance(arguments, dict):
         raise ValueError("tool call arguments are not an object")
-    return ParsedCall.of(value["name"], arguments)
+    return ParsedCall.of(value["name"], arguments, holes)
 
 
 _CLOSER = re.compile(r"[]}]")

@@ -7,14 +7,16 @@ A call is recognised only at the start of the reply (after an optional
 ``<|python_tag|>``, which reaches the text only with ``skip_special_tokens: false``)
 and after another call, separated by ``;`` or by whitespace alone. A JSON object that
 is not a call (the user asked for JSON) is content, as is any text after the calls.
-The object is decoded once, when its ``{`` closes; text that cannot be JSON
-(``{Note: ...``) streams as content at once (see :mod:`.scanning`).
+The object is decoded when its ``{`` closes, its long containers in pieces as they
+stream (see :mod:`.assembly`); text that cannot be JSON (``{Note: ...``) streams as
+content at once (see :mod:`.scanning`).
 """
 
 from __future__ import annotations
 
 import json
 
+from openai_frontend.parsing.assembly import JSON, Assembly
 from openai_frontend.parsing.scanning import JsonScan
 from openai_frontend.parsing.tools_block import (
     BlockToolParser,
@@ -40,7 +42,8 @@ class Llama3JsonToolParser(BlockToolParser):
 
     def _enter_block(self, opened: str) -> None:
         super()._enter_block(opened)
-        self._scan = JsonScan(openers="{")
+        self._assembly = Assembly(JSON, cut_from=2)
+        self._scan = JsonScan(openers="{", assembly=self._assembly)
 
     def _close(self, body: str) -> Closed | None:
         found = self._scan.scan(body)
@@ -48,8 +51,10 @@ class Llama3JsonToolParser(BlockToolParser):
             return None
         if not found.closed:
             return None, found.end
+        skeleton = self._assembly.skeleton(body, found.start, found.end)
         try:
-            value = json.loads(body[found.start : found.end])
-            return [call_from_object(value, ("parameters", "arguments"))], found.end
+            value = json.loads(skeleton.text)
+            call = call_from_object(value, ("parameters", "arguments"), skeleton.holes)
+            return [call], found.end
         except (ValueError, RecursionError):
             return None, found.end

@@ -7,17 +7,20 @@ Two generations of the format, both handled:
 
 The marker is a special token: it reaches the text only when the server decodes with
 ``skip_special_tokens: false`` (vLLM's Mistral tokenizer keeps it). A list that is not
-a list of call objects is content, marker included. The JSON is decoded once, when it
-closes; from the first character that no such JSON could have (see :mod:`.scanning`),
-the block is given up: its text so far is content, and a later marker may open a call.
+a list of call objects is content, marker included. The JSON is decoded when it closes
+(its long containers in pieces as they stream, see :mod:`.assembly`); from the first
+character that no such JSON could have (see :mod:`.scanning`), the block is given up:
+its text so far is content, and a later marker may open a call.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
+from openai_frontend.parsing.assembly import JSON, Assembly, Hole
 from openai_frontend.parsing.base import ParsedCall
 from openai_frontend.parsing.scanning import JsonScan
 from openai_frontend.parsing.tools_block import (
@@ -51,11 +54,12 @@ class MistralToolParser(BlockToolParser):
             return None
         if not found.closed:
             return None, found.end
+        skeleton = self._assembly.skeleton(body, found.start, found.end)
         try:
-            value = json.loads(body[found.start : found.end])
+            value = json.loads(skeleton.text)
             if self._name is None:
-                return _call_list(value), found.end
-            return _named_call(self._name, value), found.end
+                return _call_list(value, skeleton.holes), found.end
+            return _named_call(self._name, value, skeleton.holes), found.end
         except (ValueError, RecursionError):
             return None, found.end
 
@@ -70,27 +74,29 @@ class MistralToolParser(BlockToolParser):
             if self._cursor == len(body):
                 return None
             if body[self._cursor] == "[":
-                self._scan = JsonScan(self._cursor, openers="[")
+                self._assembly = Assembly(JSON, cut_from=3)  # the call objects are read
+                self._scan = JsonScan(self._cursor, openers="[", assembly=self._assembly)
                 return None
             self._name_start = self._cursor
         self._cursor = _NAME.match(body, self._cursor).end()
         after = body[self._cursor : self._cursor + len(ARGS)]
         if after == ARGS and self._cursor > self._name_start:
             self._name = body[self._name_start : self._cursor]
-            self._scan = JsonScan(self._cursor + len(ARGS), openers="{")
+            self._assembly = Assembly(JSON, cut_from=2)
+            self._scan = JsonScan(self._cursor + len(ARGS), openers="{", assembly=self._assembly)
             return None
         if len(after) < len(ARGS) and ARGS.startswith(after) and self._cursor > self._name_start:
             return None  # a name, maybe a piece of [ARGS]: wait
         return None, 0
 
 
-def _call_list(value: Any) -> list[ParsedCall] | None:
+def _call_list(value: Any, holes: Sequence[Hole]) -> list[ParsedCall] | None:
     if not isinstance(value, list) or not value:
         return None
-    return [call_from_object(item) for item in value]
+    return [call_from_object(item, holes=holes) for item in value]
 
 
-def _named_call(name: str, arguments: Any) -> list[ParsedCall] | None:
+def _named_call(name: str, arguments: Any, holes: Sequence[Hole]) -> list[ParsedCall] | None:
     if not isinstance(arguments, dict):
         return None
-    return [ParsedCall.of(name, arguments)]
+    return [ParsedCall.of(name, arguments, holes)]

@@ -6,17 +6,20 @@ Parsed with :mod:`ast`, never evaluated: only keyword arguments with literal val
 (strings, numbers, booleans, None, lists, dicts, tuples) make a call. A list that is
 something else (``[1] is a footnote``) is content.
 
-The list is parsed once, when its ``[`` closes: :class:`PythonCallListScan` follows the
-text as it streams and gives the list up as soon as it cannot be calls (``[Note: I'm``),
-so such a reply streams as content instead of waiting for its end. (A callee written in
-parentheses, ``[(f)(a=1)]``, is not recognised as a call.)
+The list is parsed when its ``[`` closes, its long literals in pieces as they stream
+(see :mod:`.assembly`). :class:`PythonCallListScan` follows the text as it streams and
+gives the list up as soon as it cannot be calls (``[Note: I'm``), so such a reply
+streams as content instead of waiting for its end. (A callee written in parentheses,
+``[(f)(a=1)]``, is not recognised as a call.)
 """
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
 from typing import Any
 
+from openai_frontend.parsing.assembly import PYTHON, Assembly, Hole
 from openai_frontend.parsing.base import ParsedCall
 from openai_frontend.parsing.scanning import PythonCallListScan
 from openai_frontend.parsing.tools_block import BlockToolParser, Closed
@@ -28,7 +31,8 @@ class PythonicToolParser(BlockToolParser):
 
     def _enter_block(self, opened: str) -> None:
         super()._enter_block(opened)
-        self._scan = PythonCallListScan()
+        self._assembly = Assembly(PYTHON, cut_from=3)  # inside argument values
+        self._scan = PythonCallListScan(self._assembly)
 
     def _close(self, body: str) -> Closed | None:
         found = self._scan.scan(body)
@@ -36,23 +40,24 @@ class PythonicToolParser(BlockToolParser):
             return None
         if not found.closed:
             return None, found.end
+        skeleton = self._assembly.skeleton(body, 0, found.end)
         try:
-            tree = ast.parse(body[: found.end], mode="eval")
+            tree = ast.parse(skeleton.text, mode="eval")
         except (SyntaxError, ValueError, RecursionError):  # ValueError: a null byte
             return None, found.end
-        return _calls(tree.body), found.end
+        return _calls(tree.body, skeleton.holes), found.end
 
 
-def _calls(node: ast.expr) -> list[ParsedCall] | None:
+def _calls(node: ast.expr, holes: Sequence[Hole] = ()) -> list[ParsedCall] | None:
     if not isinstance(node, ast.List) or not node.elts:
         return None
     try:
-        return [_call(element) for element in node.elts]
+        return [_call(element, holes) for element in node.elts]
     except (ValueError, TypeError, RecursionError):  # not literals, or unhashable keys
         return None
 
 
-def _call(node: ast.expr) -> ParsedCall:
+def _call(node: ast.expr, holes: Sequence[Hole]) -> ParsedCall:
     if not isinstance(node, ast.Call) or node.args:
         raise ValueError("not a call with keyword arguments only")
     arguments: dict[str, Any] = {}
@@ -60,7 +65,7 @@ def _call(node: ast.expr) -> ParsedCall:
         if keyword.arg is None:
             raise ValueError("**kwargs is not a literal argument")
         arguments[keyword.arg] = ast.literal_eval(keyword.value)
-    return ParsedCall.of(_dotted_name(node.func), arguments)
+    return ParsedCall.of(_dotted_name(node.func), arguments, holes)
 
 
 def _dotted_name(node: ast.expr) -> str:

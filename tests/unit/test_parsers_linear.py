@@ -1,9 +1,10 @@
 """The tool parsers do bounded work per delta, and give up on prose at once.
 
-Each long reply is fed 4 characters per delta, as an engine streams it. The full parse
-(``ast.parse``, a JSON decode) must run once per call block, not once per closing
-bracket; and a reply that only starts like a call (``[Note: I'm ...``) must stream as
-content long before its end. The last tests check the early verdicts against the
+Each long reply is fed 4 characters per delta, as an engine streams it. No delta may
+parse (``ast.parse``, a JSON decode) or serialise a whole long call: that is done in
+bounded pieces as the call streams (see ``openai_frontend.parsing.assembly``), each
+character about once; and a reply that only starts like a call (``[Note: I'm ...``)
+must stream as content long before its end. The last tests check the early verdicts against the
 reference rule (the first prefix of the reply that parses), on random markup.
 """
 
@@ -17,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from parsers_support import stream, streamed, whole, without_ids
 
+from openai_frontend.parsing import assembly
 from openai_frontend.parsing.registry import make_output_parser
 from openai_frontend.parsing.tools_block import call_from_object
 from openai_frontend.parsing.tools_llama3_json import PYTHON_TAG
@@ -76,37 +78,55 @@ def long_replies() -> dict[str, str]:
 
 
 @pytest.fixture
-def parse_calls(monkeypatch) -> list[int]:
-    """Counts the full parses: ``ast.parse`` and JSON decodes (``json.loads`` and
-    ``JSONDecoder.raw_decode`` both end in ``raw_decode``)."""
-    count = [0]
-    real_parse, real_decode = ast.parse, json.JSONDecoder.raw_decode
+def work(monkeypatch) -> list[int]:
+    """The length of each text parsed (``ast.parse``, which ``ast.literal_eval`` runs
+    too; JSON decodes, which all end in ``raw_decode``) and of each ``json.dumps``."""
+    sizes: list[int] = []
+    real_parse, real_decode, real_dumps = ast.parse, json.JSONDecoder.raw_decode, json.dumps
 
-    def counted_parse(*args, **kwargs):
-        count[0] += 1
-        return real_parse(*args, **kwargs)
+    def counted_parse(source, *args, **kwargs):
+        sizes.append(len(source))
+        return real_parse(source, *args, **kwargs)
 
-    def counted_decode(self, *args, **kwargs):
-        count[0] += 1
-        return real_decode(self, *args, **kwargs)
+    def counted_decode(self, text, *args, **kwargs):
+        sizes.append(len(text))
+        return real_decode(self, text, *args, **kwargs)
+
+    def counted_dumps(*args, **kwargs):
+        text = real_dumps(*args, **kwargs)
+        sizes.append(len(text))
+        return text
 
     monkeypatch.setattr(ast, "parse", counted_parse)
     monkeypatch.setattr(json.JSONDecoder, "raw_decode", counted_decode)
-    return count
+    monkeypatch.setattr(json, "dumps", counted_dumps)
+    return sizes
+
+
+def calls_of(fields: dict) -> list[tuple[str, str]]:
+    return [
+        (call["function"]["name"], call["function"]["arguments"]) for call in fields["tool_calls"]
+    ]
 
 
 @pytest.mark.parametrize("form", sorted(long_replies()))
-def test_a_long_call_is_parsed_once_whatever_its_brackets(form, parse_calls):
+def test_a_long_call_is_parsed_and_serialised_in_small_pieces(form, work, monkeypatch):
+    """No delta parses or serialises the whole call: each piece is bounded, and each
+    character is parsed and serialised about once. The calls are the whole parse's."""
     text = long_replies()[form]
     assert len(text) > LONG and text.count("]") > 10_000
     tools = form.split()[0]
+    with monkeypatch.context() as whole_only:
+        whole_only.setattr(assembly, "MAX_DEPTH", 0)  # the assembly gives up at once
+        expected = calls_of(whole(None, tools, text))
+    work.clear()
     fields = streamed(None, tools, pieces_of(text))
-    assert parse_calls[0] == 1
+    assert max(work) < 10_000
+    assert sum(work) < 2.2 * len(text)
     assert fields["content"] is None
-    assert fields["tool_calls"][0]["function"]["name"] == "write_rows"
-    assert json.loads(fields["tool_calls"][0]["function"]["arguments"])["rows"][-1][2] == {
-        "k": [LONG // 30 - 1]
-    }
+    assert calls_of(fields) == expected
+    assert expected[0][0] == "write_rows"
+    assert json.loads(expected[0][1])["rows"][-1][2] == {"k": [LONG // 30 - 1]}
 
 
 # -- the early verdicts agree with the reference rule -----------------------------------
