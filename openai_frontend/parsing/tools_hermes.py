@@ -9,27 +9,59 @@
     </tool_call>
 
 Text outside the blocks is content. A block whose body is not a call object is
-returned as content, tags included.
+returned as content, tags included. The body is scanned as it streams, its long
+containers decoded in pieces (see :mod:`.assembly`), so the delta that closes a long
+call decodes only a skeleton.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from typing import Any
+
 from openai_frontend import jsondecode
+from openai_frontend.parsing.assembly import JSON, Assembly, Hole
+from openai_frontend.parsing.scanning import Boundary, JsonScan
 from openai_frontend.parsing.tools_block import BlockToolParser, Closed, call_from_object
 
 OPEN = "<tool_call>"
 CLOSE = "</tool_call>"
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
 
 
 class HermesToolParser(BlockToolParser):
     opens = (OPEN,)
 
+    def _enter_block(self, opened: str) -> None:
+        super()._enter_block(opened)
+        self._assembly = Assembly(JSON, cut_from=2)
+        self._scan = JsonScan(assembly=self._assembly)
+        self._found: Boundary | None = None
+
     def _close(self, body: str) -> Closed | None:
+        if self._found is None:
+            self._found = self._scan.scan(body)
         at = self._find_end(body, CLOSE)
         if at is None:
             return None
         end = at + len(CLOSE)
         try:
-            return [call_from_object(jsondecode.loads(body[:at]))], end
+            value, holes = self._decode(body, at)
+            return [call_from_object(value, holes=holes)], end
         except ValueError:  # json.JSONDecodeError is a ValueError
             return None, end
+
+    def _decode(self, body: str, at: int) -> tuple[Any, Sequence[Hole]]:
+        """The body before ``at``, decoded: from the scan's skeleton when the body is
+        the scanned value alone (JSON whitespace around it), else as a whole."""
+        found = self._found
+        if (
+            found is None
+            or not found.closed
+            or not _JSON_SPACE.fullmatch(body, 0, found.start)
+            or not _JSON_SPACE.fullmatch(body, found.end, at)
+        ):
+            return jsondecode.loads(body[:at]), ()
+        skeleton = self._assembly.skeleton(body, found.start, found.end)
+        return jsondecode.loads(skeleton.text), skeleton.holes

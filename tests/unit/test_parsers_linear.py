@@ -74,6 +74,7 @@ def long_replies() -> dict[str, str]:
         "llama3_json": json.dumps({"name": "write_rows", "parameters": arguments}),
         "mistral": "[TOOL_CALLS] " + json.dumps([call, {"name": "done", "arguments": {}}]),
         "mistral named": "[TOOL_CALLS]write_rows[ARGS]" + json.dumps(arguments),
+        "hermes": f"<tool_call>\n{json.dumps(call)}\n</tool_call>",
     }
 
 
