@@ -11,6 +11,7 @@ did; a streamed reply, cut anywhere, must parse alike.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from parsers_support import splits, streamed, whole, without_ids
 
 from openai_frontend.parsing import assembly, tools_hermes
+from openai_frontend.parsing.scanning import JsonScan
 
 
 @contextmanager
@@ -210,3 +212,34 @@ def test_pythonic_calls_in_pieces_parse_alike_however_streamed(data, value, piec
     text = f"[f(a={value}, b=[{value}, {value}])]"
     pieces = data.draw(splits(text))
     assert streamed_by_pieces("pythonic", pieces, piece) == by_pieces("pythonic", text, piece)
+
+
+# -- the garbage collector ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_pieces_are_decoded_with_the_collector_paused_then_restored(enabled, monkeypatch):
+    """A piece's objects die with its decode: a collection meanwhile would only promote
+    them and bring a full pass nearer. The collector's own state is left as it was."""
+    seen = []
+
+    def decode(text):
+        seen.append(gc.isenabled())
+        return json.loads(text)
+
+    monkeypatch.setattr(assembly, "PYTHON_PIECE", 1)  # the piece size of other dialects
+    dialect = assembly.Dialect(decode, assembly.JSON.placeholder, assembly.JSON.clean)
+    text = '{"a": [[1, 2], [3, 4], [5, 6]]}'
+    pieces = assembly.Assembly(dialect, cut_from=2)
+    scan = JsonScan(assembly=pieces)
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        found = scan.scan(text)
+        after = gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert found is not None and found.closed
+    assert pieces.skeleton(text, found.start, found.end).holes
+    assert seen and not any(seen)
+    assert after is enabled
