@@ -152,8 +152,13 @@ class Assembly:
             parent.hidden += frame.hidden
 
     def skeleton(self, text: str, start: int, end: int) -> Skeleton:
-        """What to decode for the value at ``text[start:end]``, now closed."""
+        """What to decode for the value at ``text[start:end]``, now closed: a lone
+        placeholder if the value itself was cut (``cut_from=1``)."""
         top = self._top
+        if not self._failed and top is not None and top.pieces:
+            hole = self._guarded(self._finish, text, top, end - 1)
+            if hole is not None:
+                return Skeleton(self._dialect.placeholder % 0, (hole,))
         if self._failed or top is None or not top.holes:
             return Skeleton(text[start:end])
         skeleton = self._with_placeholders(text, start, end, top.holes)

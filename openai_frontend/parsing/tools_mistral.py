@@ -20,7 +20,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from openai_frontend.parsing.assembly import JSON, Assembly, Hole
+from openai_frontend.parsing.assembly import JSON, Assembly, Hole, hole_at
 from openai_frontend.parsing.base import ParsedCall
 from openai_frontend.parsing.scanning import JsonScan
 from openai_frontend.parsing.tools_block import (
@@ -82,7 +82,7 @@ class MistralToolParser(BlockToolParser):
         after = body[self._cursor : self._cursor + len(ARGS)]
         if after == ARGS and self._cursor > self._name_start:
             self._name = body[self._name_start : self._cursor]
-            self._assembly = Assembly(JSON, cut_from=2)
+            self._assembly = Assembly(JSON, cut_from=1)  # the arguments, all of it
             self._scan = JsonScan(self._cursor + len(ARGS), openers="{", assembly=self._assembly)
             return None
         if len(after) < len(ARGS) and ARGS.startswith(after) and self._cursor > self._name_start:
@@ -97,6 +97,9 @@ def _call_list(value: Any, holes: Sequence[Hole]) -> list[ParsedCall] | None:
 
 
 def _named_call(name: str, arguments: Any, holes: Sequence[Hole]) -> list[ParsedCall] | None:
+    hole = hole_at(arguments, holes)
+    if hole is not None and hole.kind == "{":
+        return [ParsedCall(name, hole.text)]
     if not isinstance(arguments, dict):
         return None
     return [ParsedCall.of(name, arguments, holes)]

@@ -130,6 +130,19 @@ def test_a_long_call_is_parsed_and_serialised_in_small_pieces(form, work, monkey
     assert json.loads(expected[0][1])["rows"][-1][2] == {"k": [LONG // 30 - 1]}
 
 
+def test_a_long_flat_arguments_object_is_cut_too(work, monkeypatch):
+    arguments = {f"key {i}": [i, f"r]{i}"] for i in range(LONG // 20)}
+    text = "[TOOL_CALLS]write_rows[ARGS]" + json.dumps(arguments)
+    with monkeypatch.context() as whole_only:
+        whole_only.setattr(assembly, "MAX_DEPTH", 0)
+        expected = calls_of(whole(None, "mistral", text))
+    work.clear()
+    fields = streamed(None, "mistral", pieces_of(text))
+    assert len(text) > LONG and max(work) < 10_000
+    assert calls_of(fields) == expected
+    assert json.loads(expected[0][1]) == arguments
+
+
 # -- the early verdicts agree with the reference rule -----------------------------------
 
 
