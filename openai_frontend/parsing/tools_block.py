@@ -181,12 +181,18 @@ def call_from_object(
     arguments = next((value[key] for key in arguments_keys if key in value), {})
     if isinstance(arguments, str):
         arguments, holes = jsondecode.loads(arguments), ()
+    return call_with_arguments(value["name"], arguments, holes)
+
+
+def call_with_arguments(name: str, arguments: Any, holes: Sequence[Hole] = ()) -> ParsedCall:
+    """:meth:`ParsedCall.of` for decoded arguments, which may be a placeholder for an
+    object already serialised in pieces; ValueError if they are not an object."""
     hole = hole_at(arguments, holes)
     if hole is not None and hole.kind == "{":
-        return ParsedCall(value["name"], hole.text)
+        return ParsedCall(name, hole.text)
     if not isinstance(arguments, dict):
         raise ValueError("tool call arguments are not an object")
-    return ParsedCall.of(value["name"], arguments, holes)
+    return ParsedCall.of(name, arguments, holes)
 
 
 _CLOSER = re.compile(r"[]}]")

@@ -20,13 +20,14 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from openai_frontend.parsing.assembly import JSON, Assembly, Hole, hole_at
+from openai_frontend.parsing.assembly import JSON, Assembly, Hole
 from openai_frontend.parsing.base import ParsedCall
 from openai_frontend.parsing.scanning import JsonScan
 from openai_frontend.parsing.tools_block import (
     BlockToolParser,
     Closed,
     call_from_object,
+    call_with_arguments,
 )
 
 MARKER = "[TOOL_CALLS]"
@@ -59,7 +60,7 @@ class MistralToolParser(BlockToolParser):
             value = json.loads(skeleton.text)
             if self._name is None:
                 return _call_list(value, skeleton.holes), found.end
-            return _named_call(self._name, value, skeleton.holes), found.end
+            return [call_with_arguments(self._name, value, skeleton.holes)], found.end
         except (ValueError, RecursionError):
             return None, found.end
 
@@ -94,12 +95,3 @@ def _call_list(value: Any, holes: Sequence[Hole]) -> list[ParsedCall] | None:
     if not isinstance(value, list) or not value:
         return None
     return [call_from_object(item, holes=holes) for item in value]
-
-
-def _named_call(name: str, arguments: Any, holes: Sequence[Hole]) -> list[ParsedCall] | None:
-    hole = hole_at(arguments, holes)
-    if hole is not None and hole.kind == "{":
-        return [ParsedCall(name, hole.text)]
-    if not isinstance(arguments, dict):
-        return None
-    return [ParsedCall.of(name, arguments, holes)]
