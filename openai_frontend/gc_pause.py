@@ -23,22 +23,25 @@ T = TypeVar("T")
 
 _lock = threading.Lock()
 _pausers = 0
+_enabled_before = True
 
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """Collections off from the first entry to the last exit, across threads."""
-    global _pausers
+    """Collections off from the first entry to the last exit, across threads (and
+    the loop's own pauses, such as a tool parser's), then as they were before."""
+    global _pausers, _enabled_before
     with _lock:
         _pausers += 1
         if _pausers == 1:
+            _enabled_before = gc.isenabled()
             gc.disable()
     try:
         yield
     finally:
         with _lock:
             _pausers -= 1
-            if _pausers == 0:
+            if _pausers == 0 and _enabled_before:
                 gc.enable()
 
 

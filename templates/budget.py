@@ -34,6 +34,7 @@ import math
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import GeneratorType
@@ -127,8 +128,29 @@ _WATCHED_EVENTS = frozenset({"call", "c_call"})
 
 
 def _stop_when_late(frame: Any, event: str, arg: Any) -> None:
-    if event in _WATCHED_EVENTS and time.monotonic() > _deadline.expires_at:
+    if (
+        event in _WATCHED_EVENTS
+        and time.monotonic() > _deadline.expires_at
+        and not _in_finalizer(frame)
+    ):
         tick()
+
+
+#: The code of ``weakref.finalize`` callbacks' caller. A collection may run one (or a
+#: ``__del__``) in the middle of a filter; Python swallows an exception raised there
+#: *and unsets the profile hook*, so the filter would run on unwatched for seconds.
+_FINALIZE_CODE = weakref.finalize.__call__.__code__
+
+
+def _in_finalizer(frame: Any) -> bool:
+    """Whether ``frame`` runs inside a finalizer: the hook waits for the next event
+    back in the filter's own code (the walk happens only once the deadline is past)."""
+    while frame is not None:
+        code = frame.f_code
+        if code is _FINALIZE_CODE or code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def filtered(result: Any, now: Callable[[], float] = time.monotonic) -> Any:

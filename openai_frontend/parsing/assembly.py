@@ -21,13 +21,13 @@ text as before.
 from __future__ import annotations
 
 import ast
-import gc
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from openai_frontend.gc_pause import gc_paused
 
 #: Characters of a container's own text (its holes not counted) that make a piece: a
 #: piece costs about 0.2 ms (JSON: ``json.loads`` and ``json.dumps`` of 8 KB; Python:
@@ -199,7 +199,7 @@ class Assembly:
         inner = self._with_placeholders(text, frame.mark, at, frame.holes)
         if inner is None:
             raise _GiveUp("NUL in a string")
-        with _collector_paused():
+        with gc_paused():  # a piece's objects live for one decode
             value = self._dialect.decode(kind + inner + closer)
             if kind == "{":  # a dict (a Python set fails json.dumps below)
                 if not frame.keys.isdisjoint(value):
@@ -218,20 +218,6 @@ class Assembly:
         parts.append(text[at:end])
         joined = "".join(parts)
         return joined if self._dialect.clean(joined, len(holes)) else None
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """A piece's objects live for one decode: the garbage collector would only copy
-    them to older generations, and so bring on a full pass (~20 ms with a large heap)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _brackets(opener: str) -> tuple[str, str]:

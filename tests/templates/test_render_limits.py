@@ -8,14 +8,15 @@ import gc
 import threading
 import time
 import tracemalloc
+import weakref
 from collections.abc import Callable
 
 import pytest
 
 from templates import prepared as prepared_module
 from templates import renderer
-from templates.budget import render_deadline
-from templates.errors import ChatTemplateError
+from templates.budget import interruptible, render_deadline
+from templates.errors import ChatTemplateError, RenderBudgetExceeded
 from templates.lru import ByteBoundedLRU
 from templates.sandbox import TOJSON_MEMO
 from templates.sources import ModelTemplates, TemplateResolver
@@ -95,6 +96,45 @@ def test_one_heavy_filter_call_stops_at_the_deadline(chain: str) -> None:
             [{"role": "user", "content": content}],
         )
     assert time.thread_time() - started < SHORT_DEADLINE + MARGIN
+
+
+def test_a_finalizer_run_inside_a_filter_past_the_deadline_does_not_disarm_it() -> None:
+    """CI saw ``sort|join`` run 9 s: a collection ran a ``weakref.finalize`` callback
+    inside the sort once the deadline had passed, the hook raised there, Python swallowed
+    it and unset the hook. The filter below does that on purpose, then keeps calling."""
+
+    class Collectable:
+        pass
+
+    def step() -> None:
+        pass
+
+    def spin(iterations: int) -> None:
+        done = 0
+        while done < iterations:  # bytecode only: no call for the hook to see
+            done += 1
+
+    calibration = 200_000
+    started = time.thread_time()
+    spin(calibration)
+    past_the_deadline = int(calibration * 3 * SHORT_DEADLINE / (time.thread_time() - started))
+
+    def busy_filter(value: str) -> int:
+        doomed = Collectable()
+        weakref.finalize(doomed, step)
+        spin(past_the_deadline)  # its call event comes before the deadline
+        del doomed  # the finalizer's call event is the first one after it
+        calls = 0
+        started = time.thread_time()
+        while time.thread_time() - started < 5 * MARGIN:
+            step()
+            calls += 1
+        return calls
+
+    started = time.thread_time()
+    with pytest.raises(RenderBudgetExceeded), render_deadline(SHORT_DEADLINE):
+        interruptible(busy_filter, skip_small_input=False)("x")
+    assert time.thread_time() - started < SHORT_DEADLINE * 3 + MARGIN
 
 
 @pytest.mark.parametrize("template", GROWING.values(), ids=GROWING.keys())
