@@ -19,6 +19,7 @@ from openai_frontend.adapters import build_on_demand, build_registry, load_into_
 from openai_frontend.config import ServerConfig
 from openai_frontend.default_model import is_default_model
 from openai_frontend.errors import install_error_handlers
+from openai_frontend.gc_pause import freeze_start_up_heap
 from openai_frontend.loop_lag import watch_loop_lag
 from openai_frontend.middleware import (
     ApiKeyMiddleware,
@@ -147,6 +148,7 @@ async def _load(state: ServerState, served: ServedModel) -> None:
         and is_default_model(served.config.model_path)
     ):
         await check_default_model(engine, served.resolver)
+    freeze_start_up_heap()
     served.started = True  # only now: the check's request is done before any client's
     if engine.in_process:
         await _watch(state, engine)

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from openai_frontend.anthropic.errors import anthropic_error, speaks_anthropic
@@ -169,8 +170,10 @@ def install_error_handlers(app: FastAPI) -> None:
             request, APIError(message, status=exc.status_code, headers=exc.headers)
         )
 
+    # Starlette's own ClientDisconnect: the client left while its body was being read.
     @app.exception_handler(ClientDisconnected)
-    async def _client_gone(_: Request, __: ClientDisconnected) -> Response:
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(_: Request, __: Exception) -> Response:
         return closed_response()
 
     # Starlette re-raises after this handler, for the server to log; the app's own

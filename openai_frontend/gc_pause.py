@@ -60,3 +60,12 @@ def free_in_steps(items: list) -> None:
     elsewhere merely lose this reference)."""
     while items:
         del items[-FREE_STEP:]
+
+
+def freeze_start_up_heap() -> None:
+    """Move what start-up built (modules, the engine's and the tokenizer's objects, all
+    alive as long as the server) out of the collector's sight, as vLLM's server does: a
+    full collection then walks only what requests create. SGLang measured full passes
+    of 400 ms under load without this (sglang PR #30693)."""
+    gc.collect()
+    gc.freeze()

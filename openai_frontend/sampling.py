@@ -104,7 +104,7 @@ def build_sampling(
         frequency_penalty=_pick(request.frequency_penalty, defaults, "frequency_penalty"),
         min_tokens=_pick(request.min_tokens, defaults, "min_tokens"),
         ignore_eos=request.ignore_eos,
-        logit_bias=_logit_bias(request.logit_bias),
+        logit_bias=request.logit_bias or None,
         logprobs=logprobs,
         include_stop_str_in_output=request.include_stop_str_in_output,
         skip_special_tokens=request.skip_special_tokens,
@@ -118,21 +118,6 @@ def build_sampling(
 
 def _pick(value: object, defaults: dict, name: str) -> object:
     return value if value is not None else defaults.get(name)
-
-
-def _logit_bias(bias: dict[str, float] | None) -> dict[int, float] | None:
-    if not bias:
-        return None
-    parsed = {}
-    for key, value in bias.items():
-        try:
-            parsed[int(key)] = value
-        except ValueError:
-            raise APIError(
-                f"logit_bias keys must be token ids (integers as strings), got {key!r}",
-                param="logit_bias",
-            ) from None
-    return parsed
 
 
 def reject_unsupported(params: SamplingParams, supported: frozenset[str]) -> None:

@@ -55,6 +55,22 @@ def _responses() -> dict:
     return {"model": MODEL, "input": [item] * MESSAGES, "store": False}
 
 
+def _logit_bias() -> dict:
+    """More entries than any vocabulary: a dict this long was checked in one GIL-holding
+    call, and then again key by key on the loop (0.25 s and 0.18 s here)."""
+    biases = {str(token): 1 for token in range(LOGIT_BIASES)}
+    return {"model": MODEL, "messages": [{"role": "user", "content": "x"}], "logit_bias": biases}
+
+
+def _token_ids() -> dict:
+    """Refused for its length, after validation: checking the ints in one GIL-holding
+    call, then once per use of ``prompts()`` on the loop, held it 0.25-0.5 s here."""
+    return {"model": MODEL, "prompt": list(range(TOKEN_IDS)), "max_tokens": 2}
+
+
+LOGIT_BIASES = 400_000
+TOKEN_IDS = 500_000
+
 CASES = {
     "chat, valid": ("/v1/chat/completions", _chat(), None),
     "chat, last message invalid": (
@@ -64,6 +80,8 @@ CASES = {
     ),
     "anthropic messages": ("/v1/messages", _anthropic(), None),
     "responses input": ("/v1/responses", _responses(), None),
+    "400,000 logit_bias entries": ("/v1/chat/completions", _logit_bias(), None),
+    "a prompt of 500,000 token ids": ("/v1/completions", _token_ids(), "prompt"),
 }
 
 

@@ -2,14 +2,53 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
+from pydantic_core import PydanticCustomError
 
 from openai_frontend.errors import APIError
 
 INT64 = Field(ge=-(2**63), le=2**63 - 1)
 StopField = str | Annotated[list[str], Field(max_length=64)] | None
+
+
+def _token_biases(value: Any) -> dict[int, float]:
+    """``logit_bias`` as token id -> bias, checked in Python on purpose.
+
+    pydantic checks a dict in one Rust call that holds the GIL throughout: 400,000
+    entries held it, and so the event loop waiting for the validating thread, for
+    0.25 s. Python code lets the GIL go every few milliseconds."""
+    if not isinstance(value, dict):
+        raise PydanticCustomError(
+            "invalid_logit_bias", "logit_bias must be an object mapping token ids to biases"
+        )
+    biases: dict[int, float] = {}
+    for key, bias in value.items():
+        if not (isinstance(key, str) and key.isascii() and key.isdigit()):
+            raise PydanticCustomError(
+                "invalid_logit_bias",
+                f"logit_bias keys must be token ids (integers as strings), got {key!r}",
+            )
+        if isinstance(bias, bool) or not isinstance(bias, int | float) or not -100 <= bias <= 100:
+            raise PydanticCustomError(
+                "invalid_logit_bias",
+                f"logit_bias[{key!r}] must be a number from -100 to 100, got {bias!r}",
+            )
+        biases[int(key)] = float(bias)
+    return biases
+
+
+LogitBias = Annotated[
+    dict[int, float],
+    PlainValidator(_token_biases),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "additionalProperties": {"type": "number", "minimum": -100, "maximum": 100},
+        }
+    ),
+]
 
 
 class StrictModel(BaseModel):
@@ -57,7 +96,7 @@ class SamplingFields(StrictModel):
     seed: Annotated[int, INT64] | None = None
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
-    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
+    logit_bias: LogitBias | None = None
     #: Accepted and unused: OpenAI's end-user id for abuse monitoring (deprecated there).
     user: str | None = None
     # vLLM-style extensions (top level, or the SDK's extra_body).

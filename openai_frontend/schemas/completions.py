@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import Field, model_validator
 
 from engines.base import StructuredOutput
 from openai_frontend.errors import APIError
 from openai_frontend.schemas.common import SamplingFields, StrictModel
+from openai_frontend.schemas.prompt_input import prompt_field
 
-TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
-Prompt = (
-    str
-    | Annotated[list[str], Field(min_length=1)]
-    | TokenIds
-    | Annotated[list[TokenIds], Field(min_length=1)]
-)
+Prompt = prompt_field(non_empty_text=False)
 
 
 class StructuredOutputs(StrictModel):
@@ -60,6 +55,6 @@ class CompletionRequest(SamplingFields):
         prompt = self.prompt
         if isinstance(prompt, str):
             return [prompt]
-        if all(isinstance(item, int) for item in prompt):
+        if isinstance(prompt[0], int):  # validation made every item one type, and not empty
             return [prompt]
         return list(prompt)

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from openai_frontend.errors import APIError
 from openai_frontend.schemas.common import StrictModel
+from openai_frontend.schemas.prompt_input import prompt_field
 
 #: OpenAI's limit on the inputs of one request ("any array must be 2048 dimensions or less").
 MAX_INPUTS = 2048
 
-_Text = Annotated[str, Field(min_length=1)]
-_TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
-EmbeddingInput = (
-    _Text
-    | Annotated[list[_Text], Field(min_length=1, max_length=MAX_INPUTS)]
-    | Annotated[_TokenIds, Field(max_length=MAX_INPUTS)]
-    | Annotated[list[_TokenIds], Field(min_length=1, max_length=MAX_INPUTS)]
-)
+#: The count of inputs is checked first (``_at_most_max_inputs``), naming the limit.
+EmbeddingInput = prompt_field(non_empty_text=True)
 
 
 class EmbeddingRequest(StrictModel):
@@ -60,6 +55,6 @@ class EmbeddingRequest(StrictModel):
     def inputs(self) -> list[str | list[int]]:
         """The input as a list of items, each a string or a list of token ids."""
         value = self.input
-        if isinstance(value, str) or all(isinstance(item, int) for item in value):
+        if isinstance(value, str) or isinstance(value[0], int):  # one type, not empty
             return [value]
         return list(value)
