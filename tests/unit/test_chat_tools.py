@@ -328,7 +328,9 @@ STRICT_WEATHER = {
         },
     },
 }
-OFF_SCHEMA_CALL = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Rome"}}\n</tool_call>'
+OFF_SCHEMA_CALL = (
+    '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Rome"}}\n</tool_call>'
+)
 
 
 def test_strict_tools_in_auto_get_a_grammar_or_a_check_by_engine():
