@@ -88,6 +88,12 @@ class SamplingParams:
     skip_special_tokens: bool = True
     spaces_between_special_tokens: bool = True
     structured_output: StructuredOutput | None = None
+    #: xgrammar's structural tag (``{"type": "structural_tag", "format": {...}}``): free
+    #: text in which a trigger string starts a section held to a grammar. Strict tools in
+    #: ``auto`` mode use it; never set with ``structured_output``. Declared like a
+    #: sampling field, so an engine without it (remote) is known and the frontend checks
+    #: the calls after the fact instead.
+    structural_tag: dict | None = None
     #: Scheduling priority, lower is sooner (vLLM's ``priority``); 0 is the neutral one.
     #: Not sampling strictly, but declared like a sampling field, so an engine that
     #: cannot schedule by priority refuses it by name instead of ignoring it.

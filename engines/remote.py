@@ -51,7 +51,9 @@ log = logging.getLogger(__name__)
 #: logprobs name tokens by text, not id) and ``prompt_logprobs``. Structured output is
 #: sent as vLLM's ``structured_outputs`` (``{"json": schema}`` or
 #: ``{"json_object": true}``); an upstream without it refuses the request with a 400.
-SUPPORTED_SAMPLING = ALL_SAMPLING - {"logprobs", "prompt_logprobs"}
+#: Structural tags are not sent: an upstream may not be vLLM, so strict tools are checked
+#: by the gateway after the fact instead (README, "Tool calling").
+SUPPORTED_SAMPLING = ALL_SAMPLING - {"logprobs", "prompt_logprobs", "structural_tag"}
 
 #: Fields sent only when they differ from the OpenAI default, so plain OpenAI-compatible
 #: upstreams (which may refuse vLLM's extensions) see them only when asked for.

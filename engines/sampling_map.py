@@ -7,6 +7,8 @@ structured output. Pure, so it is unit-tested without either library.
 
 from __future__ import annotations
 
+import json
+
 from engines.base import InvalidRequest, SamplingParams
 
 #: Fields passed under their own name when set (None leaves the engine's default).
@@ -53,10 +55,12 @@ def sampling_kwargs(params: SamplingParams) -> dict:
 
 
 def guide(params: SamplingParams) -> dict | None:
-    """Structured output as both libraries spell its arguments (``json`` or
-    ``json_object``), or None."""
+    """Structured output as both libraries spell its arguments (``json``,
+    ``json_object``, or ``structural_tag`` as a JSON string), or None."""
     structured = params.structured_output
     if structured is None:
+        if params.structural_tag is not None:
+            return {"structural_tag": json.dumps(params.structural_tag)}
         return None
     if structured.json_schema is not None:
         return {"json": structured.json_schema}

@@ -20,6 +20,7 @@ from openai_frontend.choices import Reply
 from openai_frontend.errors import APIError
 from openai_frontend.generation import ChoiceDelta, check_fan_out, choice_requests
 from openai_frontend.jsonbody import is_large
+from openai_frontend.parsing.validation import NAME_RULE
 from openai_frontend.priority import request_priority, served_tier
 from openai_frontend.sampling import build_sampling, token_budget
 from openai_frontend.schemas.chat import ChatCompletionRequest
@@ -62,6 +63,8 @@ async def start_chat(
     plan, prompt = await plan_and_render(
         body, target.served.resolver, target.served.config, large=is_large(request)
     )
+    constraint = plan.structured_output or structured_output(body)
+    plan = plan.for_engine(target.engine.supported_sampling, constraint is not None)
     if reasoning_param is not None and not plan.reports_reasoning:
         raise APIError(
             f"{reasoning_param} is not supported by this model: it has no reasoning parser "
@@ -82,7 +85,8 @@ async def start_chat(
         defaults=target.served.sampling_defaults,
         supported=target.engine.supported_sampling,
         logprobs=(body.top_logprobs or 0) if body.logprobs else None,
-        structured_output=plan.structured_output or structured_output(body),
+        structured_output=constraint,
+        structural_tag=plan.strict_tag,
         priority=priority,
     )
     if sampling.skip_special_tokens != plan.skip_special_tokens:
@@ -105,13 +109,20 @@ async def start_chat(
 
 
 def structured_output(body: ChatCompletionRequest) -> StructuredOutput | None:
-    """``response_format`` as the engine's constraint (None for plain text)."""
+    """``response_format`` as the engine's constraint (None for plain text).
+
+    A ``json_schema`` constrains decoding with ``strict`` true or false: OpenAI promises
+    nothing of a non-strict reply, and a reply that matches breaks no promise. Its
+    ``name`` is checked as OpenAI checks it; it names the schema for the client and
+    changes no token.
+    """
     response_format = body.response_format
     if response_format is None or response_format.type == "text":
         return None
     if response_format.type == "json_object":
         return StructuredOutput(json_object=True)
     spec = response_format.json_schema or {}
+    _check_schema_fields(spec)
     schema = spec.get("schema")
     if not isinstance(schema, dict):
         raise APIError(
@@ -119,3 +130,24 @@ def structured_output(body: ChatCompletionRequest) -> StructuredOutput | None:
             param="response_format.json_schema.schema",
         )
     return StructuredOutput(json_schema=schema)
+
+
+def _check_schema_fields(spec: dict) -> None:
+    """OpenAI's 400s for ``response_format.json_schema``'s ``name`` and ``strict``."""
+    name = spec.get("name")
+    if name is None:
+        raise APIError(
+            "Missing required parameter: 'response_format.json_schema.name'.",
+            param="response_format.json_schema.name",
+        )
+    if not isinstance(name, str) or not NAME_RULE.fullmatch(name):
+        raise APIError(
+            "Invalid 'response_format.json_schema.name': must be 1 to 64 characters of "
+            "a-z, A-Z, 0-9, _ and -.",
+            param="response_format.json_schema.name",
+        )
+    if not isinstance(spec.get("strict", False), bool | None):
+        raise APIError(
+            "Invalid type for 'response_format.json_schema.strict': expected a boolean.",
+            param="response_format.json_schema.strict",
+        )

@@ -9,7 +9,7 @@ router stays the same for every model family.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engines.base import StructuredOutput
@@ -23,9 +23,11 @@ from openai_frontend.parsing.forced import forced_function_name, forced_tool_sch
 from openai_frontend.parsing.pipeline import OutputParser, chat_finish_reason
 from openai_frontend.parsing.registry import (
     HARMONY,
+    call_grammar,
     make_output_parser,
     tool_parser_for_request,
 )
+from openai_frontend.parsing.strict import StrictSchemas, strict_tools_tag
 from openai_frontend.parsing.validation import validate_tool_messages, validate_tools
 from openai_frontend.schemas.chat import ChatCompletionRequest
 from openai_frontend.tool_prompt import with_tool_prompt
@@ -42,12 +44,26 @@ class ChatPlan:
     parsers: ChosenParsers
     #: The forced tool choice's constraint, else None.
     structured_output: StructuredOutput | None
+    #: ``auto`` with strict tools in a format with a trigger: the structural tag that
+    #: holds their calls to their schemas (:mod:`openai_frontend.parsing.strict`), else
+    #: None (and strict calls are checked after the fact).
+    strict_tag: dict | None = None
+
+    def for_engine(self, supported: frozenset[str], constrained: bool) -> ChatPlan:
+        """This plan on an engine that honours ``supported`` sampling fields, for a
+        reply already ``constrained`` by other structured output (``response_format``):
+        without the engine's structural tags, or beside another constraint, the strict
+        calls are checked instead."""
+        if self.strict_tag is None or ("structural_tag" in supported and not constrained):
+            return self
+        return replace(self, strict_tag=None)
 
     def output_parser(self, prompt: str) -> OutputParser:
         """A fresh parser stage for one choice (``prompt``: the rendered prompt)."""
         body = self.request
+        strict = None if self.strict_tag is not None else StrictSchemas.of(body.tools)
         tools: ToolParser | None = tool_parser_for_request(
-            self.parsers.tools, body.tools, body.tool_choice
+            self.parsers.tools, body.tools, body.tool_choice, strict
         )
         if tools is not None and body.parallel_tool_calls is False:
             tools = FirstCallOnly(tools)
@@ -122,10 +138,15 @@ def prepare_chat(
     if kwargs is not None:
         update["chat_template_kwargs"] = kwargs
     schema = forced_tool_schema(body.tools, body.tool_choice, body.parallel_tool_calls)
+    strict_tag = None
+    if _calls_by_format(body):
+        grammar = call_grammar(parsers.tools)
+        strict_tag = strict_tools_tag(grammar, body.tools, body.parallel_tool_calls)
     return ChatPlan(
         request=body.model_copy(update=update) if update else body,
         parsers=parsers,
         structured_output=StructuredOutput(json_schema=schema) if schema is not None else None,
+        strict_tag=strict_tag,
     )
 
 

@@ -78,6 +78,7 @@ def build_sampling(
     supported: frozenset[str],
     logprobs: int | None = None,
     structured_output: StructuredOutput | None = None,
+    structural_tag: dict | None = None,
     priority: int = 0,
 ) -> SamplingParams:
     """Merge defaults and the request, then reject anything the engine cannot honour."""
@@ -110,6 +111,7 @@ def build_sampling(
         skip_special_tokens=request.skip_special_tokens,
         spaces_between_special_tokens=request.spaces_between_special_tokens,
         structured_output=structured_output,
+        structural_tag=structural_tag,
         priority=priority,
     )
     reject_unsupported(params, supported)

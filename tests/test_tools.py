@@ -245,3 +245,37 @@ def test_a_full_round_trip_call_result_answer(parser_http):
 
 def test_the_openai_agents_sdk_runs_a_function_tool(parser_server: ParserServer):
     assert_the_agents_sdk_runs_the_weather_tool(parser_server, "OpenAIChatCompletionsModel")
+
+
+#: The weather tool, strict, with a schema the adapter was not trained on: it writes
+#: ``{"city": "Tokyo"}``, which names no allowed city and lacks ``days``.
+STRICT_WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "strict": True,
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string", "enum": ["Paris", "Berlin"]},
+                "days": {"type": "integer", "minimum": 1, "maximum": 7},
+            },
+            "required": ["city", "days"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+@pytest.mark.parametrize(("temperature", "seed"), [(0, None), (1.0, 1), (1.0, 2)])
+def test_auto_with_a_strict_tool_calls_only_with_valid_arguments(parser_http, temperature, seed):
+    """The model stays free to answer in text; any call it makes, streamed or not,
+    matches the schema (vLLM holds it there with a structural tag)."""
+    question = [{"role": "user", "content": "What is the weather in Tokyo?"}]
+    body = {**weather_body(question), "tools": [STRICT_WEATHER], "max_tokens": 48}
+    body |= {"temperature": temperature, "seed": seed}
+    choice, stream = both(parser_http, body)
+    calls = calls_of(choice["message"]) + streamed_calls(stream)
+    schema = STRICT_WEATHER["function"]["parameters"]
+    for _, arguments in calls:
+        jsonschema.validate(json.loads(arguments), schema)

@@ -3,7 +3,6 @@ and the choice of tool parser for one request."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
 from typing import Any
 
 from openai_frontend.errors import APIError
@@ -15,6 +14,8 @@ from openai_frontend.parsing.reasoning import (
     Qwen3ReasoningParser,
     ThinkBlockParser,
 )
+from openai_frontend.parsing.strict import CallGrammar, StrictSchemas
+from openai_frontend.parsing.tools_block import BlockToolParser
 from openai_frontend.parsing.tools_deepseek import DeepSeekV3ToolParser, DeepSeekV31ToolParser
 from openai_frontend.parsing.tools_glm45 import Glm45ToolParser
 from openai_frontend.parsing.tools_harmony import HarmonyToolParser
@@ -34,8 +35,10 @@ REASONING_PARSERS: dict[str, type[ThinkBlockParser]] = {
 #: every reply of its model, with tools or not.
 HARMONY = "openai"
 
-#: Each takes the request's declared functions (name -> parameters schema), or None.
-TOOL_PARSERS: dict[str, Callable[[Collection[str] | None], ToolParser]] = {
+#: Each takes the request's declared functions (name -> parameters schema), or None, and
+#: the strict functions to check (None: none, or a grammar held them to their schemas);
+#: as a class, each says how its calls are written for that grammar (:mod:`.strict`).
+TOOL_PARSERS: dict[str, type[BlockToolParser] | type[HarmonyToolParser]] = {
     "deepseek_v3": DeepSeekV3ToolParser,
     "deepseek_v31": DeepSeekV31ToolParser,
     "glm45": Glm45ToolParser,
@@ -71,24 +74,29 @@ def make_output_parser(
     check_parser_names(reasoning, tools if isinstance(tools, str) else None)
     return OutputParser(
         REASONING_PARSERS[reasoning](prompt) if reasoning else None,
-        TOOL_PARSERS[tools](None) if isinstance(tools, str) else tools,
+        TOOL_PARSERS[tools](None, None) if isinstance(tools, str) else tools,
     )
 
 
 def tool_parser_for_request(
-    configured: str | None, tools: list[dict[str, Any]] | None, tool_choice: str | dict | None
+    configured: str | None,
+    tools: list[dict[str, Any]] | None,
+    tool_choice: str | dict | None,
+    strict: StrictSchemas | None = None,
 ) -> ToolParser | None:
     """The tool parser one choice of this request needs, or None for plain text.
 
     A forced choice (a named function, or ``required``) is constrained by structured
     output and parsed as such; ``auto`` needs the server's configured format parser,
     and without one the request is refused rather than the tools silently ignored.
+    ``strict``: the strict functions whose calls no grammar held to their schemas.
     """
     forced = forced_function_name(tool_choice)
     if tools and (forced is not None or tool_choice == "required"):
         return ForcedToolParser(forced)
     if configured == HARMONY:
-        return HarmonyToolParser(declared_functions(tools if tool_choice != "none" else None))
+        declared = declared_functions(tools if tool_choice != "none" else None)
+        return HarmonyToolParser(declared, strict)
     if not tools or tool_choice == "none":
         return None
     if configured is None:
@@ -98,7 +106,7 @@ def tool_parser_for_request(
             param="tool_choice",
             code="unsupported_parameter",
         )
-    return TOOL_PARSERS[configured](declared_functions(tools))
+    return TOOL_PARSERS[configured](declared_functions(tools), strict)
 
 
 def declared_functions(tools: list[dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
@@ -106,3 +114,8 @@ def declared_functions(tools: list[dict[str, Any]] | None) -> dict[str, dict[str
     and formats that write arguments as text read their types from the schema."""
     functions = (tool.get("function") or {} for tool in tools or [])
     return {function.get("name"): function.get("parameters") or {} for function in functions}
+
+
+def call_grammar(configured: str | None) -> CallGrammar | None:
+    """How the configured format writes its calls, for the strict tools' grammar."""
+    return TOOL_PARSERS.get(configured) if configured is not None else None

@@ -29,6 +29,7 @@ from typing import Any
 from openai_frontend import jsondecode
 from openai_frontend.parsing.assembly import Hole, hole_at
 from openai_frontend.parsing.base import CallNumbering, ParsedCall, ParsedDelta
+from openai_frontend.parsing.strict import StrictSchemas
 from openai_frontend.textstream import MarkerSearch
 
 #: What :meth:`BlockToolParser._close` returns once a block has ended: the calls (None
@@ -39,11 +40,19 @@ Closed = tuple[list[ParsedCall] | None, int]
 class BlockToolParser:
     #: Markers that open a call block anywhere in the content (none: only at the start).
     opens: tuple[str, ...] = ()
+    #: What starts a call anywhere in a reply, for the strict tools' grammar (see
+    #: :mod:`.strict`): none when the format cannot say (its calls are checked instead).
+    call_triggers: tuple[str, ...] = ()
 
-    def __init__(self, declared: Collection[str] | None = None) -> None:
+    def __init__(
+        self, declared: Collection[str] | None = None, strict: StrictSchemas | None = None
+    ) -> None:
         #: The request's function names: a call to any other name is content (None:
         #: any name, for callers that parse without a request).
         self._declared = frozenset(declared) if declared is not None else None
+        #: Strict functions no grammar held to their schemas: a call that does not
+        #: match is content.
+        self._strict = strict
         self._search = MarkerSearch(self.opens)
         self._numbering = CallNumbering()
         self._pending = ""
@@ -65,6 +74,18 @@ class BlockToolParser:
     def _close(self, body: str) -> Closed | None:
         """None while the block is still open; ``self._cursor`` may remember progress."""
         raise NotImplementedError
+
+    @classmethod
+    def call_tags(cls, name: str, schema: dict[str, Any]) -> list[dict[str, Any]]:
+        """xgrammar tags for one call to ``name`` as this format writes it, each
+        beginning with one of :attr:`call_triggers` (only formats that have them)."""
+        raise NotImplementedError
+
+    @classmethod
+    def section_tags(cls, calls: list[dict[str, Any]], single: bool) -> list[dict[str, Any]]:
+        """The tags a reply's calls are written in: each call alone, unless the format
+        wraps its calls in one section."""
+        return calls
 
     def _find_end(self, body: str, marker: str) -> int | None:
         """Where ``marker`` (a block's closing text) starts in ``body``, or None while it
@@ -110,7 +131,7 @@ class BlockToolParser:
         if closed is None:
             return False
         calls, end = closed
-        if calls is not None and not self._all_declared(calls):
+        if calls is not None and not self._all_allowed(calls):
             calls = None
         if calls is None:
             out.content += self._opened + self._pending[:end]
@@ -121,10 +142,13 @@ class BlockToolParser:
         self._pending = self._pending[end:]
         return True
 
-    def _all_declared(self, calls: list[ParsedCall]) -> bool:
+    def _all_allowed(self, calls: list[ParsedCall]) -> bool:
         """A call to a function the request did not declare (a ``<tool_call>`` quoted in
-        a code block, a hallucinated tool) is not a call: the block stays content."""
-        return self._declared is None or all(call.name in self._declared for call in calls)
+        a code block, a hallucinated tool), or a strict call that does not match its
+        schema, is not a call: the block stays content."""
+        if self._declared is not None and any(call.name not in self._declared for call in calls):
+            return False
+        return self._strict is None or all(map(self._strict.allows, calls))
 
     def _step_sniff(self) -> bool:
         head = self._pending.lstrip()

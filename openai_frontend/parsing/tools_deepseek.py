@@ -20,12 +20,17 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from openai_frontend.parsing.base import ParsedCall
+from openai_frontend.parsing.strict import calls_section, json_arguments, tag
 from openai_frontend.parsing.tools_block import BlockToolParser, Closed
 
 CALLS_BEGIN = "<｜tool▁calls▁begin｜>"
 CALLS_END = "<｜tool▁calls▁end｜>"
+CALL_BEGIN = "<｜tool▁call▁begin｜>"
+CALL_END = "<｜tool▁call▁end｜>"
+SEP = "<｜tool▁sep｜>"
 _CALL = re.compile(
     r"\s*<｜tool▁call▁begin｜>(.*?)<｜tool▁sep｜>(.*?)<｜tool▁call▁end｜>\s*", re.DOTALL
 )
@@ -35,6 +40,15 @@ _FENCED = re.compile(r"([^\s`]+)\s*```(?:json)?\s*(.*?)\s*```", re.DOTALL)
 
 class DeepSeekV31ToolParser(BlockToolParser):
     opens = (CALLS_BEGIN,)
+    call_triggers = (CALLS_BEGIN,)
+
+    @classmethod
+    def call_tags(cls, name: str, schema: dict[str, Any]) -> list[dict[str, Any]]:
+        return [tag(f"{CALL_BEGIN}{name}{SEP}", json_arguments(schema), CALL_END)]
+
+    @classmethod
+    def section_tags(cls, calls: list[dict[str, Any]], single: bool) -> list[dict[str, Any]]:
+        return calls_section(CALLS_BEGIN, CALLS_END, calls, single)
 
     def _close(self, body: str) -> Closed | None:
         at = self._find_end(body, CALLS_END)
@@ -63,6 +77,11 @@ class DeepSeekV31ToolParser(BlockToolParser):
 
 
 class DeepSeekV3ToolParser(DeepSeekV31ToolParser):
+    @classmethod
+    def call_tags(cls, name: str, schema: dict[str, Any]) -> list[dict[str, Any]]:
+        begin = f"{CALL_BEGIN}function{SEP}{name}\n```json\n"
+        return [tag(begin, json_arguments(schema), f"\n```{CALL_END}")]
+
     def _call(self, head: str, rest: str) -> ParsedCall:
         fenced = _FENCED.fullmatch(rest.strip())
         if head != "function" or fenced is None:

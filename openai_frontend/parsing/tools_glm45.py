@@ -18,6 +18,7 @@ from typing import Any
 
 from openai_frontend.parsing.argument_values import argument_value, declared_schemas
 from openai_frontend.parsing.base import ParsedCall
+from openai_frontend.parsing.strict import StrictSchemas, json_arguments, tag
 from openai_frontend.parsing.tools_block import BlockToolParser, Closed
 
 OPEN = "<tool_call>"
@@ -28,9 +29,12 @@ _PAIR = re.compile(r"<arg_key>(.*?)</arg_key>\s*<arg_value>(.*?)</arg_value>\s*"
 
 class Glm45ToolParser(BlockToolParser):
     opens = (OPEN,)
+    call_triggers = (OPEN,)
 
-    def __init__(self, declared: Collection[str] | None = None) -> None:
-        super().__init__(declared)
+    def __init__(
+        self, declared: Collection[str] | None = None, strict: StrictSchemas | None = None
+    ) -> None:
+        super().__init__(declared, strict)
         self._schemas = declared_schemas(declared)
 
     def _close(self, body: str) -> Closed | None:
@@ -47,6 +51,10 @@ class Glm45ToolParser(BlockToolParser):
             return [ParsedCall.of(name.group(1), arguments)], end
         except ValueError:
             return None, end
+
+    @classmethod
+    def call_tags(cls, name: str, schema: dict[str, Any]) -> list[dict[str, Any]]:
+        return [tag(f"{OPEN}{name}\n", json_arguments(schema, "glm_xml"), CLOSE)]
 
 
 def _pairs(block: str, position: int, schema: Any) -> dict[str, Any]:

@@ -30,6 +30,7 @@ import re
 from collections.abc import Collection
 
 from openai_frontend.parsing.base import CallNumbering, ParsedCall, ParsedDelta
+from openai_frontend.parsing.strict import StrictSchemas
 from openai_frontend.textstream import MarkerSearch
 
 MESSAGE = "<|message|>"
@@ -44,10 +45,20 @@ _CHANNEL = re.compile(r"<\|channel\|>\s*(\w+)")
 
 
 class HarmonyToolParser:
-    """A :class:`~openai_frontend.parsing.base.ToolParser` that also emits reasoning."""
+    """A :class:`~openai_frontend.parsing.base.ToolParser` that also emits reasoning.
 
-    def __init__(self, declared: Collection[str] | None = None) -> None:
+    No grammar holds its strict calls (:attr:`call_triggers` is empty): a call's header
+    has several spellings (``to=`` before or after the channel, with or without
+    ``<|constrain|>``), so strict calls are checked after the fact.
+    """
+
+    call_triggers: tuple[str, ...] = ()
+
+    def __init__(
+        self, declared: Collection[str] | None = None, strict: StrictSchemas | None = None
+    ) -> None:
         self._declared = frozenset(declared) if declared is not None else None
+        self._strict = strict
         self._ends = MarkerSearch(ENDS)
         self._numbering = CallNumbering()
         self._pending = ""
@@ -147,6 +158,7 @@ class HarmonyToolParser:
             arguments = json.loads(body)
             if not isinstance(arguments, dict):
                 return None
-            return ParsedCall.of(self._callee, arguments)
+            call = ParsedCall.of(self._callee, arguments)
         except ValueError:  # json.JSONDecodeError is a ValueError
             return None
+        return call if self._strict is None or self._strict.allows(call) else None

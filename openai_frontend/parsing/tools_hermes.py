@@ -23,6 +23,7 @@ from typing import Any
 from openai_frontend import jsondecode
 from openai_frontend.parsing.assembly import JSON, Assembly, Hole
 from openai_frontend.parsing.scanning import Boundary, JsonScan
+from openai_frontend.parsing.strict import json_arguments, tag
 from openai_frontend.parsing.tools_block import BlockToolParser, Closed, call_from_object
 
 OPEN = "<tool_call>"
@@ -32,6 +33,12 @@ _JSON_SPACE = re.compile(r"[ \t\n\r]*")
 
 class HermesToolParser(BlockToolParser):
     opens = (OPEN,)
+    call_triggers = (OPEN,)
+
+    @classmethod
+    def call_tags(cls, name: str, schema: dict[str, Any]) -> list[dict[str, Any]]:
+        begin = f'{OPEN}\n{{"name": "{name}", "arguments": '
+        return [tag(begin, json_arguments(schema), f"}}\n{CLOSE}")]
 
     def _enter_block(self, opened: str) -> None:
         super()._enter_block(opened)

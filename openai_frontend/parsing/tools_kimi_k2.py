@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from openai_frontend.parsing.base import ParsedCall
+from openai_frontend.parsing.strict import calls_section, const, json_arguments, sequence, tag
 from openai_frontend.parsing.tools_block import BlockToolParser, Closed
 
 SECTION_BEGIN = "<|tool_calls_section_begin|>"
 SECTION_END = "<|tool_calls_section_end|>"
+CALL_BEGIN = "<|tool_call_begin|>"
+ARGUMENT_BEGIN = "<|tool_call_argument_begin|>"
+CALL_END = "<|tool_call_end|>"
 _CALL = re.compile(
     r"\s*<\|tool_call_begin\|>\s*(?:functions\.)?([^\s:<]+)(?::\d+)?\s*"
     r"<\|tool_call_argument_begin\|>(.*?)<\|tool_call_end\|>\s*",
@@ -28,6 +33,17 @@ _CALL = re.compile(
 
 class KimiK2ToolParser(BlockToolParser):
     opens = (SECTION_BEGIN,)
+    call_triggers = (SECTION_BEGIN,)
+
+    @classmethod
+    def call_tags(cls, name: str, schema: dict[str, Any]) -> list[dict[str, Any]]:
+        index = {"type": "regex", "pattern": r"\d+"}
+        content = sequence(index, const(ARGUMENT_BEGIN), json_arguments(schema))
+        return [tag(f"{CALL_BEGIN}functions.{name}:", content, CALL_END)]
+
+    @classmethod
+    def section_tags(cls, calls: list[dict[str, Any]], single: bool) -> list[dict[str, Any]]:
+        return calls_section(SECTION_BEGIN, SECTION_END, calls, single)
 
     def _close(self, body: str) -> Closed | None:
         at = self._find_end(body, SECTION_END)

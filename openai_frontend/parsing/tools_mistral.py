@@ -23,6 +23,7 @@ from typing import Any
 from openai_frontend.parsing.assembly import JSON, Assembly, Hole
 from openai_frontend.parsing.base import ParsedCall
 from openai_frontend.parsing.scanning import JsonScan
+from openai_frontend.parsing.strict import json_arguments, tag
 from openai_frontend.parsing.tools_block import (
     BlockToolParser,
     Closed,
@@ -38,6 +39,30 @@ _NAME = re.compile(r"[\w.-]*")
 
 class MistralToolParser(BlockToolParser):
     opens = (MARKER,)
+    call_triggers = (MARKER,)
+
+    @classmethod
+    def call_tags(cls, name: str, schema: dict[str, Any]) -> list[dict[str, Any]]:
+        """Both generations: ``[TOOL_CALLS]name[ARGS]{...}``, and the call object of a
+        ``[TOOL_CALLS] [...]`` list (which :meth:`section_tags` puts in its list)."""
+        arguments = json_arguments(schema)
+        return [
+            tag(f"{MARKER}{name}{ARGS}", arguments, ""),
+            tag(f'{{"name": "{name}", "arguments": ', arguments, "}"),
+        ]
+
+    @classmethod
+    def section_tags(cls, calls: list[dict[str, Any]], single: bool) -> list[dict[str, Any]]:
+        named = [call for call in calls if call["begin"].startswith(MARKER)]
+        objects = [call for call in calls if not call["begin"].startswith(MARKER)]
+        listed = {
+            "type": "tags_with_separator",
+            "tags": objects,
+            "separator": ", ",
+            "at_least_one": True,
+            "stop_after_first": single,
+        }
+        return [*named, *(tag(f"{MARKER}{space}[", listed, "]") for space in ("", " "))]
 
     def _enter_block(self, opened: str) -> None:
         super()._enter_block(opened)

@@ -24,6 +24,7 @@ from typing import Any
 
 from openai_frontend.parsing.argument_values import argument_value, declared_schemas
 from openai_frontend.parsing.base import ParsedCall
+from openai_frontend.parsing.strict import StrictSchemas, json_arguments, tag
 from openai_frontend.parsing.tools_block import BlockToolParser, Closed
 
 OPEN = "<tool_call>"
@@ -34,9 +35,12 @@ _PARAMETER = re.compile(r"\s*<parameter=([^>\s]+)>\n?(.*?)\n?</parameter>\s*", r
 
 class Qwen3CoderToolParser(BlockToolParser):
     opens = (OPEN,)
+    call_triggers = (OPEN,)
 
-    def __init__(self, declared: Collection[str] | None = None) -> None:
-        super().__init__(declared)
+    def __init__(
+        self, declared: Collection[str] | None = None, strict: StrictSchemas | None = None
+    ) -> None:
+        super().__init__(declared, strict)
         self._schemas = declared_schemas(declared)
 
     def _close(self, body: str) -> Closed | None:
@@ -53,6 +57,11 @@ class Qwen3CoderToolParser(BlockToolParser):
             return [ParsedCall.of(name, arguments)], end
         except ValueError:
             return None, end
+
+    @classmethod
+    def call_tags(cls, name: str, schema: dict[str, Any]) -> list[dict[str, Any]]:
+        arguments = json_arguments(schema, "qwen_xml")
+        return [tag(f"{OPEN}\n<function={name}>\n", arguments, f"\n</function>\n{CLOSE}")]
 
 
 def _arguments(text: str, schema: Any) -> dict[str, Any]:

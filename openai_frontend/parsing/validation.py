@@ -17,8 +17,8 @@ from jsonschema.validators import validator_for
 from openai_frontend.errors import APIError
 from openai_frontend.parsing.forced import forced_function_name
 
-#: OpenAI's rule for function names.
-_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+#: OpenAI's rule for function names (and for ``response_format.json_schema.name``).
+NAME_RULE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _MODES = ("none", "auto", "required")
 
 
@@ -51,7 +51,7 @@ def _validate_tool(tool: Any, param: str) -> str:
     if not isinstance(function, dict):
         raise APIError("A function tool needs a 'function' object.", param=f"{param}.function")
     name = function.get("name")
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
+    if not isinstance(name, str) or not NAME_RULE.fullmatch(name):
         raise APIError(
             "A function name must be 1 to 64 characters of a-z, A-Z, 0-9, _ and -.",
             param=f"{param}.function.name",

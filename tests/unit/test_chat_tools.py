@@ -314,3 +314,39 @@ def test_deepseek_v31_keeps_its_own_format_and_its_own_render():
     assert (chosen.tools, chosen.inject_tool_prompt) == ("deepseek_v31", False)
     chat = plan("deepseek-v3.1", tools=[WEATHER])
     assert chat.request.messages == request().messages  # no hermes prompt injected
+
+
+STRICT_WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "strict": True,
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "enum": ["Paris"]}},
+            "required": ["city"],
+        },
+    },
+}
+OFF_SCHEMA_CALL = (
+    '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Rome"}}\n</tool_call>'
+)
+
+
+def test_strict_tools_in_auto_get_a_grammar_or_a_check_by_engine():
+    """The default model's template ignores tools: the gateway injects hermes. An
+    engine with structural tags holds strict calls to their schema; one without (a
+    remote upstream) gets no tag, and an off-schema call comes back as content."""
+    chat = plan(tools=[STRICT_WEATHER])
+    assert chat.strict_tag is not None and "<tool_call>" in chat.strict_tag["format"]["triggers"]
+    assert chat.for_engine(frozenset({"structural_tag"}), constrained=False) is chat
+    for checked in (
+        chat.for_engine(frozenset(), constrained=False),
+        chat.for_engine(frozenset({"structural_tag"}), constrained=True),
+    ):
+        assert checked.strict_tag is None
+        parser = checked.output_parser("")
+        parsed = parser.parse(Delta(OFF_SCHEMA_CALL, [], 1, "stop"))
+        assert parsed.content == OFF_SCHEMA_CALL and not parsed.tool_calls
+    assert plan(tools=[WEATHER]).strict_tag is None
+    assert plan(tools=[STRICT_WEATHER], tool_choice="none").strict_tag is None

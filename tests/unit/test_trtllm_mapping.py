@@ -96,13 +96,15 @@ def every_option_engine(tmp_path: Path) -> TRTLLMEngine:
 
 def test_every_sampling_keyword_exists_in_tensorrt_llm():
     kwargs = to_trtllm_kwargs(EVERY_FIELD)
-    assert EVERY_FIELD.fields_set() == SUPPORTED_SAMPLING
+    # A structural tag never comes with structured_output: it is checked alone below.
+    assert EVERY_FIELD.fields_set() | {"structural_tag"} == SUPPORTED_SAMPLING
     assert unknown(kwargs, "SamplingParams") == set()
     assert unknown(kwargs["guided_decoding"], "GuidedDecodingParams") == set()
-    json_object = to_trtllm_kwargs(
-        SamplingParams(max_tokens=4, structured_output=StructuredOutput(json_object=True))
-    )
-    assert unknown(json_object["guided_decoding"], "GuidedDecodingParams") == set()
+    for alone in (
+        SamplingParams(max_tokens=4, structured_output=StructuredOutput(json_object=True)),
+        SamplingParams(max_tokens=4, structural_tag={"type": "structural_tag", "format": {}}),
+    ):
+        assert unknown(to_trtllm_kwargs(alone)["guided_decoding"], "GuidedDecodingParams") == set()
 
 
 def test_every_llm_and_lora_keyword_exists_in_tensorrt_llm(tmp_path):
