@@ -6,10 +6,11 @@ UTF-8 bytes, so the rendered prompt can be read back).
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
-from fault_engines import FILLER, MODEL, FaultInjectingEngine
+from fault_engines import FILLER, MODEL, FaultInjectingEngine, in_process_client
 from spec import assert_valid
 from test_responses_api import A, B, call, parse_events, prompt_of
 
@@ -157,3 +158,20 @@ def test_a_stored_responses_replay_is_refused_naming_stream(store, query, param)
     assert answer.status_code == 400, answer.text
     assert_valid(answer.json(), "ErrorResponse")
     assert answer.json()["error"]["param"] == param
+
+
+def test_an_overridden_max_tokens_caps_a_request_that_sets_no_limit(tmp_path):
+    """Codex sends no ``max_output_tokens``: ``--override-generation-config
+    '{"max_tokens": N}'`` is the only cap a gateway has (it was accepted and not applied)."""
+    engine = FaultInjectingEngine(tokens_before_fault=1)
+
+    async def run():
+        config = {"response_store": "none", "generation_overrides": {"max_tokens": 24}}
+        async with in_process_client(engine, **config) as c:
+            unasked = await c.post("/v1/responses", json={"model": MODEL, "input": "hi"})
+            asked = {"model": MODEL, "input": "hi", "max_output_tokens": 40}
+            return unasked, await c.post("/v1/responses", json=asked)
+
+    unasked, asked = asyncio.run(run())
+    assert unasked.status_code == asked.status_code == 200, unasked.text
+    assert [request.sampling.max_tokens for request in engine.generated] == [24, 40]
