@@ -77,6 +77,7 @@ def build_sampling(
     defaults: dict,
     supported: frozenset[str],
     logprobs: int | None = None,
+    prompt_logprobs: int | None = None,
     structured_output: StructuredOutput | None = None,
     priority: int = 0,
 ) -> SamplingParams:
@@ -106,6 +107,7 @@ def build_sampling(
         ignore_eos=request.ignore_eos,
         logit_bias=_logit_bias(request.logit_bias),
         logprobs=logprobs,
+        prompt_logprobs=prompt_logprobs,
         include_stop_str_in_output=request.include_stop_str_in_output,
         skip_special_tokens=request.skip_special_tokens,
         spaces_between_special_tokens=request.spaces_between_special_tokens,
