@@ -147,7 +147,12 @@ def test_item_references_resolve_from_the_owners_store(store):
 
 
 @pytest.mark.parametrize(
-    ("query", "param"), [("stream=true", "stream"), ("stream=true&starting_after=3", "stream")]
+    ("query", "param"),
+    [
+        ("stream=true", "stream"),
+        ("stream=true&starting_after=3", "stream"),
+        ("starting_after=3", "starting_after"),
+    ],
 )
 def test_a_stored_responses_replay_is_refused_naming_stream(store, query, param):
     async def script(c):
