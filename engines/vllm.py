@@ -338,7 +338,7 @@ class VLLMEngine:
                     logprobs=None if top_k is None else self._logprobs(sequence, top_k),
                     cached_prompt_tokens=output.num_cached_tokens or 0,
                     stop_sequence=matched_stop_string(sequence.stop_reason) if finished else None,
-                    prompt_logprobs=self._prompt_logprobs(request, output.prompt_logprobs),
+                    prompt_logprobs=self._prompt_logprobs(request, output),
                 )
         except (VLLMClientError, ValueError) as exc:
             raise InvalidRequest(str(exc), getattr(exc, "parameter", None)) from None
@@ -381,11 +381,12 @@ class VLLMEngine:
         pairs = zip(sequence.token_ids, sequence.logprobs, strict=False)
         return [self._token_logprob(token_id, candidates, top_k) for token_id, candidates in pairs]
 
-    def _prompt_logprobs(self, request: GenerateRequest, candidates) -> list | None:
-        """The prompt's logprobs (vLLM sends them once, the first token's as None)."""
+    def _prompt_logprobs(self, request: GenerateRequest, output) -> list | None:
+        """The prompt's logprobs, when asked (vLLM sends them once, the first as None)."""
         top_k = request.sampling.prompt_logprobs
-        if top_k is None or candidates is None:
+        if top_k is None or output.prompt_logprobs is None:
             return None
+        candidates = output.prompt_logprobs
         pairs = zip(request.prompt_token_ids, candidates, strict=False)
         return [
             None if options is None else self._token_logprob(token_id, options, top_k)
