@@ -73,7 +73,9 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         body.n,
         body.logprobs is not None,
         echoes=echoes,
-        first_tokens=_first_tokens(target, prompts) if body.echo and body.logprobs else (),
+        first_tokens=(
+            _first_tokens(target, prompts) if body.echo and body.logprobs is not None else ()
+        ),
     )
     requests = choice_requests(reply.id, prompts, sampling, body.n, target.adapter)
     deltas = await state.generate(target, requests, reply.prompt_tokens, request)
