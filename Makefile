@@ -21,7 +21,11 @@ ENGINE_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >
 # "operator torchvision::nms does not exist"; nothing here uses them.
 CPU_UNUSED := torchvision torchaudio torchcodec
 
-.PHONY: install model serve test test-fast lint bench clean
+# Clients the tests drive against the gateway (tests/test_codex.py), from npm.
+CODEX_VERSION := 0.169.0
+CODEX := .tools/node_modules/.bin/codex
+
+.PHONY: install model tools serve test test-fast lint bench clean
 
 install: $(VENV)/.installed
 
@@ -35,10 +39,15 @@ $(VENV)/.installed: pyproject.toml
 model: install
 	$(BIN)/openai-frontend prepare-model
 
+tools: $(CODEX)
+
+$(CODEX):
+	npm install --no-audit --no-fund --prefix .tools @openai/codex@$(CODEX_VERSION)
+
 serve: model
 	$(BIN)/openai-frontend serve --host $(HOST) --port $(PORT) $(ARGS)
 
-test: model
+test: model tools
 	OPENAI_FRONTEND_TEST_DTYPE=$(DTYPE) $(BIN)/pytest --durations=25 $(PYTEST_ARGS)
 
 # The fast lane: everything that needs no engine, in seconds.
@@ -50,4 +59,4 @@ lint: install
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .tools

@@ -113,7 +113,7 @@ class SamplingParams:
 
 
 #: Every sampling field an engine may declare (``max_tokens`` is always honoured, and
-#: the frontend offers ``prompt_logprobs`` to no engine yet).
+#: ``prompt_logprobs`` backs completions' ``echo`` with ``logprobs``).
 ALL_SAMPLING = frozenset(
     name for name in SamplingParams.__dataclass_fields__ if name not in ("max_tokens",)
 )
@@ -169,6 +169,9 @@ class Delta:
     logprobs: list[TokenLogprob] | None = None
     cached_prompt_tokens: int = 0
     stop_sequence: str | None = None
+    #: The prompt's tokens with their logprobs (``sampling.prompt_logprobs`` alternatives
+    #: each), on the first delta only, when asked; the first token has none (None).
+    prompt_logprobs: list[TokenLogprob | None] | None = None
 
 
 def matched_stop_string(stop_reason: object) -> str | None:

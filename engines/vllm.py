@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 #: SamplingParams fields this backend maps one to one onto vLLM's own (``priority`` goes
 #: to ``AsyncLLM.generate``, and is declared only under the priority policy).
-SUPPORTED_SAMPLING = ALL_SAMPLING - {"prompt_logprobs"}
+SUPPORTED_SAMPLING = ALL_SAMPLING
 #: What vLLM ignores under speculative decoding (its worker warns "min_p and logit_bias
 #: parameters won't work with speculative decoding"): refused, never silently dropped.
 NOT_WITH_SPECULATION = frozenset({"min_p", "logit_bias"})
@@ -338,6 +338,7 @@ class VLLMEngine:
                     logprobs=None if top_k is None else self._logprobs(sequence, top_k),
                     cached_prompt_tokens=output.num_cached_tokens or 0,
                     stop_sequence=matched_stop_string(sequence.stop_reason) if finished else None,
+                    prompt_logprobs=self._prompt_logprobs(request, output),
                 )
         except (VLLMClientError, ValueError) as exc:
             raise InvalidRequest(str(exc), getattr(exc, "parameter", None)) from None
@@ -377,17 +378,29 @@ class VLLMEngine:
 
     def _logprobs(self, sequence, top_k: int) -> list[TokenLogprob]:
         """vLLM's per-token ``{token_id: Logprob}`` as neutral records, top-k by rank."""
+        pairs = zip(sequence.token_ids, sequence.logprobs, strict=False)
+        return [self._token_logprob(token_id, candidates, top_k) for token_id, candidates in pairs]
+
+    def _prompt_logprobs(self, request: GenerateRequest, output) -> list | None:
+        """The prompt's logprobs, when asked (vLLM sends them once, the first as None)."""
+        top_k = request.sampling.prompt_logprobs
+        if top_k is None or output.prompt_logprobs is None:
+            return None
+        candidates = output.prompt_logprobs
+        pairs = zip(request.prompt_token_ids, candidates, strict=False)
+        return [
+            None if options is None else self._token_logprob(token_id, options, top_k)
+            for token_id, options in pairs
+        ]
+
+    def _token_logprob(self, token_id: int, candidates: dict, top_k: int) -> TokenLogprob:
         text_of = self._tokenizer.token_text
-        result = []
-        for token_id, candidates in zip(sequence.token_ids, sequence.logprobs, strict=False):
-            ranked = sorted(
-                (item for item in candidates.items() if item[1].rank and item[1].rank <= top_k),
-                key=lambda item: item[1].rank,
-            )
-            top = tuple((tid, text_of(tid), lp.logprob) for tid, lp in ranked)
-            chosen = candidates[token_id].logprob
-            result.append(TokenLogprob(token_id, text_of(token_id), chosen, top))
-        return result
+        ranked = sorted(
+            (item for item in candidates.items() if item[1].rank and item[1].rank <= top_k),
+            key=lambda item: item[1].rank,
+        )
+        top = tuple((tid, text_of(tid), lp.logprob) for tid, lp in ranked)
+        return TokenLogprob(token_id, text_of(token_id), candidates[token_id].logprob, top)
 
     async def abort(self, request_id: str) -> None:
         await self._llm.abort(request_id)

@@ -80,7 +80,13 @@ async def start_chat(
     sampling = build_sampling(
         body,
         max_tokens=token_budget(
-            body.token_limit(), len(prompt_ids), info.max_model_len, limit_param
+            body.token_limit(),
+            len(prompt_ids),
+            info.max_model_len,
+            limit_param,
+            # --override-generation-config's max_tokens caps a request that sets none
+            # (Codex sends no limit: without it a reply may fill the whole window).
+            default=target.served.sampling_defaults.get("max_tokens"),
         ),
         defaults=target.served.sampling_defaults,
         supported=target.engine.supported_sampling,

@@ -35,9 +35,13 @@ class Choice:
     finish_reason: str | None = None
     #: Prompt tokens the engine took from its prefix cache for this sequence.
     cached_tokens: int = 0
+    #: The prompt's logprobs, when the request asked for them (completions' ``echo``).
+    prompt_logprobs: list[TokenLogprob | None] | None = None
 
     def add(self, delta: Delta) -> None:
         self.text_parts.append(delta.text)
+        if delta.prompt_logprobs is not None:
+            self.prompt_logprobs = delta.prompt_logprobs
         if delta.logprobs:
             self.logprobs.extend(delta.logprobs)
         self.count(delta)

@@ -32,3 +32,19 @@ def completion_logprobs(tokens: list[TokenLogprob], start_offset: int) -> dict:
         "top_logprobs": [{text: lp for _, text, lp in item.top} for item in tokens],
         "text_offset": offsets,
     }
+
+
+def echoed_completion_logprobs(
+    first: str, prompt: list[TokenLogprob | None], generated: list[TokenLogprob]
+) -> dict:
+    """Legacy logprobs for ``echo``: the prompt's tokens, the first (``first``, its text)
+    with a null logprob and null alternatives as OpenAI and vLLM give it, then the
+    generated tokens'."""
+    scored = completion_logprobs([item for item in prompt if item is not None], len(first))
+    more = completion_logprobs(generated, len(first) + sum(len(t) for t in scored["tokens"]))
+    return {
+        "tokens": [first, *scored["tokens"], *more["tokens"]],
+        "token_logprobs": [None, *scored["token_logprobs"], *more["token_logprobs"]],
+        "top_logprobs": [None, *scored["top_logprobs"], *more["top_logprobs"]],
+        "text_offset": [0, *scored["text_offset"], *more["text_offset"]],
+    }

@@ -20,6 +20,7 @@ _MESSAGE_FIELDS = frozenset({"type", "role", "content", "id", "status", "phase"}
 _CALL_FIELDS = frozenset({"type", "call_id", "name", "arguments", "id", "status"})
 _OUTPUT_FIELDS = frozenset({"type", "call_id", "output", "id", "status"})
 _REASONING_FIELDS = frozenset({"type", "id", "summary", "content", "encrypted_content", "status"})
+_REFERENCE_FIELDS = frozenset({"type", "id"})
 #: Each call item's kind: the fields it may carry, and the prefix of an id made for it.
 _CALL_KINDS = {
     "function_call": (_CALL_FIELDS, "fc"),
@@ -55,9 +56,13 @@ def _item(item: Any, path: str) -> Item:
     if kind == "reasoning":
         _check_fields(item, _REASONING_FIELDS, path)
         return {**item, "id": _optional_str(item, "id", path) or item_id("rs")}
+    if kind == "item_reference":  # resolved from the store by the router
+        _check_fields(item, _REFERENCE_FIELDS, path)
+        return {"type": kind, "id": _str(item, "id", path)}
     raise APIError(
         f"Input items of type {kind!r} are not supported by this server "
-        "(supported: message, function_call, function_call_output, reasoning).",
+        "(supported: message, function_call, function_call_output, reasoning, "
+        "item_reference).",
         param=f"{path}.type",
     )
 

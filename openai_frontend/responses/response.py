@@ -26,7 +26,10 @@ def response_head(body: ResponsesRequest, response_id: str, stored: bool) -> dic
         "metadata": body.metadata or {},
         "parallel_tool_calls": body.parallel_tool_calls is not False,
         "previous_response_id": body.previous_response_id,
-        "reasoning": {"effort": body.reasoning.effort if body.reasoning else None, "summary": None},
+        "reasoning": {
+            "effort": body.reasoning.effort if body.reasoning else None,
+            "summary": body.reasoning.summary if body.reasoning else None,
+        },
         "store": stored,
         "temperature": body.temperature,
         "top_p": body.top_p,

@@ -85,6 +85,10 @@ class ResponseStore(Protocol):
 
     async def delete(self, owner: str, response_id: str) -> bool: ...
 
+    async def load_items(self, owner: str, item_ids: list[str]) -> dict[str, Item]:
+        """The items of ``owner``'s stored responses (input or output) with these ids."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -107,6 +111,9 @@ class NoStore:
 
     async def delete(self, owner: str, response_id: str) -> bool:
         return False
+
+    async def load_items(self, owner: str, item_ids: list[str]) -> dict[str, Item]:
+        return {}
 
     def close(self) -> None:
         return None
@@ -146,6 +153,13 @@ WITH RECURSIVE chain(depth, previous_id, response, input_items) AS (
     FROM responses AS r JOIN chain ON r.id = chain.previous_id AND r.owner = ?
 )
 SELECT response, input_items FROM chain ORDER BY depth DESC
+"""
+
+#: Items by id among one owner's live rows, inputs and outputs alike (a scan of that
+#: owner's rows: item references are rare next to whole-response reads).
+_ITEMS = """
+SELECT item.value FROM responses AS r, json_each({source}) AS item
+WHERE r.owner = ? AND r.created_at >= ? AND json_extract(item.value, '$.id') IN ({marks})
 """
 
 T = TypeVar("T")
@@ -205,6 +219,9 @@ class SQLiteResponseStore:
 
     async def delete(self, owner: str, response_id: str) -> bool:
         return await self._call(self._delete, owner, response_id)
+
+    async def load_items(self, owner: str, item_ids: list[str]) -> dict[str, Item]:
+        return await self._call(self._load_items, owner, item_ids)
 
     async def _call(self, function: Callable[..., T], *args: object) -> T:
         job = self._worker.submit(function, *args)
@@ -271,6 +288,16 @@ class SQLiteResponseStore:
             items += [*json.loads(own_items), *json.loads(response)["output"]]
         response, own_items = rows[-1]
         return StoredResponse(response_id, json.loads(response), items + json.loads(own_items))
+
+    def _load_items(self, owner: str, item_ids: list[str]) -> dict[str, Item]:
+        db, marks = self._connect(), ", ".join("?" * len(item_ids))
+        found: dict[str, Item] = {}
+        for source in ("r.input_items", "r.response, '$.output'"):
+            query = _ITEMS.format(source=source, marks=marks)
+            for (value,) in db.execute(query, (owner, self._oldest_alive(), *item_ids)):
+                item = json.loads(value)
+                found[item["id"]] = item
+        return found
 
     def _delete(self, owner: str, response_id: str) -> bool:
         db = self._connect()

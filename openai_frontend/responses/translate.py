@@ -95,32 +95,41 @@ def _assistant_turn(messages: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def chat_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
-    """Flat function tools in chat's ``{"type", "function": {...}}`` shape."""
+    """Flat function tools in chat's ``{"type", "function": {...}}`` shape; a
+    ``namespace`` (Codex groups a feature's tools in one) gives its function tools, whose
+    calls come back under their own names. Hosted tools (``web_search``...) run on
+    OpenAI's side, which this server has not: they are refused, naming the tool."""
     if tools is None:
         return None
     converted = []
     for index, tool in enumerate(tools):
-        kind = tool.get("type")
-        if kind != "function":
-            raise APIError(
-                f"Tools of type {kind!r} are not supported by this server "
-                "(only 'function' tools are).",
-                param=f"tools[{index}].type",
-                code="unsupported_parameter",
-            )
-        for key in tool:
-            if key not in _FUNCTION_TOOL_FIELDS:
-                raise APIError(
-                    f"Unrecognized field in a function tool: {key}",
-                    param=f"tools[{index}].{key}",
-                )
-        function = {key: value for key, value in tool.items() if key != "type"}
-        if function.get("parameters") is None:
-            function.pop("parameters", None)
-        if function.get("strict") is None:
-            function.pop("strict", None)
-        converted.append({"type": "function", "function": function})
+        path = f"tools[{index}]"
+        if tool.get("type") == "namespace" and isinstance(tool.get("tools"), list):
+            members = enumerate(tool["tools"])
+            converted += [_chat_tool(member, f"{path}.tools[{i}]") for i, member in members]
+        else:
+            converted.append(_chat_tool(tool, path))
     return converted
+
+
+def _chat_tool(tool: Any, path: str) -> dict[str, Any]:
+    kind = tool.get("type") if isinstance(tool, dict) else None
+    if kind != "function":
+        raise APIError(
+            f"Tools of type {kind!r} are not supported by this server "
+            "(only 'function' tools and namespaces of them are; hosted tools are not run here).",
+            param=f"{path}.type",
+            code="unsupported_parameter",
+        )
+    for key in tool:
+        if key not in _FUNCTION_TOOL_FIELDS:
+            raise APIError(f"Unrecognized field in a function tool: {key}", param=f"{path}.{key}")
+    function = {key: value for key, value in tool.items() if key != "type"}
+    if function.get("parameters") is None:
+        function.pop("parameters", None)
+    if function.get("strict") is None:
+        function.pop("strict", None)
+    return {"type": "function", "function": function}
 
 
 def chat_tool_choice(choice: str | dict[str, Any] | None) -> str | dict[str, Any] | None:

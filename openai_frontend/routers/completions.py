@@ -15,7 +15,7 @@ from openai_frontend.errors import APIError
 from openai_frontend.generation import ChoiceDelta, check_fan_out, choice_requests
 from openai_frontend.jsonbody import OffLoopJSONRoute
 from openai_frontend.jsonresponse import json_response
-from openai_frontend.logprobs import completion_logprobs
+from openai_frontend.logprobs import completion_logprobs, echoed_completion_logprobs
 from openai_frontend.priority import request_priority
 from openai_frontend.sampling import build_sampling, token_budget
 from openai_frontend.schemas.completions import CompletionRequest
@@ -32,6 +32,8 @@ DEFAULT_MAX_TOKENS = 16
 class _Reply(Reply):
     #: Text to put before each choice's completion (``echo``), by prompt.
     echoes: tuple[str, ...] = ()
+    #: Each prompt's first token's text (``echo`` with ``logprobs``: it has no logprob).
+    first_tokens: tuple[str, ...] = ()
 
     def echo(self, index: int) -> str:
         return self.echoes[index // self.n] if self.echoes else ""
@@ -57,6 +59,8 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         defaults=target.served.sampling_defaults,
         supported=target.engine.supported_sampling,
         logprobs=body.logprobs,
+        # echo with logprobs scores the prompt too (lm-evaluation-harness's loglikelihood).
+        prompt_logprobs=body.logprobs if body.echo else None,
         structured_output=body.structured_outputs.constraint() if body.structured_outputs else None,
         priority=request_priority(body.priority, None, state.config.scheduling_policy),
     )
@@ -69,6 +73,9 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         body.n,
         body.logprobs is not None,
         echoes=echoes,
+        first_tokens=(
+            _first_tokens(target, prompts) if body.echo and body.logprobs is not None else ()
+        ),
     )
     requests = choice_requests(reply.id, prompts, sampling, body.n, target.adapter)
     deltas = await state.generate(target, requests, reply.prompt_tokens, request)
@@ -94,12 +101,16 @@ def _reject_unimplemented(body: CompletionRequest) -> None:
         raise APIError(
             "suffix is not supported by this model", param="suffix", code="unsupported_parameter"
         )
-    if body.echo and body.logprobs is not None:
+    if body.echo and body.logprobs is not None and body.stream:
         raise APIError(
-            "echo together with logprobs is not supported yet",
-            param="logprobs",
+            "echo together with logprobs is served without stream only",
+            param="stream",
             code="unsupported_parameter",
         )
+
+
+def _first_tokens(target: Target, prompts: list[list[int]]) -> tuple[str, ...]:
+    return tuple(target.engine.detokenize(ids[:1]) for ids in prompts)
 
 
 async def _prompt_ids(state: ServerState, target: Target, item: str | list[int]) -> list[int]:
@@ -122,7 +133,7 @@ async def _collect(deltas: AsyncIterator[ChoiceDelta], reply: _Reply, count: int
             {
                 "index": index,
                 "text": reply.echo(index) + choice.text,
-                "logprobs": completion_logprobs(choice.logprobs, 0) if reply.logprobs else None,
+                "logprobs": _logprobs(reply, index, choice),
                 "finish_reason": finish_reason(choice.finish_reason),
             }
             for index, choice in enumerate(choices)
@@ -133,6 +144,15 @@ async def _collect(deltas: AsyncIterator[ChoiceDelta], reply: _Reply, count: int
             cached_tokens(choices, reply.n),
         ),
     }
+
+
+def _logprobs(reply: _Reply, index: int, choice: Choice) -> dict | None:
+    if not reply.logprobs:
+        return None
+    if not reply.first_tokens:
+        return completion_logprobs(choice.logprobs, 0)
+    first = reply.first_tokens[index // reply.n]
+    return echoed_completion_logprobs(first, choice.prompt_logprobs or [], choice.logprobs)
 
 
 async def _stream(

@@ -97,6 +97,7 @@ async def create_response(body: ResponsesRequest, request: Request) -> Response:
         previous = await _stored(request, body.previous_response_id, "previous_response_id")
         history = previous.conversation()
     new_items = await in_thread_if_large(request, normalise_input, body.input)
+    new_items = await _resolve_references(request, new_items, history)
     try:
         run = await start_chat(
             await in_thread_if_large(request, to_chat_request, body, [*history, *new_items]),
@@ -135,6 +136,32 @@ async def create_response(body: ResponsesRequest, request: Request) -> Response:
     response = await cancel_on_disconnect(request, _collect(run, head))
     await save(response)
     return json_response(response)
+
+
+async def _resolve_references(
+    request: Request, items: list[Item], history: list[Item]
+) -> list[Item]:
+    """``item_reference`` inputs replaced by the items they name: from the conversation
+    continued, else from any live stored response of the caller's key (as OpenAI, a
+    reference to another key's item is not found)."""
+    wanted = {item["id"] for item in items if item["type"] == "item_reference"}
+    if not wanted:
+        return items
+    known = {item["id"]: item for item in history if item.get("id") in wanted}
+    if missing := sorted(wanted - known.keys()):
+        try:
+            known |= await response_store(request).load_items(_owner(request), missing)
+        except StoreUnavailable as error:
+            raise unavailable(error) from None
+    for index, item in enumerate(items):
+        if item["type"] == "item_reference" and item["id"] not in known:
+            raise APIError(
+                f"Item with id '{item['id']}' not found.",
+                status=404,
+                param=f"input[{index}].id",
+                code="not_found",
+            )
+    return [known[item["id"]] if item["type"] == "item_reference" else item for item in items]
 
 
 async def _run_output(run: ChatRun, output: OutputBuilder) -> AsyncIterator[list[Event]]:
@@ -180,7 +207,22 @@ async def _stream(
 
 
 @router.get("/v1/responses/{response_id}")
-async def get_response(response_id: str, request: Request) -> Response:
+async def get_response(
+    response_id: str,
+    request: Request,
+    stream: bool = False,
+    starting_after: int | None = None,
+) -> Response:
+    """The stored response as JSON. Its events are not kept, so a replay (``stream``,
+    ``starting_after``) is refused, naming the parameter, rather than answered as JSON."""
+    if stream or starting_after is not None:
+        param = "stream" if stream else "starting_after"
+        raise APIError(
+            "Streaming a stored response again is not supported by this server: its events "
+            "are not kept. GET it without stream and starting_after for the whole response.",
+            param=param,
+            code="unsupported_parameter",
+        )
     return json_response((await _stored(request, response_id)).response)
 
 

@@ -63,15 +63,18 @@ class StrictModel(BaseModel):
     )
 
 
-class StreamOptions(StrictModel):
-    include_usage: bool = False
-    #: OpenAI pads stream chunks with a random ``obfuscation`` string against
-    #: side channels that read token lengths from chunk sizes; this server never adds
-    #: it (as with false), so asking for it is refused rather than silently dropped.
+class ObfuscationOption(StrictModel):
+    """``stream_options`` as the Responses API has it (chat's adds ``include_usage``).
+
+    OpenAI pads stream chunks with a random ``obfuscation`` string against
+    side channels that read token lengths from chunk sizes; this server never adds
+    it (as with false), so asking for it is refused rather than silently dropped.
+    """
+
     include_obfuscation: bool | None = None
 
     @model_validator(mode="after")
-    def _no_obfuscation(self) -> StreamOptions:
+    def _no_obfuscation(self) -> ObfuscationOption:
         if self.include_obfuscation:
             raise APIError(
                 "stream_options.include_obfuscation is not supported by this server; "
@@ -80,6 +83,10 @@ class StreamOptions(StrictModel):
                 code="unsupported_parameter",
             )
         return self
+
+
+class StreamOptions(ObfuscationOption):
+    include_usage: bool = False
 
 
 class SamplingFields(StrictModel):

@@ -1,10 +1,12 @@
 """``POST /v1/responses`` request: OpenAI's fields we serve, plus vLLM's sampling extras.
 
 Strict like the chat request: an unknown field is a 400 naming it, so a client that
-asks for something this server does not do (``conversation``, ``prompt``,
-``service_tier``...) hears so instead of being silently ignored. Fields OpenAI defines
-but this server cannot honour for some values (``background: true``, ``include``,
-``truncation: "auto"``, ``reasoning.summary``) are accepted in their harmless values only.
+asks for something this server does not do (``conversation``, ``prompt``...) hears so
+instead of being silently ignored. Fields OpenAI defines but this server cannot honour
+for some values (``background: true``, ``include``, ``truncation: "auto"``,
+``reasoning.summary``) are accepted in their harmless values only; the fields chat takes
+for routing and policy (``prompt_cache_key``, ``safety_identifier``, ``service_tier``)
+keep chat's meaning.
 Items of ``input`` are checked by :mod:`openai_frontend.responses.translate`, which
 names the exact path (``input[2].content[0].type``) of a malformed one.
 """
@@ -16,7 +18,8 @@ from typing import Any, Literal
 from pydantic import Field, create_model, model_validator
 
 from openai_frontend.errors import APIError
-from openai_frontend.schemas.common import SamplingFields, StrictModel
+from openai_frontend.schemas.chat import ChatCompletionRequest
+from openai_frontend.schemas.common import ObfuscationOption, StrictModel
 
 #: Chat's sampling fields the Responses API lacks but vLLM's ``/v1/responses`` takes
 #: (top level, or the SDK's ``extra_body``); each keeps chat's type and bounds.
@@ -36,13 +39,22 @@ SAMPLING_EXTRAS = (
     "skip_special_tokens",
     "spaces_between_special_tokens",
 )
+#: Chat's fields that the Responses API has under the same name and meaning.
+CHAT_FIELDS = ("prompt_cache_key", "safety_identifier", "service_tier")
+#: ``include`` values served: reasoning items carry no ``encrypted_content`` (there is no
+#: hidden reasoning to carry: it is in the item's text), and none is needed to continue a
+#: conversation, since earlier turns' reasoning is not re-rendered (as in chat).
+SERVED_INCLUDES = frozenset({"reasoning.encrypted_content"})
 
 _SamplingExtras = create_model(
     "_SamplingExtras",
     __base__=StrictModel,
     **{
-        name: (SamplingFields.model_fields[name].annotation, SamplingFields.model_fields[name])
-        for name in SAMPLING_EXTRAS
+        name: (
+            ChatCompletionRequest.model_fields[name].annotation,
+            ChatCompletionRequest.model_fields[name],
+        )
+        for name in (*SAMPLING_EXTRAS, *CHAT_FIELDS)
     },
 )
 
@@ -61,8 +73,9 @@ class TextParam(StrictModel):
 
 class ReasoningParam(StrictModel):
     effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = None
-    #: Summaries need a second model pass this server does not make; null is accepted.
-    summary: None = None
+    #: Summaries need a second model pass this server does not make: null, or "auto" (the
+    #: server's choice, which is none: reasoning items come with ``summary: []``).
+    summary: Literal["auto"] | None = None
 
 
 def _refuse(param: str, message: str) -> APIError:
@@ -90,6 +103,12 @@ class ResponsesRequest(_SamplingExtras):
     background: bool | None = None
     include: list[str] | None = None
     user: str | None = None
+    #: Only with ``include: ["message.output_text.logprobs"]`` does OpenAI return
+    #: logprobs, which this server refuses; on its own it changes nothing there or here.
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    stream_options: ObfuscationOption | None = None
+    #: Codex's own request tags (session and turn ids); they change no token.
+    client_metadata: dict[str, str] | None = None
 
     @model_validator(mode="after")
     def _refuse_what_we_cannot_honour(self) -> ResponsesRequest:
@@ -101,11 +120,9 @@ class ResponsesRequest(_SamplingExtras):
             )
         if self.background:
             raise _refuse("background", "background responses are not supported by this server")
-        if self.include:
-            raise _refuse(
-                "include",
-                f"include value {self.include[0]!r} is not supported by this server",
-            )
+        for value in self.include or ():
+            if value not in SERVED_INCLUDES:
+                raise _refuse("include", f"include value {value!r} is not supported by this server")
         return self
 
     def wants_stream(self) -> bool:
@@ -115,5 +132,5 @@ class ResponsesRequest(_SamplingExtras):
         return self.store is not False
 
     def sampling_extras(self) -> dict[str, Any]:
-        """The vLLM-style sampling fields the client set, for the chat request."""
-        return self.model_dump(include=set(SAMPLING_EXTRAS), exclude_unset=True)
+        """The vLLM-style sampling fields and chat's fields the client set, for chat."""
+        return self.model_dump(include={*SAMPLING_EXTRAS, *CHAT_FIELDS}, exclude_unset=True)

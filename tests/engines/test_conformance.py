@@ -324,6 +324,23 @@ def effect_logprobs(probe: Probe) -> None:
             assert lp.logprob <= 0 and 2 <= len(lp.top) <= 3
 
 
+def effect_prompt_logprobs(probe: Probe) -> None:
+    """The prompt's logprobs (first token: None) agree with the logprobs the same tokens
+    got when generated: greedy tokens, then fed back as a prompt."""
+    generated = probe.deltas(max_tokens=4, temperature=0, logprobs=1)
+    sampled = [lp for delta in generated for lp in delta.logprobs or []]
+    ids = probe.ids + [lp.token_id for lp in sampled]
+    scored = probe.engine.run(
+        collect(probe.engine.engine, request(ids, max_tokens=1, prompt_logprobs=1))
+    )
+    prompt = scored[0].prompt_logprobs
+    assert prompt is not None and len(prompt) == len(ids) and prompt[0] is None
+    assert [lp.token_id for lp in prompt[1:]] == ids[1:]
+    assert all(lp.logprob <= 0 and len(lp.top) <= 2 for lp in prompt[1:])
+    tail = [lp.logprob for lp in prompt[-len(sampled) :]]
+    assert tail == pytest.approx([lp.logprob for lp in sampled], abs=0.05)
+
+
 def effect_structured_output(probe: Probe) -> None:
     choices = ["alpha", "beta"]
     guided = StructuredOutput(json_schema={"type": "string", "enum": choices})
@@ -339,7 +356,6 @@ EFFECTS = {
 }
 #: Declared fields whose effect cannot be observed through the Protocol, and why.
 ACCEPTED_ONLY = {
-    "prompt_logprobs": "no Delta field carries prompt logprobs (no engine declares it yet)",
     "spaces_between_special_tokens": "this model's byte-level tokenizer puts no spaces between"
     " special tokens, so both settings decode alike (vLLM's fast detokenizer only removes"
     " spaces a tokenizer adds; seen: three <|im_start|> decode without spaces either way)",
