@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 #: logprobs name tokens by text, not id) and ``prompt_logprobs``. Structured output is
 #: sent as vLLM's ``structured_outputs`` (``{"json": schema}`` or
 #: ``{"json_object": true}``); an upstream without it refuses the request with a 400.
-SUPPORTED_SAMPLING = ALL_SAMPLING - {"logprobs", "prompt_logprobs"}
+SUPPORTED_SAMPLING = ALL_SAMPLING - {"logprobs", "prompt_logprobs", "constraint_after_reasoning"}
 
 #: Fields sent only when they differ from the OpenAI default, so plain OpenAI-compatible
 #: upstreams (which may refuse vLLM's extensions) see them only when asked for.

@@ -41,7 +41,12 @@ from engines.trtllm_lora import lora_target_modules
 #: per-token map), ``prompt_logprobs`` (the frontend does not offer it for any engine)
 #: and ``priority`` (not mapped yet onto TensorRT-LLM's scheduler). ``n`` and
 #: ``best_of`` are fanned out by the frontend into one request per choice.
-SUPPORTED_SAMPLING = ALL_SAMPLING - {"logit_bias", "prompt_logprobs", "priority"}
+SUPPORTED_SAMPLING = ALL_SAMPLING - {
+    "logit_bias",
+    "prompt_logprobs",
+    "priority",
+    "constraint_after_reasoning",
+}
 
 #: With temperature, top_p and top_k all unset TensorRT-LLM decodes greedily
 #: (``SamplingParams.params_imply_greedy_decoding``); vLLM samples at temperature 1.
