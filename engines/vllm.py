@@ -116,10 +116,12 @@ def check_engine_args(engine_args: dict) -> None:
 
 
 def reasoning_gate_config() -> dict:
-    """``StructuredOutputsConfig`` fields that start a grammar where the reply's reasoning
-    ends (:mod:`engines.vllm_reasoning_gate`, imported by path in the engine process).
-    Only a request sent with ``reasoning_ended=False`` waits for it: every other
-    structured request is constrained from its first token, as without it."""
+    """``StructuredOutputsConfig`` fields (``--engine-args`` may override them).
+
+    The reasoning parser starts a grammar where the reply's reasoning ends
+    (:mod:`engines.vllm_reasoning_gate`, imported by path in the engine process); only a
+    request sent with ``reasoning_ended=False`` waits for it, every other one is
+    constrained from its first token."""
     return {"reasoning_parser": GATE_NAME, "reasoning_parser_plugin": str(GATE_PLUGIN)}
 
 
