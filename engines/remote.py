@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 #: logprobs name tokens by text, not id) and ``prompt_logprobs``. Structured output is
 #: sent as vLLM's ``structured_outputs`` (``{"json": schema}`` or
 #: ``{"json_object": true}``); an upstream without it refuses the request with a 400.
+#: ``constraint_after_reasoning``: an upstream's grammar starts at the first token, so a
+#: reasoning model's constrained request has its thinking turned off instead.
 SUPPORTED_SAMPLING = ALL_SAMPLING - {"logprobs", "prompt_logprobs", "constraint_after_reasoning"}
 
 #: Fields sent only when they differ from the OpenAI default, so plain OpenAI-compatible

@@ -38,8 +38,10 @@ from engines.trtllm_lora import lora_target_modules
 
 #: What ``tensorrt_llm.SamplingParams`` can honour. Not here, so rejected with a 400:
 #: ``logit_bias`` (TensorRT-LLM takes a dense ``embedding_bias`` tensor, not a sparse
-#: per-token map), ``prompt_logprobs`` (the frontend does not offer it for any engine)
-#: and ``priority`` (not mapped yet onto TensorRT-LLM's scheduler). ``n`` and
+#: per-token map), ``prompt_logprobs`` (the frontend does not offer it for any engine),
+#: ``priority`` (not mapped yet onto TensorRT-LLM's scheduler) and
+#: ``constraint_after_reasoning`` (guided decoding constrains from the first token: a
+#: reasoning model's constrained request has its thinking turned off instead). ``n`` and
 #: ``best_of`` are fanned out by the frontend into one request per choice.
 SUPPORTED_SAMPLING = ALL_SAMPLING - {
     "logit_bias",
