@@ -94,6 +94,11 @@ class SamplingParams:
     #: sampling field, so an engine without it (remote) is known and the frontend checks
     #: the calls after the fact instead.
     structural_tag: dict | None = None
+    #: Where ``structured_output`` starts in a reply that reasons first. None: at its
+    #: first token. "inside": once ``</think>`` closes the reasoning the reply starts in
+    #: (``deepseek_r1``, or a prompt that opened ``<think>``). "may_open": the same, but a
+    #: reply that does not open ``<think>`` itself has no reasoning (``qwen3``).
+    constraint_after_reasoning: Literal["inside", "may_open"] | None = None
     #: Scheduling priority, lower is sooner (vLLM's ``priority``); 0 is the neutral one.
     #: Not sampling strictly, but declared like a sampling field, so an engine that
     #: cannot schedule by priority refuses it by name instead of ignoring it.

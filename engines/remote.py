@@ -53,7 +53,14 @@ log = logging.getLogger(__name__)
 #: ``{"json_object": true}``); an upstream without it refuses the request with a 400.
 #: Structural tags are not sent: an upstream may not be vLLM, so strict tools are checked
 #: by the gateway after the fact instead (README, "Tool calling").
-SUPPORTED_SAMPLING = ALL_SAMPLING - {"logprobs", "prompt_logprobs", "structural_tag"}
+#: ``constraint_after_reasoning``: an upstream's grammar starts at the first token, so a
+#: reasoning model's constrained request has its thinking turned off instead.
+SUPPORTED_SAMPLING = ALL_SAMPLING - {
+    "logprobs",
+    "prompt_logprobs",
+    "structural_tag",
+    "constraint_after_reasoning",
+}
 
 #: Fields sent only when they differ from the OpenAI default, so plain OpenAI-compatible
 #: upstreams (which may refuse vLLM's extensions) see them only when asked for.

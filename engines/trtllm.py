@@ -39,10 +39,17 @@ from engines.trtllm_lora import lora_target_modules
 #: What ``tensorrt_llm.SamplingParams`` can honour. Not here, so rejected with a 400:
 #: ``logit_bias`` (TensorRT-LLM takes a dense ``embedding_bias`` tensor, not a sparse
 #: per-token map), ``prompt_logprobs`` (not mapped yet: completions' ``echo`` with
-#: ``logprobs`` is a 400 here) and ``priority`` (not mapped yet onto TensorRT-LLM's
-#: scheduler). ``n`` and
+#: ``logprobs`` is a 400 here), ``priority`` (not mapped yet onto TensorRT-LLM's
+#: scheduler) and ``constraint_after_reasoning`` (guided decoding constrains from the
+#: first token: a reasoning model's constrained request has its thinking turned off
+#: instead). ``n`` and
 #: ``best_of`` are fanned out by the frontend into one request per choice.
-SUPPORTED_SAMPLING = ALL_SAMPLING - {"logit_bias", "prompt_logprobs", "priority"}
+SUPPORTED_SAMPLING = ALL_SAMPLING - {
+    "logit_bias",
+    "prompt_logprobs",
+    "priority",
+    "constraint_after_reasoning",
+}
 
 #: With temperature, top_p and top_k all unset TensorRT-LLM decodes greedily
 #: (``SamplingParams.params_imply_greedy_decoding``); vLLM samples at temperature 1.

@@ -42,6 +42,11 @@ from lora.registry import Adapter
 
 log = logging.getLogger(__name__)
 
+#: The structured-output reasoning parser the engine registers (its name, as in
+#: engines/vllm_reasoning_gate.py, which imports vLLM and so is not imported here).
+GATE_NAME = "openai_frontend_think"
+GATE_PLUGIN = Path(__file__).with_name("vllm_reasoning_gate.py")
+
 #: SamplingParams fields this backend maps one to one onto vLLM's own (``priority`` goes
 #: to ``AsyncLLM.generate``, and is declared only under the priority policy).
 SUPPORTED_SAMPLING = ALL_SAMPLING
@@ -108,6 +113,33 @@ def check_engine_args(engine_args: dict) -> None:
         )
     for key in sorted(set(engine_args) & OWNED_ARGS.keys()):
         raise ValueError(f"--engine-args: {key} is set by {OWNED_ARGS[key]}, not here")
+
+
+def reasoning_gate_config() -> dict:
+    """``StructuredOutputsConfig`` fields (``--engine-args`` may override them).
+
+    The reasoning parser starts a grammar where the reply's reasoning ends
+    (:mod:`engines.vllm_reasoning_gate`, imported by path in the engine process); only a
+    request sent with ``reasoning_ended=False`` waits for it, every other one is
+    constrained from its first token."""
+    return {"reasoning_parser": GATE_NAME, "reasoning_parser_plugin": str(GATE_PLUGIN)}
+
+
+def reasoning_gate(request: GenerateRequest) -> dict:
+    """``AsyncLLM.generate``'s keywords that place a structured request's grammar: after
+    the reply's reasoning when the frontend asks (the gate reads the reply from the
+    prompt's end), else from the first token (never vLLM's guess from the prompt)."""
+    sampling = request.sampling
+    if sampling.structured_output is None and sampling.structural_tag is None:
+        return {}
+    # A structural tag (strict tools in ``auto``) leaves text free until its trigger, in
+    # the reasoning too: it holds from the first token, never waiting for a ``</think>``
+    # that a model without reasoning would never write.
+    if sampling.constraint_after_reasoning is None:
+        return {"reasoning_ended": True}
+    may_open = sampling.constraint_after_reasoning == "may_open"
+    kwargs = {"prompt_tokens": len(request.prompt_token_ids), "may_open": may_open}
+    return {"reasoning_ended": False, "reasoning_parser_kwargs": kwargs}
 
 
 #: What the client reads when vLLM fails one request but keeps serving.
@@ -199,10 +231,15 @@ class VLLMEngine:
             return self._build(), HFTokenizer(self.model_path)
 
     def _build(self):
+        from vllm.config import StructuredOutputsConfig
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        arguments = AsyncEngineArgs(**self.engine_arguments())
+        fields = self.engine_arguments()
+        if isinstance(fields.get("structured_outputs_config"), dict):
+            config = StructuredOutputsConfig(**fields["structured_outputs_config"])
+            fields["structured_outputs_config"] = config
+        arguments = AsyncEngineArgs(**fields)
         if self.runner != "pooling":
             return AsyncLLM.from_engine_args(arguments)
         with pooling_engine_env(is_cpu_build()):  # the engine core process inherits it
@@ -226,7 +263,13 @@ class VLLMEngine:
             "runner": self.runner,
             **self._lora_args(),
         }
-        return {**ours, **self.engine_args}
+        merged = {**ours, **self.engine_args}
+        if self.runner == "generate":
+            merged["structured_outputs_config"] = {
+                **reasoning_gate_config(),
+                **self.engine_args.get("structured_outputs_config", {}),
+            }
+        return merged
 
     def _prefix_caching(self) -> bool | None:
         """Ours for generation; for pooling, vLLM's own choice (None), since an encoder
@@ -322,6 +365,7 @@ class VLLMEngine:
                 request_id=request.request_id,
                 lora_request=self._lora_request(request.adapter),
                 priority=request.sampling.priority,
+                **reasoning_gate(request),
             ):
                 sequence = output.outputs[0]
                 completion_tokens += len(sequence.token_ids)

@@ -13,15 +13,16 @@ from dataclasses import dataclass, replace
 
 from fastapi import Request
 
-from engines.base import StructuredOutput
+from engines.base import Engine, SamplingParams, StructuredOutput
 from openai_frontend.chat_output import ChoiceOutputs
-from openai_frontend.chat_tools import plan_and_render
+from openai_frontend.chat_tools import ChatPlan, plan_and_render
 from openai_frontend.choices import Reply
 from openai_frontend.errors import APIError
 from openai_frontend.generation import ChoiceDelta, check_fan_out, choice_requests
 from openai_frontend.jsonbody import is_large
 from openai_frontend.parsing.validation import NAME_RULE
 from openai_frontend.priority import request_priority, served_tier
+from openai_frontend.reasoning_constraint import constrained_field
 from openai_frontend.sampling import build_sampling, token_budget
 from openai_frontend.schemas.chat import ChatCompletionRequest
 from openai_frontend.state import get_state, log_fields, new_id, now
@@ -61,7 +62,11 @@ async def start_chat(
         raise APIError("top_logprobs requires logprobs to be true", param="top_logprobs")
     check_fan_out(1, body.n, state.config)
     plan, prompt = await plan_and_render(
-        body, target.served.resolver, target.served.config, large=is_large(request)
+        body,
+        target.served.resolver,
+        target.served.config,
+        large=is_large(request),
+        grammar_waits_for_reasoning=waits_for_reasoning(target.engine),
     )
     constraint = plan.structured_output or structured_output(body)
     plan = plan.for_engine(target.engine.supported_sampling, constraint is not None)
@@ -97,6 +102,7 @@ async def start_chat(
     )
     if sampling.skip_special_tokens != plan.skip_special_tokens:
         sampling = replace(sampling, skip_special_tokens=plan.skip_special_tokens)
+    sampling = _constrain_after_reasoning(sampling, plan, prompt, target.engine)
     outputs = ChoiceOutputs(plan, prompt, body.n)
     reply = Reply(
         new_id(id_prefix),
@@ -112,6 +118,31 @@ async def start_chat(
     )
     deltas = await state.generate(target, requests, len(prompt_ids), request)
     return ChatRun(body, reply, outputs, deltas, prompt)
+
+
+def waits_for_reasoning(engine: Engine) -> bool:
+    """Whether the engine can start a grammar where the reply's reasoning ends."""
+    return "constraint_after_reasoning" in engine.supported_sampling
+
+
+def _constrain_after_reasoning(
+    sampling: SamplingParams, plan: ChatPlan, prompt: str, engine: Engine
+) -> SamplingParams:
+    """``sampling`` with the grammar's start after the reasoning, where the reply has
+    reasoning to wait for; a 400 naming the constrained field if the engine cannot wait
+    (its template turned thinking off, yet the prompt did not close the reasoning)."""
+    start = plan.constraint_after_reasoning(prompt)
+    if start is None:
+        return sampling
+    if not waits_for_reasoning(engine):
+        field = constrained_field(plan.request)
+        raise APIError(
+            f"{field} constrains the reply with a grammar, and the engine serving this "
+            "model cannot start it after the reasoning the prompt leaves open.",
+            param=field,
+            code="unsupported_parameter",
+        )
+    return replace(sampling, constraint_after_reasoning=start)
 
 
 def structured_output(body: ChatCompletionRequest) -> StructuredOutput | None:

@@ -29,6 +29,7 @@ from openai_frontend.parsing.registry import (
 )
 from openai_frontend.parsing.strict import StrictSchemas, strict_tools_tag
 from openai_frontend.parsing.validation import validate_tool_messages, validate_tools
+from openai_frontend.reasoning_constraint import constrained_field, reasoning_start, thinking_off
 from openai_frontend.schemas.chat import ChatCompletionRequest
 from openai_frontend.tool_prompt import with_tool_prompt
 from templates.budget import render_deadline
@@ -68,6 +69,13 @@ class ChatPlan:
         if tools is not None and body.parallel_tool_calls is False:
             tools = FirstCallOnly(tools)
         return make_output_parser(self.parsers.reasoning, tools, prompt[-64:])
+
+    def constraint_after_reasoning(self, prompt: str) -> str | None:
+        """Where a grammar-constrained reply's grammar starts (None: at its first token;
+        see :mod:`openai_frontend.reasoning_constraint`); ``prompt``: the rendered one."""
+        if constrained_field(self.request) is None:
+            return None
+        return reasoning_start(self.parsers.reasoning, prompt)
 
     @property
     def skip_special_tokens(self) -> bool:
@@ -124,8 +132,13 @@ def prepare_chat(
     body: ChatCompletionRequest,
     resolver: TemplateResolver,
     config: ServerConfig,
+    grammar_waits_for_reasoning: bool = True,
 ) -> ChatPlan:
-    """Check the request's tool fields and decide how its output is parsed."""
+    """Check the request's tool fields and decide how its output is parsed.
+
+    ``grammar_waits_for_reasoning``: whether the engine can start a grammar where the
+    reasoning ends; if not, a constrained request to a reasoning model has its thinking
+    turned off (:func:`~openai_frontend.reasoning_constraint.thinking_off`)."""
     check_tool_fields(body)
     template = request_template(body, resolver)
     tokens = tuple(sorted(resolver.model.special_tokens.items()))
@@ -137,6 +150,10 @@ def prepare_chat(
     kwargs = _template_variable_kwargs(body, template)
     if kwargs is not None:
         update["chat_template_kwargs"] = kwargs
+    if not grammar_waits_for_reasoning and parsers.reasoning and constrained_field(body):
+        update["chat_template_kwargs"] = thinking_off(
+            body, template, update.get("chat_template_kwargs", body.chat_template_kwargs)
+        )
     schema = forced_tool_schema(body.tools, body.tool_choice, body.parallel_tool_calls)
     strict_tag = None
     if _calls_by_format(body):
@@ -156,23 +173,28 @@ async def plan_and_render(
     config: ServerConfig,
     *,
     large: bool = False,
+    grammar_waits_for_reasoning: bool = True,
 ) -> tuple[ChatPlan, str]:
     """The plan and its rendered prompt, in one trip to a render thread: both run
     template code (the plan's probe renders, then the render itself). A ``large``
     request renders with garbage collection paused (:mod:`openai_frontend.gc_pause`)."""
+    args = (body, resolver, config, grammar_waits_for_reasoning)
     if large:
-        return await off_loop(call_gc_paused, _plan_and_render_now, body, resolver, config)
-    return await off_loop(_plan_and_render_now, body, resolver, config)
+        return await off_loop(call_gc_paused, _plan_and_render_now, *args)
+    return await off_loop(_plan_and_render_now, *args)
 
 
 def _plan_and_render_now(
-    body: ChatCompletionRequest, resolver: TemplateResolver, config: ServerConfig
+    body: ChatCompletionRequest,
+    resolver: TemplateResolver,
+    config: ServerConfig,
+    grammar_waits_for_reasoning: bool = True,
 ) -> tuple[ChatPlan, str]:
     """One render deadline for all of it: the probes and the render inside keep this
     outer one (``render_deadline`` nests), so a request's template work takes at most
     ``MAX_RENDER_SECONDS`` in all, not that much per render."""
     with render_deadline():
-        plan = prepare_chat(body, resolver, config)
+        plan = prepare_chat(body, resolver, config, grammar_waits_for_reasoning)
         return plan, render_chat_now(plan.request, resolver)
 
 

@@ -9,6 +9,7 @@ harmless for ``weather``: a reply that does not open ``<think>`` is all answer.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -21,6 +22,9 @@ from servers import ours, wait_ready
 from openai_frontend.default_model import ensure_default_model
 
 SERVED_NAME = "smol"
+#: Forced JSON without free whitespace: the ``thinker`` was never taught JSON layout, and
+#: under a grammar that allows any whitespace it indents until ``max_tokens``.
+COMPACT_JSON = {"backend": "xgrammar", "disable_any_whitespace": True}
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ def parser_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParserSe
         "--trust-request-chat-template",
         *(f"--lora={name}={path}" for name, path in adapters.items()),
         *("--tool-call-parser", "hermes", "--reasoning-parser", "qwen3"),
+        *("--engine-args", json.dumps({"structured_outputs_config": COMPACT_JSON})),
         *("--response-store", str(folder / "responses.sqlite3")),
     )
     try:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 from starlette.responses import Response
 
+from openai_frontend.chat_run import waits_for_reasoning
 from openai_frontend.chat_tools import plan_and_render
 from openai_frontend.errors import APIError
 from openai_frontend.jsonbody import OffLoopJSONRoute, is_large
@@ -42,7 +43,11 @@ async def tokenize(body: TokenizeChatRequest | TokenizePromptRequest, request: R
     else:
         served = target.served
         _, prompt = await plan_and_render(
-            body, served.resolver, served.config, large=is_large(request)
+            body,
+            served.resolver,
+            served.config,
+            large=is_large(request),
+            grammar_waits_for_reasoning=waits_for_reasoning(target.engine),
         )
         special = False
     tokens = await state.tokenize(target, prompt, add_special_tokens=special)
