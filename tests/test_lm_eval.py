@@ -82,3 +82,14 @@ def test_echo_with_logprobs_streamed_is_refused_naming_stream(server: Server, ht
     )
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["param"] == "stream"
+
+
+def test_echo_with_max_tokens_zero_is_refused_naming_max_tokens(server: Server, http):
+    """Score-only requests (OpenAI's legacy ``max_tokens: 0``) are not served; lm-eval
+    never sends them (its loglikelihood asks for one token and drops it)."""
+    answer = http.post(
+        "/v1/completions",
+        json={"model": server.model, "prompt": "Hi", "echo": True, "logprobs": 1, "max_tokens": 0},
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["param"] == "max_tokens"
