@@ -62,6 +62,8 @@ def to_vllm_kwargs(params: SamplingParams) -> dict:
     defaults apply.
     """
     kwargs = sampling_kwargs(params)
+    if params.prompt_logprobs is not None:  # vLLM's own; TensorRT-LLM does not declare it
+        kwargs["prompt_logprobs"] = params.prompt_logprobs
     structured = guide(params)
     if structured is not None:
         kwargs["structured_outputs"] = structured
@@ -426,9 +428,10 @@ class VLLMEngine:
         return [self._token_logprob(token_id, candidates, top_k) for token_id, candidates in pairs]
 
     def _prompt_logprobs(self, request: GenerateRequest, output) -> list | None:
-        """The prompt's logprobs, when asked (vLLM sends them once, the first as None)."""
+        """The prompt's logprobs, when asked: vLLM sends them all once, at the end of
+        prefill (the first token's as None), and an empty list on every later output."""
         top_k = request.sampling.prompt_logprobs
-        if top_k is None or output.prompt_logprobs is None:
+        if top_k is None or not output.prompt_logprobs:
             return None
         candidates = output.prompt_logprobs
         pairs = zip(request.prompt_token_ids, candidates, strict=False)

@@ -40,11 +40,6 @@ def monkeypatch_module():
         yield patch
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: against the real engine lm-eval gets 0 (the echoed logprobs hold no "
-    "prompt positions past the first); the frontend shape passes (unit/test_echo_logprobs)",
-)
 def test_lm_eval_loglikelihood_gets_the_engines_prompt_logprobs(server: Server, harness, http):
     from lm_eval.api.instance import Instance
 
@@ -58,7 +53,8 @@ def test_lm_eval_loglikelihood_gets_the_engines_prompt_logprobs(server: Server, 
         assert math.isfinite(loglikelihood) and loglikelihood < 0
         assert isinstance(greedy, bool)
         # The same numbers as the gateway's prompt logprobs for the whole text, read
-        # directly: the continuation's tokens are the last ones of the echoed prompt.
+        # directly: the continuation's tokens are the last ones of the echoed prompt. Two
+        # generated tokens, so the engine streams more than one output after the prompt's.
         ids = harness.tok_encode(context + continuation)
         context_ids = harness.tok_encode(context)
         body = http.post(
@@ -68,12 +64,12 @@ def test_lm_eval_loglikelihood_gets_the_engines_prompt_logprobs(server: Server, 
                 "prompt": ids,
                 "echo": True,
                 "logprobs": 1,
-                "max_tokens": 1,
+                "max_tokens": 2,
                 "temperature": 0,
             },
         ).json()
         logprobs = body["choices"][0]["logprobs"]
-        assert len(logprobs["tokens"]) == len(ids) + 1
+        assert len(logprobs["tokens"]) == len(ids) + body["usage"]["completion_tokens"]
         assert logprobs["token_logprobs"][0] is None and logprobs["top_logprobs"][0] is None
         tail = logprobs["token_logprobs"][len(context_ids) : len(ids)]
         assert loglikelihood == pytest.approx(sum(tail), abs=1e-4)
@@ -86,3 +82,14 @@ def test_echo_with_logprobs_streamed_is_refused_naming_stream(server: Server, ht
     )
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["param"] == "stream"
+
+
+def test_echo_with_max_tokens_zero_is_refused_naming_max_tokens(server: Server, http):
+    """Score-only requests (OpenAI's legacy ``max_tokens: 0``) are not served; lm-eval
+    never sends them (its loglikelihood asks for one token and drops it)."""
+    answer = http.post(
+        "/v1/completions",
+        json={"model": server.model, "prompt": "Hi", "echo": True, "logprobs": 1, "max_tokens": 0},
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["param"] == "max_tokens"

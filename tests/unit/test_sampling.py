@@ -71,9 +71,11 @@ def test_vllm_mapping_is_one_to_one():
         stop=("a", "b"),
         stop_token_ids=(3,),
         logit_bias={5: 10.0},
+        prompt_logprobs=2,
         structured_output=StructuredOutput(json_schema={"type": "object"}),
     )
     kwargs = to_vllm_kwargs(params)
+    assert kwargs["prompt_logprobs"] == 2
     assert kwargs["max_tokens"] == 7
     assert kwargs["temperature"] == 0.5
     assert kwargs["top_k"] == -1
