@@ -145,6 +145,11 @@ NON_DEFAULT = {
     "skip_special_tokens": False,
     "spaces_between_special_tokens": False,
     "structured_output": StructuredOutput(json_object=True),
+    "structural_tag": {
+        "type": "structural_tag",
+        "format": {"type": "const_string", "value": "alpha"},
+    },
+    "constraint_after_reasoning": "inside",
     "priority": -1,
 }
 
@@ -347,6 +352,27 @@ def effect_structured_output(probe: Probe) -> None:
     deltas = probe.deltas(max_tokens=24, structured_output=guided)
     assert deltas[-1].finish_reason == "stop"
     assert json.loads(text_of(deltas)) in choices
+
+
+def effect_structural_tag(probe: Probe) -> None:
+    """The tag's grammar holds the reply: a fixed opening, then one of the enum's values."""
+    choice = {"type": "json_schema", "json_schema": {"type": "string", "enum": ["alpha", "beta"]}}
+    body = {"type": "tag", "begin": "Answer: ", "content": choice, "end": "."}
+    tag = {"type": "structural_tag", "format": body}
+    deltas = probe.deltas(max_tokens=24, structural_tag=tag)
+    assert text_of(deltas) in ('Answer: "alpha".', 'Answer: "beta".')
+
+
+def effect_constraint_after_reasoning(probe: Probe) -> None:
+    """ "inside": the grammar waits for the reply's ``</think>``, which this model never
+    writes, so the reply stays free text; without the field the same grammar holds it."""
+    guided = StructuredOutput(json_schema={"type": "string", "enum": ["alpha", "beta"]})
+    held = probe.text(max_tokens=12, temperature=0, structured_output=guided)
+    assert json.loads(held) in ("alpha", "beta")
+    free = probe.text(
+        max_tokens=12, temperature=0, structured_output=guided, constraint_after_reasoning="inside"
+    )
+    assert free.strip() and free.strip() not in ('"alpha"', '"beta"'), free
 
 
 EFFECTS = {
