@@ -138,6 +138,9 @@ class TokenLogprob:
     token: str
     logprob: float
     top: tuple[tuple[int, str, float], ...] = ()
+    #: The token's rank in the engine's distribution (1 = most likely), where the engine
+    #: reports it (vLLM's ``prompt_logprobs`` shape carries it); None when unknown.
+    rank: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -447,7 +447,8 @@ class VLLMEngine:
             key=lambda item: item[1].rank,
         )
         top = tuple((tid, text_of(tid), lp.logprob) for tid, lp in ranked)
-        return TokenLogprob(token_id, text_of(token_id), candidates[token_id].logprob, top)
+        chosen = candidates[token_id]
+        return TokenLogprob(token_id, text_of(token_id), chosen.logprob, top, chosen.rank)
 
     async def abort(self, request_id: str) -> None:
         await self._llm.abort(request_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from engines.base import TokenLogprob
 
 
@@ -48,3 +50,27 @@ def echoed_completion_logprobs(
         "top_logprobs": [None, *scored["top_logprobs"], *more["top_logprobs"]],
         "text_offset": [0, *scored["text_offset"], *more["text_offset"]],
     }
+
+
+def vllm_prompt_logprobs(prompt: list[TokenLogprob | None], top_k: int) -> list[dict | None]:
+    """vLLM's ``prompt_logprobs`` reply field: per prompt token, None for the first, else
+    ``{token_id: {logprob, rank, decoded_token}}`` for the token itself and its ``top_k``
+    most likely alternatives (so ``top_k`` or ``top_k + 1`` entries), as vLLM's
+    ``/v1/completions`` answers it; scoring tools read the prompt token's own rank."""
+    return [None if item is None else _ranked(item, top_k) for item in prompt]
+
+
+def _ranked(item: TokenLogprob, top_k: int) -> dict:
+    """The prompt token first, then the alternatives not already there, as vLLM orders them."""
+    own = {"logprob": item.logprob, "rank": item.rank, "decoded_token": item.token}
+    entries = {str(item.token_id): own}
+    for rank, (token_id, text, logprob) in enumerate(item.top[:top_k], start=1):
+        entries.setdefault(str(token_id), {"logprob": logprob, "rank": rank, "decoded_token": text})
+    return entries
+
+
+def with_top(tokens: list[TokenLogprob | None], top_k: int) -> list[TokenLogprob | None]:
+    """The same tokens with at most ``top_k`` alternatives each: the engine scored the
+    prompt once for the largest of the request's two counts (``logprobs``, vLLM's
+    ``prompt_logprobs``), and each reply field shows its own."""
+    return [None if item is None else replace(item, top=item.top[:top_k]) for item in tokens]

@@ -47,8 +47,8 @@ def test_a_request_holds_one_admission_slot_per_sequence(server, http):
     assert _admitted(http) == 0
     with http.stream("POST", "/v1/completions", json=body) as response:
         assert response.status_code == 200
-        next(response.iter_lines())  # generating: the request holds its slots
-        assert _admitted(http) == 6
+        first = next(response.iter_lines())  # generating: the request holds its slots
+        assert _admitted(http) == 6, f"first line of the stream: {first!r}"
     deadline = time.monotonic() + 60  # the server notices the disconnect on its own time
     while _admitted(http) != 0 and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -15,7 +15,12 @@ from openai_frontend.errors import APIError
 from openai_frontend.generation import ChoiceDelta, check_fan_out, choice_requests
 from openai_frontend.jsonbody import OffLoopJSONRoute
 from openai_frontend.jsonresponse import json_response
-from openai_frontend.logprobs import completion_logprobs, echoed_completion_logprobs
+from openai_frontend.logprobs import (
+    completion_logprobs,
+    echoed_completion_logprobs,
+    vllm_prompt_logprobs,
+    with_top,
+)
 from openai_frontend.priority import request_priority
 from openai_frontend.sampling import build_sampling, token_budget
 from openai_frontend.schemas.completions import CompletionRequest
@@ -34,6 +39,13 @@ class _Reply(Reply):
     echoes: tuple[str, ...] = ()
     #: Each prompt's first token's text (``echo`` with ``logprobs``: it has no logprob).
     first_tokens: tuple[str, ...] = ()
+    #: ``logprobs``: alternatives per token in the legacy ``logprobs`` field.
+    top_logprobs: int = 0
+    #: vLLM's ``prompt_logprobs``: alternatives per prompt token in that reply field.
+    prompt_top: int | None = None
+    #: ``max_tokens: 0`` with ``echo``: the prompt is scored, the token the engine had to
+    #: generate for it is dropped (text, logprobs, usage), and the choice ends "length".
+    score_only: bool = False
 
     def echo(self, index: int) -> str:
         return self.echoes[index // self.n] if self.echoes else ""
@@ -55,12 +67,12 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
     )
     sampling = build_sampling(
         body,
-        max_tokens=max_tokens,
+        # An engine cannot score a prompt without generating a token: one, then dropped.
+        max_tokens=max(max_tokens, 1),
         defaults=target.served.sampling_defaults,
         supported=target.engine.supported_sampling,
         logprobs=body.logprobs,
-        # echo with logprobs scores the prompt too (lm-evaluation-harness's loglikelihood).
-        prompt_logprobs=body.logprobs if body.echo else None,
+        prompt_logprobs=_prompt_scoring(body),
         structured_output=body.structured_outputs.constraint() if body.structured_outputs else None,
         priority=request_priority(body.priority, None, state.config.scheduling_policy),
     )
@@ -76,6 +88,9 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         first_tokens=(
             _first_tokens(target, prompts) if body.echo and body.logprobs is not None else ()
         ),
+        top_logprobs=body.logprobs or 0,
+        prompt_top=body.prompt_logprobs,
+        score_only=max_tokens == 0,
     )
     requests = choice_requests(reply.id, prompts, sampling, body.n, target.adapter)
     deltas = await state.generate(target, requests, reply.prompt_tokens, request)
@@ -101,12 +116,31 @@ def _reject_unimplemented(body: CompletionRequest) -> None:
         raise APIError(
             "suffix is not supported by this model", param="suffix", code="unsupported_parameter"
         )
+    if body.max_tokens == 0 and not body.echo:
+        raise APIError(
+            "max_tokens 0 scores the prompt without generating, so it needs echo: true",
+            param="max_tokens",
+        )
+    if body.prompt_logprobs is not None and body.stream:
+        raise APIError(
+            "prompt_logprobs are not available when stream is true",
+            param="prompt_logprobs",
+            code="unsupported_parameter",
+        )
     if body.echo and body.logprobs is not None and body.stream:
         raise APIError(
             "echo together with logprobs is served without stream only",
             param="stream",
             code="unsupported_parameter",
         )
+
+
+def _prompt_scoring(body: CompletionRequest) -> int | None:
+    """Alternatives the engine scores each prompt token with: echo with logprobs lists the
+    prompt (lm-evaluation-harness's loglikelihood), vLLM's prompt_logprobs asks directly;
+    both at once take the larger count, and each field is cut to its own."""
+    counts = [body.prompt_logprobs, body.logprobs if body.echo else None]
+    return max((count for count in counts if count is not None), default=None)
 
 
 def _first_tokens(target: Target, prompts: list[list[int]]) -> tuple[str, ...]:
@@ -129,21 +163,27 @@ async def _collect(deltas: AsyncIterator[ChoiceDelta], reply: _Reply, count: int
             choices[index].add(delta)
     return {
         **reply.head("text_completion"),
-        "choices": [
-            {
-                "index": index,
-                "text": reply.echo(index) + choice.text,
-                "logprobs": _logprobs(reply, index, choice),
-                "finish_reason": finish_reason(choice.finish_reason),
-            }
-            for index, choice in enumerate(choices)
-        ],
+        "choices": [_choice(reply, index, choice) for index, choice in enumerate(choices)],
         "usage": usage(
             reply.prompt_tokens,
-            sum(c.completion_tokens for c in choices),
+            0 if reply.score_only else sum(c.completion_tokens for c in choices),
             cached_tokens(choices, reply.n),
         ),
     }
+
+
+def _choice(reply: _Reply, index: int, choice: Choice) -> dict:
+    body = {
+        "index": index,
+        "text": reply.echo(index) + ("" if reply.score_only else choice.text),
+        "logprobs": _logprobs(reply, index, choice),
+        "finish_reason": "length" if reply.score_only else finish_reason(choice.finish_reason),
+    }
+    if reply.prompt_top is not None:
+        body["prompt_logprobs"] = vllm_prompt_logprobs(
+            choice.prompt_logprobs or [], reply.prompt_top
+        )
+    return body
 
 
 def _logprobs(reply: _Reply, index: int, choice: Choice) -> dict | None:
@@ -152,7 +192,9 @@ def _logprobs(reply: _Reply, index: int, choice: Choice) -> dict | None:
     if not reply.first_tokens:
         return completion_logprobs(choice.logprobs, 0)
     first = reply.first_tokens[index // reply.n]
-    return echoed_completion_logprobs(first, choice.prompt_logprobs or [], choice.logprobs)
+    prompt = with_top(choice.prompt_logprobs or [], reply.top_logprobs)
+    generated = [] if reply.score_only else choice.logprobs
+    return echoed_completion_logprobs(first, prompt, generated)
 
 
 async def _stream(
@@ -167,7 +209,7 @@ async def _stream(
                 yield framer.choice(_chunk(index, reply.echo(index), None, None))
         async for index, delta in deltas:
             counts[index].count(delta)
-            if not (delta.text or delta.logprobs or delta.finish_reason):
+            if reply.score_only or not (delta.text or delta.logprobs or delta.finish_reason):
                 continue
             logprobs = None
             if reply.logprobs:
@@ -175,8 +217,11 @@ async def _stream(
                 text_offsets[index] += sum(len(t.token) for t in delta.logprobs or [])
             reason = finish_reason(delta.finish_reason) if delta.finish_reason else None
             yield framer.choice(_chunk(index, delta.text, logprobs, reason))
+        if reply.score_only:
+            for index in range(count):
+                yield framer.choice(_chunk(index, "", None, "length"))
     if include_usage:
-        completion_tokens = sum(choice.completion_tokens for choice in counts)
+        completion_tokens = 0 if reply.score_only else sum(c.completion_tokens for c in counts)
         yield framer.usage(
             usage(reply.prompt_tokens, completion_tokens, cached_tokens(counts, reply.n))
         )

@@ -41,8 +41,12 @@ class StructuredOutputs(StrictModel):
 
 class CompletionRequest(SamplingFields):
     prompt: Prompt
+    #: 0 scores the prompt without generating (with ``echo``, as OpenAI's legacy API did).
+    max_tokens: int | None = Field(None, ge=0)
     echo: bool = False
     logprobs: int | None = Field(None, ge=0, le=20)
+    #: vLLM's: each prompt token's logprob and this many alternatives, in vLLM's shape.
+    prompt_logprobs: int | None = Field(None, ge=0, le=20)
     best_of: int | None = Field(None, ge=1, le=128)
     suffix: str | None = None
     structured_outputs: StructuredOutputs | None = None
