@@ -16,7 +16,7 @@ from starlette.responses import Response
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.jsonbody import OffLoopJSONRoute
 from openai_frontend.jsonresponse import json_response
-from openai_frontend.schemas.scoring import RerankRequest, ScoreRequest
+from openai_frontend.schemas.scoring import RerankRequest, ScoreRequest, ScoringFields
 from openai_frontend.scoring_run import Scores, Side, score_pairs
 from openai_frontend.state import get_state, log_fields, new_id
 
@@ -61,7 +61,7 @@ async def score(body: ScoreRequest, request: Request) -> Response:
     )
 
 
-async def _scores(request: Request, body, first: Side, second: Side) -> Scores:
+async def _scores(request: Request, body: ScoringFields, first: Side, second: Side) -> Scores:
     state = get_state(request)
     target = state.model(body.model, task="embed")
     fields = log_fields(request)
