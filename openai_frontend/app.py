@@ -37,6 +37,7 @@ from openai_frontend.routers import (
     messages,
     models,
     responses,
+    scoring,
     tokenize,
     ui,
 )
@@ -90,6 +91,7 @@ def create_gateway(config: ServerConfig, served: list[ServedModel]) -> FastAPI:
     _add_middleware(app, config, state)
     for module in (chat, completions, responses, messages, embeddings, models, health, tokenize):
         app.include_router(module.router)
+    app.include_router(scoring.router)
     if config.enable_lora_management:
         app.include_router(lora_admin.router)
     if config.ui:

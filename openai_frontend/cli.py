@@ -48,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--task",
         choices=("generate", "embed"),
-        help="generate (chat, completions; the default) or embed (/v1/embeddings; without "
-        f"MODEL: {EMBED_MODEL_NAME})",
+        help="generate (chat, completions; the default) or embed (/v1/embeddings, /v1/rerank, "
+        f"/v1/score; without MODEL: {EMBED_MODEL_NAME})",
     )
     serve.add_argument(
         "--runner",

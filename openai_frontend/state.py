@@ -223,8 +223,8 @@ def wrong_task(name: str, served: Task) -> APIError:
     """A request for what the model does not serve: it names the model and what it does."""
     if served == "embed":
         message = (
-            f"The model `{name}` is an embedding model: it serves /v1/embeddings only, "
-            "not chat or text completions."
+            f"The model `{name}` is an embedding model: it serves /v1/embeddings, "
+            "/v1/rerank and /v1/score, not chat or text completions."
         )
     else:
         message = (

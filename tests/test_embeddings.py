@@ -6,6 +6,9 @@ the session's test server): so one gateway holds embedding and chat models, and 
 refuses the other's endpoint. A second gateway (remote engine, no model loaded) passes
 ``/v1/embeddings`` through to the first. Expected vectors are always taken from the same
 server first; only the real embedding model is asked to order meanings.
+
+``/v1/rerank`` and ``/v1/score`` run on the same two gateways (no server of their own):
+their scores are the cosines of the vectors ``/v1/embeddings`` gives.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import math
 from array import array
 
+import cohere
 import httpx
 import openai
 import pytest
@@ -245,3 +249,123 @@ def test_the_remote_engine_passes_embeddings_through(gateway, remote):
         assert got["embedding"] == pytest.approx(expected["embedding"], abs=1e-5)
     error = embed(remote, 400, model="minilm", input=CAT, dimensions=64)["error"]
     assert error["param"] == "dimensions"  # the upstream's refusal, passed on
+
+
+# /v1/rerank and /v1/score on the same gateway: cosine of the embedding model's vectors.
+
+QUERY, RUG, MARKET = "a cat", "A kitten sleeps on a rug.", "The stock market fell today."
+
+
+def post(base_url: str, path: str, expect: int = 200, **body) -> dict:
+    response = httpx.post(base_url + path, json=body, timeout=120)
+    assert response.status_code == expect, response.text
+    return response.json()
+
+
+def test_rerank_quality_check_a_kitten_ranks_above_the_stock_market(gateway):
+    """The one quality check of the default embedding model here (issue 28), through
+    Cohere's own SDK (v2 client: ``/v2/rerank``)."""
+    client = cohere.ClientV2(base_url=gateway, api_key="unused", timeout=120)
+    result = client.rerank(model="minilm", query=QUERY, documents=[MARKET, RUG])
+    assert [item.index for item in result.results] == [1, 0]
+    assert result.results[0].relevance_score > result.results[1].relevance_score
+
+
+def test_rerank_scores_are_the_cosines_of_the_embeddings_best_first(gateway):
+    query, market, rug = vectors(gateway, "minilm", [QUERY, MARKET, RUG])
+    documents = [MARKET, {"text": RUG}, MARKET]  # Cohere's and Jina's document objects too
+    for path in ("/v1/rerank", "/rerank"):
+        reply = post(gateway, path, model="minilm", query=QUERY, documents=documents)
+        assert reply["id"].startswith("rerank-") and reply["model"] == "minilm"
+        assert [item["index"] for item in reply["results"]] == [1, 0, 2]  # ties: input order
+        expected = [cosine(query, rug), cosine(query, market), cosine(query, market)]
+        got = [item["relevance_score"] for item in reply["results"]]
+        assert got == pytest.approx(expected, abs=1e-3)
+        assert [item["document"] for item in reply["results"]] == [
+            {"text": RUG},
+            {"text": MARKET},
+            {"text": MARKET},
+        ]
+        tokens = sum(len(token_ids(gateway, "minilm", text)) for text in [QUERY, *documents[::2]])
+        tokens += len(token_ids(gateway, "minilm", RUG))
+        assert reply["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
+
+
+def test_rerank_top_n_and_return_documents_through_cohere_v1_client(gateway):
+    client = cohere.Client(base_url=gateway, api_key="unused", timeout=120)
+    full = client.rerank(model="minilm", query=QUERY, documents=[MARKET, RUG, CAT])
+    top = client.rerank(
+        model="minilm", query=QUERY, documents=[MARKET, RUG, CAT], top_n=2, return_documents=False
+    )
+    assert [item.index for item in top.results] == [item.index for item in full.results][:2]
+    assert all(item.document is None for item in top.results)
+    assert all(item.document is not None for item in full.results)
+    assert len(full.results) == 3
+
+
+def test_score_one_against_many_and_pairs(gateway):
+    one_to_many = post(gateway, "/v1/score", model="minilm", text_1=QUERY, text_2=[MARKET, RUG])
+    assert one_to_many["object"] == "list" and one_to_many["id"].startswith("score-")
+    assert [(item["index"], item["object"]) for item in one_to_many["data"]] == [
+        (0, "score"),
+        (1, "score"),
+    ]
+    reranked = post(gateway, "/v1/rerank", model="minilm", query=QUERY, documents=[MARKET, RUG])
+    by_index = {item["index"]: item["relevance_score"] for item in reranked["results"]}
+    scores = [item["score"] for item in one_to_many["data"]]
+    assert scores == pytest.approx([by_index[0], by_index[1]], abs=1e-3)
+    assert one_to_many["usage"]["prompt_tokens"] == reranked["usage"]["prompt_tokens"]
+    assert one_to_many["usage"]["completion_tokens"] == 0
+    pairs = post(gateway, "/score", model="minilm", text_1=[QUERY, RUG], text_2=[RUG, RUG])
+    assert [item["score"] for item in pairs["data"]] == pytest.approx([scores[1], 1.0], abs=1e-3)
+
+
+RERANK = {"model": "minilm", "query": QUERY, "documents": [MARKET, RUG]}
+SCORE = {"model": "minilm", "text_1": QUERY, "text_2": [MARKET, RUG]}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/v1/rerank", {"documents": []}, "documents"),
+        ("/v1/rerank", {"documents": [""]}, "documents"),
+        ("/v1/rerank", {"documents": [{"content": []}]}, "documents"),
+        ("/v1/rerank", {"query": ""}, "query"),
+        ("/v1/rerank", {"top_n": -1}, "top_n"),
+        ("/v1/rerank", {"return_documents": "yes"}, "return_documents"),
+        ("/v1/rerank", {"rank_fields": ["title"]}, "rank_fields"),
+        ("/v1/rerank", {"max_tokens_per_doc": 100_000}, "max_tokens_per_doc"),
+        ("/v1/rerank", {"truncate_prompt_tokens": 0}, "truncate_prompt_tokens"),
+        ("/v1/rerank", {"model": "chat"}, "model"),
+        ("/v1/score", {"text_1": [QUERY, RUG], "text_2": [MARKET, RUG, CAT]}, "text_1"),
+        ("/v1/score", {"text_2": []}, "text_2"),
+        ("/v1/score", {"use_activation": True}, "use_activation"),
+    ],
+)
+def test_bad_rerank_and_score_requests_get_a_400_naming_the_parameter(gateway, path, body, param):
+    base = RERANK if "rerank" in path else SCORE
+    error = post(gateway, path, 400, **{**base, **body})["error"]
+    assert error["param"] == param and error["type"] == "invalid_request_error"
+
+
+def test_a_document_over_the_context_is_refused_with_both_numbers_unless_truncated(gateway):
+    text = "the quick brown fox " * 80
+    count = len(token_ids(gateway, "minilm", text))
+    assert count > MINILM_CONTEXT
+    error = post(gateway, "/v1/rerank", 400, **{**RERANK, "documents": [RUG, text]})["error"]
+    assert error["param"] == "documents" and error["code"] == "context_length_exceeded"
+    assert str(MINILM_CONTEXT) in error["message"] and str(count) in error["message"]
+    error = post(gateway, "/v1/score", 400, **{**SCORE, "text_1": text})["error"]
+    assert error["param"] == "text_1" and str(count) in error["message"]
+    query = len(token_ids(gateway, "minilm", QUERY))
+    kept = post(gateway, "/v1/rerank", **{**RERANK, "documents": [text], "max_tokens_per_doc": 9})
+    assert kept["usage"]["prompt_tokens"] == query + 9
+
+
+def test_the_remote_engine_passes_rerank_through(gateway, remote):
+    direct = post(gateway, "/v1/rerank", **RERANK)
+    passed = post(remote, "/v1/rerank", **RERANK)
+    assert [item["index"] for item in passed["results"]] == [1, 0]
+    for got, expected in zip(passed["results"], direct["results"], strict=True):
+        assert got["relevance_score"] == pytest.approx(expected["relevance_score"], abs=1e-3)
+    assert passed["usage"] == direct["usage"]

@@ -18,7 +18,9 @@ from openai_frontend.admission import Admission
 from openai_frontend.embedding_run import run_embedding
 from openai_frontend.errors import APIError
 from openai_frontend.metrics import Metrics
-from openai_frontend.routers.embeddings import MAX_TOTAL_TOKENS, _encoded, _tokenized
+from openai_frontend.pooling_inputs import MAX_TOTAL_TOKENS
+from openai_frontend.pooling_inputs import tokenized as _tokenized
+from openai_frontend.routers.embeddings import _encoded
 from openai_frontend.schemas.embeddings import EmbeddingRequest
 from openai_frontend.state import wrong_task
 
