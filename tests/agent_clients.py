@@ -49,12 +49,12 @@ def stretched_window_gateway(folder: Path, window: int, *flags: str) -> Iterator
         yield running
 
 
-def statuses(base_url: str) -> dict[str, float]:
-    """Responses the gateway gave for the model, by status code (from /metrics)."""
+def statuses(base_url: str, model: str = MODEL_NAME) -> dict[str, float]:
+    """Responses the gateway gave for ``model``, by status code (from /metrics)."""
     counts: dict[str, float] = {}
     for family in text_string_to_metric_families(httpx.get(f"{base_url}/metrics").text):
         for sample in family.samples:
-            ours_ = sample.labels.get("model") == MODEL_NAME
+            ours_ = sample.labels.get("model") == model
             if sample.name == "openai_frontend_http_responses_total" and ours_:
                 status = sample.labels["status"]
                 counts[status] = counts.get(status, 0) + sample.value
