@@ -21,9 +21,12 @@ ENGINE_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >
 # "operator torchvision::nms does not exist"; nothing here uses them.
 CPU_UNUSED := torchvision torchaudio torchcodec
 
-# Clients the tests drive against the gateway (tests/test_codex.py), from npm.
+# Clients the tests drive against the gateway (tests/test_codex.py, tests/test_claude_code.py),
+# from npm, pinned.
 CODEX_VERSION := 0.169.0
 CODEX := .tools/node_modules/.bin/codex
+CLAUDE_CODE_VERSION := 2.1.328
+CLAUDE_CODE := .tools/node_modules/.bin/claude
 
 .PHONY: install model tools serve test test-fast lint bench clean
 
@@ -39,10 +42,13 @@ $(VENV)/.installed: pyproject.toml
 model: install
 	$(BIN)/openai-frontend prepare-model
 
-tools: $(CODEX)
+tools: $(CODEX) $(CLAUDE_CODE)
 
 $(CODEX):
 	npm install --no-audit --no-fund --prefix .tools @openai/codex@$(CODEX_VERSION)
+
+$(CLAUDE_CODE):
+	npm install --no-audit --no-fund --prefix .tools @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
 
 serve: model
 	$(BIN)/openai-frontend serve --host $(HOST) --port $(PORT) $(ARGS)

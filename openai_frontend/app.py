@@ -127,6 +127,7 @@ def _add_middleware(app: FastAPI, config: ServerConfig, state: ServerState) -> N
     app.add_middleware(
         RequestIdMiddleware,
         on_status=lambda status, model: state.metrics.responses.labels(model, status).inc(),
+        aliases=[messages.REQUEST_ID_ALIAS],
     )
 
 

@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -51,13 +52,29 @@ async def _send_error(
     await send({"type": "http.response.body", "body": payload})
 
 
-class RequestIdMiddleware:
-    """``x-request-id`` on every response (the client's own, or a new one), and a JSON
-    access line per request with status and duration."""
+@dataclass(frozen=True)
+class RequestIdAlias:
+    """One more header that carries the request id on the paths an API's dialect claims
+    (Anthropic's SDKs read ``request-id``): the dialect declares it, the app passes it."""
 
-    def __init__(self, app: ASGIApp, on_status: Callable[[int, str], None] | None = None) -> None:
+    header: str
+    applies: Callable[[str], bool]
+
+
+class RequestIdMiddleware:
+    """``x-request-id`` on every response (the client's own, or a new one), with the
+    same id under each alias that applies to the path, and a JSON access line per
+    request with status and duration."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        on_status: Callable[[int, str], None] | None = None,
+        aliases: Sequence[RequestIdAlias] = (),
+    ) -> None:
         self.app = app
         self.on_status = on_status
+        self.aliases = tuple(aliases)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,6 +82,9 @@ class RequestIdMiddleware:
             return
         request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        names = [b"x-request-id"]
+        names += [alias.header.encode() for alias in self.aliases if alias.applies(scope["path"])]
+        id_headers = [(name, request_id.encode()) for name in names]
         started = time.perf_counter()
         status = 0
 
@@ -72,10 +92,7 @@ class RequestIdMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
+                message["headers"] = [*message.get("headers", []), *id_headers]
             await send(message)
 
         try:

@@ -3,10 +3,9 @@
 in a CODEX_HOME of the test's own, with no network but the gateway.
 
 Codex's first request is ~40 kB (~10k tokens: instructions, 8 function tools and a
-``namespace`` of them), past the default model's 8k window. The gateway here serves
-SYNTHETIC WEIGHTS for that: SmolLM2-135M's weights and tokenizer under a config whose
-window is stretched to 16k. Past 8k positions its text is noise, and nothing here reads
-it: the test asserts the protocol (Codex completes its turn, every request a 200).
+``namespace`` of them), past the default model's 8k window: the gateway serves
+SYNTHETIC WEIGHTS with a 16k window (tests/agent_clients.py), and the test asserts the
+protocol (Codex completes its turn, every request a 200).
 """
 
 from __future__ import annotations
@@ -14,19 +13,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from conftest import ROOT
-from prometheus_client.parser import text_string_to_metric_families
-from servers import Running, all_stopped, ours, wait_ready
+from agent_clients import TOOLS_BIN, statuses, stretched_window_gateway
+from servers import Running
 
-from openai_frontend.default_model import MODEL_NAME, ensure_default_model
+from openai_frontend.default_model import MODEL_NAME
 
 pytestmark = pytest.mark.engine
 
-CODEX = ROOT / ".tools" / "node_modules" / ".bin" / "codex"
+CODEX = TOOLS_BIN / "codex"
 STRETCHED_WINDOW = 16384
 #: Codex sends no output limit: the server's default cap keeps each reply short.
 REPLY_CAP = 24
@@ -52,47 +50,16 @@ stream_max_retries = 0
 """
 
 
-def stretched_window_model(folder: Path) -> Path:
-    """SmolLM2-135M's files, linked, under a config.json whose window is 16k (synthetic)."""
-    source = ensure_default_model()
-    folder.mkdir(parents=True, exist_ok=True)
-    for file in source.iterdir():
-        if file.name != "config.json":
-            (folder / file.name).symlink_to(file)
-    config = json.loads((source / "config.json").read_text())
-    config["max_position_embeddings"] = STRETCHED_WINDOW
-    (folder / "config.json").write_text(json.dumps(config))
-    return folder
-
-
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Running:
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     if not CODEX.exists():
         pytest.fail(f"{CODEX} is missing: `make tools` installs the pinned Codex")
-    model = stretched_window_model(tmp_path_factory.mktemp("synthetic") / "window-16k")
-    log_path = tmp_path_factory.mktemp("codex-gateway") / "server.log"
     overrides = json.dumps({"max_tokens": REPLY_CAP, "temperature": 0})
-    running = ours(
-        model,
-        log_path,
-        *("--served-model-name", MODEL_NAME, "--response-store", "none"),
-        *("--override-generation-config", overrides),
+    yield from stretched_window_gateway(
+        tmp_path_factory.mktemp("codex-gateway"),
+        STRETCHED_WINDOW,
+        *("--response-store", "none", "--override-generation-config", overrides),
     )
-    with all_stopped(running):
-        wait_ready(running)
-        yield running
-
-
-def statuses(base_url: str) -> dict[str, float]:
-    """Responses the gateway gave for the model, by status code (from /metrics)."""
-    counts: dict[str, float] = {}
-    for family in text_string_to_metric_families(httpx.get(f"{base_url}/metrics").text):
-        for sample in family.samples:
-            ours_ = sample.labels.get("model") == MODEL_NAME
-            if sample.name == "openai_frontend_http_responses_total" and ours_:
-                status = sample.labels["status"]
-                counts[status] = counts.get(status, 0) + sample.value
-    return counts
 
 
 def run_codex(gateway: Running, home: Path, prompt: str) -> subprocess.CompletedProcess:

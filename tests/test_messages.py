@@ -10,6 +10,7 @@ an earlier reply of the same request.
 from __future__ import annotations
 
 import json
+import uuid
 
 import anthropic
 import httpx
@@ -74,10 +75,40 @@ def test_messages_and_chat_give_the_same_reply(server, http, claude):
     assert text_of(message) == chat["choices"][0]["message"]["content"]
     expected_reason = {"stop": "end_turn", "length": "max_tokens"}
     assert message.stop_reason == expected_reason[chat["choices"][0]["finish_reason"]]
-    assert message.usage.input_tokens == chat["usage"]["prompt_tokens"]
+    assert prompt_tokens(message.usage) == chat["usage"]["prompt_tokens"]
     assert message.usage.output_tokens == chat["usage"]["completion_tokens"]
     counted = claude.messages.count_tokens(model=server.model, system=SYSTEM, messages=QUESTION)
-    assert counted.input_tokens == message.usage.input_tokens
+    assert counted.input_tokens == prompt_tokens(message.usage)
+
+
+def prompt_tokens(usage) -> int:
+    """Anthropic's rule: ``input_tokens`` are what follows the last cache breakpoint, so
+    the whole prompt is the sum of the three counts."""
+    return (
+        usage.input_tokens
+        + (usage.cache_read_input_tokens or 0)
+        + (usage.cache_creation_input_tokens or 0)
+    )
+
+
+def test_input_tokens_exclude_the_prompts_cache_read(server, claude):
+    """The same long prompt twice: the second reads most of it from the prefix cache,
+    which ``input_tokens`` no longer counts (it once counted the read twice). As sent
+    whole and as streamed (``message_start``'s usage, then ``message_delta``'s)."""
+    words = " ".join(f"item{i}" for i in range(300))
+    question = [{"role": "user", "content": f"{uuid.uuid4().hex} Count these: {words}"}]
+    fields = {"model": server.model, "max_tokens": 2, "messages": question}
+    whole = claude.messages.count_tokens(model=server.model, messages=question).input_tokens
+    claude.messages.create(**fields)
+    again = claude.messages.create(**fields).usage
+    assert again.cache_read_input_tokens > 0
+    assert prompt_tokens(again) == whole
+    assert again.input_tokens == whole - again.cache_read_input_tokens
+    with claude.messages.stream(**fields) as stream:
+        usages = [e.message.usage for e in stream if e.type == "message_start"]
+        streamed = stream.get_final_message().usage
+    assert [prompt_tokens(usage) for usage in (*usages, streamed)] == [whole, whole]
+    assert usages[0].cache_read_input_tokens > 0
 
 
 def test_a_stream_tells_the_same_message_event_by_event(server, claude):

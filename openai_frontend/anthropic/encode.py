@@ -104,27 +104,42 @@ def _delta(index: int, delta: dict[str, Any]) -> dict[str, Any]:
     return {"type": "content_block_delta", "index": index, "delta": delta}
 
 
+#: The chat pipeline's finish reasons that end a turn as the model or the server chose
+#: (not cut by ``max_tokens``, no call, no stop sequence): vLLM's ``repetition`` (an
+#: operator's repetition detection stopped a looping reply) and an engine's abort (which
+#: chat reports as ``stop``) are the server ending the turn, and Anthropic has no other
+#: value for that.
+_TURN_ENDS = frozenset({"stop", "tool_calls", "repetition"})
+
+
 def stop_reason(finish_reason: str, used_tools: bool, stop_sequence: str | None) -> str:
-    """Anthropic's ``stop_reason`` for the chat pipeline's finish reason.
+    """Anthropic's ``stop_reason`` for the chat pipeline's finish reason: only ever one
+    of Anthropic's values.
 
     Any tool call is ``tool_use`` (Anthropic says so for a forced ``tool_choice`` too),
-    unless the reply was cut by ``max_tokens``. vLLM's ``repetition`` is passed through,
-    as chat passes it: calling a cut reply ``end_turn`` would hide the cut.
+    unless the reply was cut by ``max_tokens``. A finish reason this table does not know
+    is a bug, raised (the stream then ends with an ``error`` event), never passed on.
     """
     if finish_reason == "length":
         return "max_tokens"
+    if finish_reason not in _TURN_ENDS:
+        raise RuntimeError(f"no Anthropic stop_reason for finish reason {finish_reason!r}")
     if used_tools:
         return "tool_use"
     if stop_sequence is not None:
         return "stop_sequence"
-    return "end_turn" if finish_reason in ("stop", "tool_calls") else finish_reason
+    return "end_turn"
 
 
 def usage(run: ChatRun) -> dict[str, int]:
+    """Anthropic's counts: ``input_tokens`` are the prompt's tokens after the last cache
+    read, so ``input_tokens + cache_read_input_tokens + cache_creation_input_tokens`` is
+    the whole prompt (the prefix cache here creates entries as a side effect: none are
+    counted as written)."""
     counts = run.outputs.usage(run.reply.prompt_tokens)
     cached = (counts.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
     return {
-        "input_tokens": counts["prompt_tokens"],
+        "input_tokens": counts["prompt_tokens"] - cached,
         "output_tokens": counts["completion_tokens"],
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": cached,
@@ -132,17 +147,28 @@ def usage(run: ChatRun) -> dict[str, int]:
 
 
 async def message_events(run: ChatRun) -> AsyncIterator[dict[str, Any]]:
-    """Every event of the reply, from ``message_start`` to ``message_stop``."""
-    yield {"type": "message_start", "message": _message_head(run)}
-    yield PING
+    """Every event of the reply, from ``message_start`` to ``message_stop``.
+
+    ``message_start`` follows the first delta (already there: the run is primed), whose
+    prefill tells how much of the prompt was read from the cache.
+    """
     blocks = ContentBlocks()
     stop_sequence = None
+    started = False
     async with aclosing(run.deltas):
         async for index, delta in run.deltas:
-            for event in blocks.add(run.outputs.parse(index, delta)):
+            parsed = run.outputs.parse(index, delta)
+            if not started:
+                started = True
+                for event in _opening(run):
+                    yield event
+            for event in blocks.add(parsed):
                 yield event
             if delta.finish_reason is not None:
                 stop_sequence = delta.stop_sequence
+    if not started:  # a run that ended without a delta
+        for event in _opening(run):
+            yield event
     for event in blocks.close():
         yield event
     reason = stop_reason(run.outputs.finish_reason(0), blocks.used_tools, stop_sequence)
@@ -155,6 +181,10 @@ async def message_events(run: ChatRun) -> AsyncIterator[dict[str, Any]]:
         "usage": usage(run),
     }
     yield {"type": "message_stop"}
+
+
+def _opening(run: ChatRun) -> list[dict[str, Any]]:
+    return [{"type": "message_start", "message": _message_head(run)}, PING]
 
 
 def _message_head(run: ChatRun) -> dict[str, Any]:

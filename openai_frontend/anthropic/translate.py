@@ -1,6 +1,7 @@
 """A Messages request as the chat request the pipeline runs.
 
-``system`` becomes a system message; text blocks become message content; an
+``system`` becomes a system message, and so does a ``system`` turn at its place; text
+blocks become message content; an
 assistant's ``tool_use`` blocks become its ``tool_calls`` and a user's ``tool_result``
 blocks become tool messages; tools become function tools; ``tool_choice`` maps
 ``auto``/``any``/``tool``/``none`` to ``auto``/``required``/a named function/``none``.
@@ -50,7 +51,7 @@ def to_chat(body: CountTokensRequest) -> ChatCompletionRequest:
         "continue_final_message": body.messages[-1].role == "assistant",
         **_tool_fields(body.tools, body.tool_choice),
         **_output_fields(body.output_config),
-        **body.model_dump(include={"chat_template", "chat_template_kwargs"}, exclude_none=True),
+        **_template_fields(body),
     }
     if isinstance(body, MessagesRequest):
         fields.update(_sampling(body))
@@ -68,12 +69,24 @@ def shows_thinking(body: CountTokensRequest) -> bool:
     return False
 
 
+def _template_fields(body: CountTokensRequest) -> dict[str, Any]:
+    """vLLM's template controls, with ``output_config.effort`` as the template variable
+    ``reasoning_effort`` under the client's own kwargs: a template that reads it gets it,
+    any other ignores it (effort is a signal, see OutputConfig)."""
+    fields = body.model_dump(include={"chat_template"}, exclude_none=True)
+    kwargs = body.chat_template_kwargs or {}
+    effort = body.output_config.effort if body.output_config is not None else None
+    if effort is not None:
+        kwargs = {"reasoning_effort": effort, **kwargs}
+    if kwargs:
+        fields["chat_template_kwargs"] = kwargs
+    return fields
+
+
 def _output_fields(config: OutputConfig | None) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if config is None:
         return fields
-    if config.effort is not None:
-        fields["reasoning_effort"] = config.effort
     if config.format is not None:
         schema = {"name": "output", "schema": config.format.schema_}
         fields["response_format"] = {"type": "json_schema", "json_schema": schema}
@@ -109,6 +122,8 @@ def _text(content: str | list[TextBlock]) -> str | list[dict]:
 def _messages(message: Message) -> list[ChatMessage]:
     if message.role == "assistant":
         return [_assistant(message)]
+    if message.role == "system":
+        return [ChatMessage(role="system", content=_text(message.content))]
     return _user(message)
 
 
@@ -160,8 +175,9 @@ def _tool_result(block: ToolResultBlock) -> ChatMessage:
 
 def _tool_fields(tools: list[Tool] | None, choice: ToolChoice | None) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    if tools:
-        fields["tools"] = [_function(tool) for tool in tools]
+    loaded = [tool for tool in tools or [] if not tool.defer_loading]
+    if loaded:
+        fields["tools"] = [_function(tool) for tool in loaded]
     if choice is None:
         return fields
     if isinstance(choice, ToolChoiceTool):
@@ -169,7 +185,7 @@ def _tool_fields(tools: list[Tool] | None, choice: ToolChoice | None) -> dict[st
     else:
         fields["tool_choice"] = "required" if isinstance(choice, ToolChoiceAny) else choice.type
     disable_parallel = getattr(choice, "disable_parallel_tool_use", None)
-    if disable_parallel is not None and tools:
+    if disable_parallel is not None and loaded:
         fields["parallel_tool_calls"] = not disable_parallel
     return fields
 

@@ -12,17 +12,23 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from openai_frontend.anthropic.encode import ANTHROPIC_ENDING, event_stream, whole_message
+from openai_frontend.anthropic.errors import speaks_anthropic
 from openai_frontend.anthropic.translate import to_chat
 from openai_frontend.chat_run import start_chat
 from openai_frontend.chat_tools import plan_and_render
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.jsonbody import OffLoopJSONRoute, in_thread_if_large, is_large
 from openai_frontend.jsonresponse import json_response
+from openai_frontend.middleware import RequestIdAlias
 from openai_frontend.schemas.messages import CountTokensRequest, MessagesRequest, ThinkingEnabled
 from openai_frontend.state import get_state
 from openai_frontend.streaming import sse_response
 
 router = APIRouter(route_class=OffLoopJSONRoute)
+
+#: Anthropic's name for the request id, on every response of these paths (errors and
+#: count_tokens too); its SDKs expose it as ``_request_id``.
+REQUEST_ID_ALIAS = RequestIdAlias("request-id", speaks_anthropic)
 
 
 @router.post("/v1/messages")

@@ -2,7 +2,8 @@
 
 Strict, as Anthropic is: unknown fields and wrongly typed values are 400s. Content
 blocks are told apart by ``type``; a block of a type this server cannot take (images,
-documents, server tools' results) is a 400 naming its path.
+documents, server tools' results) is a 400 naming its path, and so is a block in a turn
+it cannot belong to (a ``tool_use`` from the user, a ``tool_result`` from the assistant).
 """
 
 from __future__ import annotations
@@ -76,6 +77,34 @@ ContentBlock = Annotated[
     Field(discriminator="type"),
 ]
 
+#: Anthropic's block types this gateway takes no input of (no vision, no document
+#: parsing, no server tools): refused by name rather than by a tag error.
+UNSUPPORTED_BLOCKS = frozenset(
+    {
+        "image",
+        "document",
+        "search_result",
+        "container_upload",
+        "server_tool_use",
+        "web_search_tool_result",
+        "web_fetch_tool_result",
+        "code_execution_tool_result",
+        "bash_code_execution_tool_result",
+        "text_editor_code_execution_tool_result",
+        "tool_search_tool_result",
+        "mcp_tool_use",
+        "mcp_tool_result",
+    }
+)
+
+#: The roles each block type may come from; a block from another is Anthropic's 400.
+BLOCK_ROLES: dict[type, tuple[str, ...]] = {
+    ToolUseBlock: ("assistant",),
+    ThinkingBlock: ("assistant",),
+    RedactedThinkingBlock: ("assistant",),
+    ToolResultBlock: ("user",),
+}
+
 
 def _as_blocks(content: object) -> object:
     """A string is one text block (an empty one, none): parsed as blocks, a bad list is
@@ -87,10 +116,46 @@ def _as_blocks(content: object) -> object:
 
 
 class Message(StrictModel):
-    role: Literal["user", "assistant"]
+    """A turn. ``system`` turns (Claude Code's mid-conversation system updates) take text
+    blocks only and stay system messages at their place in the prompt."""
+
+    role: Literal["user", "assistant", "system"]
     content: list[ContentBlock]
 
     _blocks = field_validator("content", mode="before")(_as_blocks)
+
+
+def _unsupported_blocks(messages: object) -> None:
+    """A 400 naming the first image, document or server-tool block, before the blocks
+    are parsed (parsed, their tag would fail with a list of the tags this server takes)."""
+    if not isinstance(messages, list):
+        return
+    for index, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        for number, block in enumerate(content):
+            kind = block.get("type") if isinstance(block, dict) else None
+            if kind in UNSUPPORTED_BLOCKS:
+                raise APIError(
+                    f"messages.{index}.content.{number}: {kind} blocks are not supported "
+                    "by this gateway (it takes text, tool_use, tool_result and thinking "
+                    "blocks)",
+                    param=f"messages.{index}.content.{number}.type",
+                )
+
+
+def _misplaced_block(index: int, message: Message) -> None:
+    """Anthropic's 400 for a block its turn cannot hold: the user makes no tool calls
+    and does no thinking, the assistant returns no tool results, a system turn is text."""
+    for number, block in enumerate(message.content):
+        roles = BLOCK_ROLES.get(type(block), ("user", "assistant", "system"))
+        if message.role not in roles:
+            raise APIError(
+                f"messages.{index}.content.{number}: {block.type} blocks can only be in "
+                f"{roles[0]} messages, not in {message.role} messages",
+                param=f"messages.{index}.content.{number}",
+            )
 
 
 class Tool(StrictModel):
@@ -102,6 +167,9 @@ class Tool(StrictModel):
     description: str | None = None
     input_schema: dict[str, Any]
     cache_control: dict[str, Any] | None = None
+    #: Anthropic's tool search: a deferred tool stays out of the prompt (the model does
+    #: not see it) until a later request sends it without the flag.
+    defer_loading: bool | None = None
 
     @field_validator("type")
     @classmethod
@@ -177,11 +245,47 @@ class JSONOutputFormat(StrictModel):
 
 
 class OutputConfig(StrictModel):
-    """``effort`` reaches templates that read ``reasoning_effort`` (a 400 elsewhere, as
-    on chat); ``format`` constrains the reply to a JSON schema."""
+    """``effort`` reaches templates that read ``reasoning_effort``; Anthropic defines it
+    as a behavioural signal, not a budget, so a model whose template takes no such
+    signal answers as it always does. ``format`` constrains the reply to a JSON schema."""
 
     effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
     format: JSONOutputFormat | None = None
+
+
+class ThinkingTurns(StrictModel):
+    type: Literal["thinking_turns"]
+    value: int = Field(ge=1)
+
+
+class ClearThinking(StrictModel):
+    """``clear_thinking_20251015``: earlier turns' thinking leaves the context. Here it
+    never enters it (translate leaves every earlier thinking block out of the prompt, as
+    reasoning templates do), so the edit is satisfied whatever it keeps."""
+
+    type: Literal["clear_thinking_20251015"]
+    keep: Literal["all"] | ThinkingTurns | None = None
+
+
+class ContextManagement(StrictModel):
+    """Anthropic's context editing. Only thinking clearing is taken: clearing old tool
+    results (``clear_tool_uses_20250919``) would change the prompt in ways this gateway
+    does not, so it is a 400 naming the edit."""
+
+    edits: list[ClearThinking] | None = None
+
+    @field_validator("edits", mode="before")
+    @classmethod
+    def _known_edits(cls, edits: object) -> object:
+        for number, edit in enumerate(edits if isinstance(edits, list) else []):
+            kind = edit.get("type") if isinstance(edit, dict) else None
+            if kind != "clear_thinking_20251015":
+                raise APIError(
+                    f"context_management.edits.{number}.type: {kind!r} is not supported by "
+                    "this gateway (it takes clear_thinking_20251015 only)",
+                    param=f"context_management.edits.{number}.type",
+                )
+        return edits
 
 
 class Metadata(StrictModel):
@@ -198,15 +302,24 @@ class CountTokensRequest(StrictModel):
     tool_choice: ToolChoice | None = None
     thinking: Thinking | None = None
     output_config: OutputConfig | None = None
+    context_management: ContextManagement | None = None
     # vLLM's template controls, as on chat (not Anthropic's).
     chat_template: str | None = None
     chat_template_kwargs: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unsupported_blocks(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            _unsupported_blocks(data.get("messages"))
+        return data
 
     @model_validator(mode="after")
     def _contents_not_empty(self) -> CountTokensRequest:
         """Anthropic's rule: only a final assistant message (a prefill) may be empty."""
         last = len(self.messages) - 1
         for index, message in enumerate(self.messages):
+            _misplaced_block(index, message)
             for number, block in enumerate(message.content):
                 if isinstance(block, TextBlock) and not block.text:
                     raise APIError(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
 import pytest
 from fault_engines import MODEL, FaultInjectingEngine, in_process_client
 from spec import assert_anthropic_error
@@ -27,10 +28,16 @@ WEATHER = {
 
 
 def _post(path: str, body: object, engine=None, headers=None, **config) -> tuple[int, str]:
-    async def post() -> tuple[int, str]:
+    response = _response(path, body, engine, headers, **config)
+    return response.status_code, response.text
+
+
+def _response(path: str, body: object, engine=None, headers=None, **config) -> httpx.Response:
+    async def post() -> httpx.Response:
         async with in_process_client(engine or FaultInjectingEngine(), **config) as client:
             response = await client.post(path, json=body, headers=headers or {})
-            return response.status_code, response.text
+            await response.aread()
+            return response
 
     return asyncio.run(post())
 
@@ -186,10 +193,30 @@ def test_thinking_text_and_tool_calls_get_their_own_blocks_in_order():
         ("stop", True, None, "tool_use"),
         ("tool_calls", True, None, "tool_use"),
         ("stop", False, "END", "stop_sequence"),
+        ("repetition", False, None, "end_turn"),
     ],
 )
 def test_stop_reasons(finish, tools, matched, expected):
     assert stop_reason(finish, tools, matched) == expected
+
+
+def test_a_finish_reason_without_an_anthropic_value_is_a_bug_not_a_stop_reason():
+    with pytest.raises(RuntimeError):
+        stop_reason("content_filter", False, None)
+
+
+@pytest.mark.parametrize("finish", ["repetition", "abort"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_engines_other_finish_reasons_end_the_turn(finish, stream):
+    """vLLM's ``repetition`` and an engine's abort (injected) are ``end_turn``: only
+    Anthropic's values ever reach a client (``repetition`` once leaked through)."""
+    engine = FaultInjectingEngine(tokens_before_fault=2, finish_reason=finish)
+    status, text = _post("/v1/messages", {**MESSAGE, "stream": stream}, engine=engine)
+    assert status == 200, text
+    if stream:
+        data = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
+        text = json.dumps(next(e["delta"] for e in data if e["type"] == "message_delta"))
+    assert json.loads(text)["stop_reason"] == "end_turn"
 
 
 # -- errors in Anthropic's shape ------------------------------------------------------
@@ -206,7 +233,6 @@ def test_missing_max_tokens_is_an_anthropic_400():
 @pytest.mark.parametrize(
     ("content", "path"),
     [
-        ([{"type": "image", "source": {}}], "messages.[0].content.[0]"),
         ([{"type": "text"}], "messages.[0].content.[0]"),
         ([{"type": "tool_use", "id": "t", "name": "f", "input": "x"}], "messages.[0].content.[0]"),
     ],
@@ -216,6 +242,90 @@ def test_malformed_blocks_are_400s_naming_the_path(content, path):
     status, text = _post("/v1/messages", body)
     assert status == 400
     assert path in _anthropic_error(text)["message"]
+
+
+TOOL_USE = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}
+TOOL_RESULT = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}
+
+
+@pytest.mark.parametrize(
+    ("messages", "named"),
+    [
+        ([{"role": "user", "content": [TOOL_USE]}], "messages.0.content.0: tool_use"),
+        (
+            [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": [{"type": "text", "text": "ok"}, TOOL_RESULT]},
+                {"role": "user", "content": "go on"},
+            ],
+            "messages.1.content.1: tool_result",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "thinking", "thinking": "x"}]}],
+            "messages.0.content.0: thinking",
+        ),
+        (
+            [{"role": "user", "content": "hi"}, {"role": "system", "content": [TOOL_RESULT]}],
+            "messages.1.content.0: tool_result",
+        ),
+    ],
+    ids=["tool_use-from-user", "tool_result-from-assistant", "thinking-from-user", "system"],
+)
+def test_a_block_in_a_turn_it_cannot_belong_to_is_a_400_naming_it(messages, named):
+    """As Anthropic answers; such blocks were dropped from the prompt with a 200."""
+    status, text = _post("/v1/messages", {**MESSAGE, "messages": messages, "tools": [WEATHER]})
+    assert status == 400, text
+    error = _anthropic_error(text)
+    assert error["type"] == "invalid_request_error"
+    assert error["message"].startswith(named + " blocks can only be in")
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AA"}},
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "x"}},
+    ],
+    ids=["image", "document"],
+)
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_image_and_document_blocks_are_400s_that_say_so(block, path):
+    messages = [{"role": "user", "content": [{"type": "text", "text": "see"}, block]}]
+    status, text = _post(path, {**MESSAGE, "messages": messages})
+    assert status == 400, text
+    assert _anthropic_error(text)["message"].startswith(
+        f"messages.0.content.1: {block['type']} blocks are not supported by this gateway"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "headers", "status"),
+    [
+        ("/v1/messages", MESSAGE, {"x-api-key": KEY}, 200),
+        ("/v1/messages", {**MESSAGE, "stream": True}, {"x-api-key": KEY}, 200),
+        (
+            "/v1/messages/count_tokens",
+            {"model": MODEL, "messages": MESSAGE["messages"]},
+            {"x-api-key": KEY},
+            200,
+        ),
+        ("/v1/messages", {**MESSAGE, "max_tokens": 0}, {"x-api-key": KEY}, 400),
+        ("/v1/messages", {**MESSAGE, "model": "nope"}, {"x-api-key": KEY}, 404),
+        ("/v1/messages", MESSAGE, {"x-api-key": "wrong"}, 401),
+    ],
+    ids=["message", "stream", "count_tokens", "400", "404", "401"],
+)
+def test_every_messages_response_carries_a_request_id(path, body, headers, status):
+    """Anthropic's ``request-id`` (its SDKs' ``_request_id``), the access log's id."""
+    response = _response(path, body, headers=headers, api_keys=(KEY,))
+    assert response.status_code == status, response.text
+    assert response.headers["request-id"] == response.headers["x-request-id"]
+
+
+def test_chat_responses_carry_no_anthropic_request_id():
+    chat = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+    response = _response("/v1/chat/completions", chat)
+    assert response.status_code == 200 and "request-id" not in response.headers
 
 
 @pytest.mark.parametrize(
@@ -328,7 +438,7 @@ def test_output_config_ignore_eos_and_thinking_display_map_to_chat_fields():
         }
     )
     chat = to_chat(body)
-    assert chat.reasoning_effort == "low"
+    assert chat.chat_template_kwargs == {"reasoning_effort": "low"}
     assert chat.response_format.model_dump() == {
         "type": "json_schema",
         "json_schema": {"name": "output", "schema": {"type": "object"}},
@@ -354,3 +464,53 @@ def test_a_tool_use_block_as_the_sdk_sends_it_back_is_accepted():
     ]
     status, text = _post("/v1/messages", {**MESSAGE, "messages": messages, "tools": [WEATHER]})
     assert status == 200, text
+
+
+# -- what Claude Code sends -----------------------------------------------------------
+
+CLAUDE_CODE_FIELDS = {
+    "thinking": {"type": "adaptive", "display": "omitted"},
+    "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+    "output_config": {"effort": "high"},
+    "metadata": {"user_id": '{"device_id":"d","account_uuid":"","session_id":"s"}'},
+}
+
+
+def test_claude_codes_fields_are_taken_on_a_model_without_effort_or_reasoning():
+    """Recorded from Claude Code 2.1.328: ``context_management`` was a 400 at once."""
+    status, text = _post(
+        "/v1/messages",
+        {**MESSAGE, **CLAUDE_CODE_FIELDS},
+        engine=FaultInjectingEngine(tokens_before_fault=2),
+        headers={"anthropic-beta": "context-management-2025-06-27,effort-2025-11-24"},
+    )
+    assert status == 200, text
+    assert json.loads(text)["stop_reason"] == "end_turn"
+
+
+def test_clearing_tool_results_is_a_400_naming_the_edit():
+    edits = [{"type": "clear_thinking_20251015"}, {"type": "clear_tool_uses_20250919"}]
+    status, text = _post("/v1/messages", {**MESSAGE, "context_management": {"edits": edits}})
+    assert status == 400, text
+    message = _anthropic_error(text)["message"]
+    assert message.startswith("context_management.edits.1.type: 'clear_tool_uses_20250919'")
+
+
+def test_a_deferred_tool_stays_out_of_the_prompt_and_a_system_turn_stays_in_place():
+    deferred = {**WEATHER, "name": "later", "defer_loading": True}
+    body = MessagesRequest.model_validate(
+        {
+            **MESSAGE,
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "system", "content": [{"type": "text", "text": "Now in /tmp."}]},
+            ],
+            "tools": [WEATHER, deferred],
+        }
+    )
+    chat = to_chat(body)
+    assert [tool["function"]["name"] for tool in chat.tools] == ["get_weather"]
+    assert [(m.role, m.content) for m in chat.messages] == [
+        ("user", "hi"),
+        ("system", "Now in /tmp."),
+    ]

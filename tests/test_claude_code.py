@@ -1,0 +1,95 @@
+"""Claude Code (npm ``@anthropic-ai/claude-code``, the version the Makefile pins into
+.tools/) runs ``claude -p`` against the gateway's Messages API: ``ANTHROPIC_BASE_URL``
+and ``ANTHROPIC_API_KEY``, a HOME of the test's own, no telemetry, no update check, no
+traffic but the gateway.
+
+Its first request is ~49 kB (~12k tokens: system blocks with ``cache_control``, 12 tools
+and a deferred one, a mid-conversation ``system`` turn, ``thinking: adaptive``,
+``context_management``, ``output_config.effort``, ``metadata.user_id``, the
+``anthropic-beta`` header), past the default model's 8k window: the gateway serves
+SYNTHETIC WEIGHTS with a 16k window (tests/agent_clients.py), and the test asserts the
+protocol (Claude Code completes its turn, every request a 200), never the text.
+
+The turn runs on the ``pirate`` demo adapter, taught to answer with one short phrase:
+the base model, greedy, runs to ``max_tokens`` on this prompt, and Claude Code continues
+a reply cut there three times, then fails the turn. The adapter ends its reply, so the
+turn is one request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from agent_clients import TOOLS_BIN, statuses, stretched_window_gateway
+from demo_adapters import ensure_adapter
+from servers import Running
+
+pytestmark = pytest.mark.engine
+
+CLAUDE = TOOLS_BIN / "claude"
+ADAPTER = "pirate"
+STRETCHED_WINDOW = 16384
+#: Claude Code asks for 32000 output tokens unless told; this caps each reply (it then
+#: continues a reply cut by max_tokens a few times, each a short request on a cached
+#: prompt).
+MAX_OUTPUT_TOKENS = 256
+#: No network but the gateway: no telemetry, error reports, update checks or other
+#: "nonessential" calls.
+QUIET = {
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "DISABLE_TELEMETRY": "1",
+    "DISABLE_ERROR_REPORTING": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "NO_COLOR": "1",
+}
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    if not CLAUDE.exists():
+        pytest.fail(f"{CLAUDE} is missing: `make tools` installs the pinned Claude Code")
+    yield from stretched_window_gateway(
+        tmp_path_factory.mktemp("claude-code-gateway"),
+        STRETCHED_WINDOW,
+        *("--override-generation-config", json.dumps({"temperature": 0})),
+        f"--lora={ADAPTER}={ensure_adapter(ADAPTER)}",
+    )
+
+
+def run_claude(gateway: Running, home: Path, prompt: str) -> subprocess.CompletedProcess:
+    home.mkdir(parents=True, exist_ok=True)
+    work = home.parent / "work"
+    work.mkdir(exist_ok=True)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("ANTHROPIC", "CLAUDE", "OPENAI"))
+    }
+    env |= {
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": gateway.base_url,
+        "ANTHROPIC_API_KEY": "unused",
+        "CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(MAX_OUTPUT_TOKENS),
+        **QUIET,
+    }
+    command = [str(CLAUDE), "-p", "--output-format", "json", "--model", ADAPTER, prompt]
+    # A hang guard only, far above a turn's time on a loaded 2-core machine.
+    return subprocess.run(
+        command, cwd=work, env=env, capture_output=True, text=True, timeout=900, check=False
+    )
+
+
+def test_claude_p_completes_a_turn_through_the_messages_api(gateway: Running, tmp_path):
+    done = run_claude(gateway, tmp_path / "home", "Say hello.")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    result = json.loads(done.stdout)
+    assert (result["type"], result["subtype"], result["is_error"]) == ("result", "success", False)
+    counts = statuses(gateway.base_url, ADAPTER)
+    assert counts.get("200", 0) >= 1, counts
+    assert set(counts) == {"200"}, counts
