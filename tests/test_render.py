@@ -78,14 +78,17 @@ def test_chat_render_is_generations_prompt(server: Server, http: httpx.Client) -
 
 def test_completions_render_one_per_prompt(server: Server, http: httpx.Client) -> None:
     text = "The capital of France is"
-    body = {"model": server.model, "prompt": [text, [1, 2, 3]], "max_tokens": 3}
+    body = {"model": server.model, "prompt": [text, "Hello"], "max_tokens": 3}
     rendered = http.post("/v1/completions/render", json=body)
     assert rendered.status_code == 200, rendered.text
     first, second = rendered.json()
     assert list(first) == GENERATE_REQUEST_KEYS
-    assert second["token_ids"] == [1, 2, 3]
     assert first["sampling_params"]["max_tokens"] == 3
     assert first["request_id"] != second["request_id"]
+    hello = {"model": server.model, "prompt": "Hello", "add_special_tokens": True}
+    assert second["token_ids"] == http.post("/tokenize", json=hello).json()["tokens"]
+    ids = http.post("/v1/completions/render", json={**body, "prompt": [[1, 2, 3], [4, 5]]})
+    assert [item["token_ids"] for item in ids.json()] == [[1, 2, 3], [4, 5]]
     # generation's own prompt tokens: echo with logprobs lists one entry per prompt token.
     scored = http.post(
         "/v1/completions",
