@@ -93,4 +93,4 @@ def test_other_values_and_unlisted_fields_stay_refused(path: str, body: dict, pa
 def test_readme_lists_every_router_field() -> None:
     text = README.read_text()
     for field in ROUTER_FIELDS:
-        assert f"`{field.name}`" in text, field.name
+        assert f"`{field.name}: {str(field.neutral).lower()}`" in text, field.name
