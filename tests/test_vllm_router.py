@@ -103,6 +103,23 @@ def _prompt_tokens(base_url: str, model: str) -> float:
     return _sample(httpx.get(base_url + "/metrics").text, PROMPT_TOKENS, model=model)
 
 
+#: What vllm-router 0.1.17 calls on a worker of its own accord (recorded at a capturing
+#: worker), with vLLM 0.32's status for it: only ``/health`` exists there (vLLM's
+#: ``/load`` and ``/version`` are not these; ``/get_*`` and ``/flush_cache`` are SGLang's).
+WORKER_CALLS = [
+    ("GET", "/health", 200),
+    ("GET", "/get_load", 404),
+    ("GET", "/get_server_info", 404),
+    ("GET", "/get_model_info", 404),
+    ("POST", "/flush_cache", 404),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "status"), WORKER_CALLS)
+def test_worker_calls_answer_as_vllm(server: Server, method: str, path: str, status: int) -> None:
+    assert httpx.request(method, server.url(path), timeout=30).status_code == status
+
+
 def test_every_api_passes_through(server: Server, router: Running) -> None:
     client = _client(router)
     question = [{"role": "user", "content": "Say hello."}]
