@@ -146,7 +146,7 @@ def test_every_api_passes_through(server: Server, router: Running) -> None:
     )
     assert streamed.status_code == 200, streamed.text
     assert parse_frames(streamed.content)[-1]["choices"][0]["finish_reason"] == "length"
-    response = client.responses.create(model=server.model, input="Say hello.", max_output_tokens=8)
+    response = client.responses.create(model=server.model, input="Say hello.", max_output_tokens=16)
     assert response.status == "completed" or response.incomplete_details is not None
     assert response.usage.output_tokens > 0
     # The router forwards its own --api-key to /v1/messages (not the client's x-api-key).
