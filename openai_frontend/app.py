@@ -36,6 +36,7 @@ from openai_frontend.routers import (
     lora_admin,
     messages,
     models,
+    render,
     responses,
     scoring,
     tokenize,
@@ -89,7 +90,8 @@ def create_gateway(config: ServerConfig, served: list[ServedModel]) -> FastAPI:
     app.state.response_store = store
     install_error_handlers(app)
     _add_middleware(app, config, state)
-    for module in (chat, completions, responses, messages, embeddings, models, health, tokenize):
+    routers = (chat, completions, responses, messages, embeddings, models, health, tokenize, render)
+    for module in routers:
         app.include_router(module.router)
     app.include_router(scoring.router)
     if config.enable_lora_management:

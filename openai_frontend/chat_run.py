@@ -25,7 +25,7 @@ from openai_frontend.priority import request_priority, served_tier
 from openai_frontend.reasoning_constraint import constrained_field
 from openai_frontend.sampling import build_sampling, token_budget
 from openai_frontend.schemas.chat import ChatCompletionRequest
-from openai_frontend.state import get_state, log_fields, new_id, now
+from openai_frontend.state import Target, get_state, log_fields, new_id, now
 
 
 @dataclass
@@ -40,6 +40,20 @@ class ChatRun:
     prompt: str
 
 
+@dataclass(frozen=True)
+class PreparedChat:
+    """A chat request rendered, tokenized and turned into sampling: everything a generation
+    needs except the engine. The render endpoint answers with it, so its tokens are
+    generation's own."""
+
+    target: Target
+    plan: ChatPlan
+    prompt: str
+    prompt_ids: list[int]
+    sampling: SamplingParams
+    priority: int
+
+
 async def start_chat(
     body: ChatCompletionRequest,
     request: Request,
@@ -48,7 +62,37 @@ async def start_chat(
     limit_param: str | None = None,
     reasoning_param: str | None = None,
 ) -> ChatRun:
-    """Render, tokenize, build sampling and start the engine; 4xx before any byte is sent.
+    """Render, tokenize, build sampling and start the engine; 4xx before any byte is sent."""
+    state = get_state(request)
+    prepared = await prepare_chat(
+        body, request, limit_param=limit_param, reasoning_param=reasoning_param
+    )
+    target, prompt_ids = prepared.target, prepared.prompt_ids
+    outputs = ChoiceOutputs(prepared.plan, prepared.prompt, body.n)
+    reply = Reply(
+        new_id(id_prefix),
+        now(),
+        body.model,
+        len(prompt_ids),
+        body.n,
+        body.logprobs,
+        served_tier(body.service_tier, prepared.priority),
+    )
+    requests = choice_requests(
+        reply.id, [prompt_ids], prepared.sampling, body.n, target.adapter, body.prompt_cache_key
+    )
+    deltas = await state.generate(target, requests, len(prompt_ids), request)
+    return ChatRun(body, reply, outputs, deltas, prepared.prompt)
+
+
+async def prepare_chat(
+    body: ChatCompletionRequest,
+    request: Request,
+    *,
+    limit_param: str | None = None,
+    reasoning_param: str | None = None,
+) -> PreparedChat:
+    """Render, tokenize and build sampling; 4xx for a request that cannot run.
 
     ``limit_param`` names the dialect's own token-limit field in a too-long error
     (``max_output_tokens``, Anthropic's ``max_tokens``). ``reasoning_param`` names the
@@ -103,21 +147,7 @@ async def start_chat(
     if sampling.skip_special_tokens != plan.skip_special_tokens:
         sampling = replace(sampling, skip_special_tokens=plan.skip_special_tokens)
     sampling = _constrain_after_reasoning(sampling, plan, prompt, target.engine)
-    outputs = ChoiceOutputs(plan, prompt, body.n)
-    reply = Reply(
-        new_id(id_prefix),
-        now(),
-        body.model,
-        len(prompt_ids),
-        body.n,
-        body.logprobs,
-        served_tier(body.service_tier, priority),
-    )
-    requests = choice_requests(
-        reply.id, [prompt_ids], sampling, body.n, target.adapter, body.prompt_cache_key
-    )
-    deltas = await state.generate(target, requests, len(prompt_ids), request)
-    return ChatRun(body, reply, outputs, deltas, prompt)
+    return PreparedChat(target, plan, prompt, prompt_ids, sampling, priority)
 
 
 def waits_for_reasoning(engine: Engine) -> bool:

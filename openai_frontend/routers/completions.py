@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from engines.base import SamplingParams
 from openai_frontend.choices import Choice, Reply, cached_tokens, finish_reason, usage
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError
@@ -51,11 +52,20 @@ class _Reply(Reply):
         return self.echoes[index // self.n] if self.echoes else ""
 
 
-@router.post("/v1/completions")
-async def create_completion(body: CompletionRequest, request: Request) -> Response:
+@dataclass(frozen=True)
+class PreparedCompletion:
+    """A completions request's prompts tokenized and its sampling built: everything a
+    generation needs except the engine (the render endpoint answers with it)."""
+
+    target: Target
+    prompts: list[list[int]]
+    sampling: SamplingParams
+
+
+async def prepare_completion(body: CompletionRequest, request: Request) -> PreparedCompletion:
+    """Tokenize each prompt and build sampling; 4xx for a request that cannot run."""
     state = get_state(request)
     target = state.model(body.model)
-    info = target.info
     _reject_unimplemented(body)
     check_fan_out(len(body.prompts()), body.n, state.config)
     prompts = [await _prompt_ids(state, target, item) for item in body.prompts()]
@@ -63,7 +73,11 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         log_fields(request)["prompt"] = body.prompts()
     longest = max(len(ids) for ids in prompts)
     max_tokens = token_budget(
-        body.token_limit(), longest, info.max_model_len, "max_tokens", default=DEFAULT_MAX_TOKENS
+        body.token_limit(),
+        longest,
+        target.info.max_model_len,
+        "max_tokens",
+        default=DEFAULT_MAX_TOKENS,
     )
     sampling = build_sampling(
         body,
@@ -76,6 +90,14 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         structured_output=body.structured_outputs.constraint() if body.structured_outputs else None,
         priority=request_priority(body.priority, None, state.config.scheduling_policy),
     )
+    return PreparedCompletion(target, prompts, sampling)
+
+
+@router.post("/v1/completions")
+async def create_completion(body: CompletionRequest, request: Request) -> Response:
+    state = get_state(request)
+    prepared = await prepare_completion(body, request)
+    target, prompts, sampling = prepared.target, prepared.prompts, prepared.sampling
     echoes = tuple(target.engine.detokenize(ids) for ids in prompts) if body.echo else ()
     reply = _Reply(
         new_id("cmpl"),

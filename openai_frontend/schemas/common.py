@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchem
 from pydantic_core import PydanticCustomError
 
 from openai_frontend.errors import APIError
+from openai_frontend.router_compat import drop_neutral_router_fields
 
 INT64 = Field(ge=-(2**63), le=2**63 - 1)
 StopField = str | Annotated[list[str], Field(max_length=64)] | None
@@ -118,6 +119,12 @@ class SamplingFields(StrictModel):
     include_stop_str_in_output: bool = False
     skip_special_tokens: bool = True
     spaces_between_special_tokens: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_neutral_router_fields(cls, data: Any) -> Any:
+        """A router in front adds fields of its own (openai_frontend/router_compat.py)."""
+        return drop_neutral_router_fields(data)
 
     @model_validator(mode="after")
     def _stream_options_need_stream(self) -> SamplingFields:
