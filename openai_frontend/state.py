@@ -140,6 +140,7 @@ class ServerState:
                 self.config.queue_timeout,
             )
             self.metrics.watch_admission(self.admission)
+        self.metrics.watch_engines([served.engine for served in self.models])
         for served in self.models:
             if served.on_demand is not None:
                 self.metrics.watch_on_demand(served.on_demand, served.name)
