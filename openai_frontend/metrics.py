@@ -195,11 +195,18 @@ class EngineMetrics:
 
     def collect(self) -> list[Metric]:
         merged: dict[str, Metric] = {}
+        seen: set[tuple] = set()
         for source in self._sources:
             for family in source.engine_metrics():
                 into = merged.get(family.name)
                 if into is None:  # a copy: a source may hand out the same family again
                     into = Metric(family.name, family.documentation, family.type, family.unit)
                     merged[family.name] = into
-                into.samples.extend(family.samples)
+                for sample in family.samples:
+                    # vLLM's info gauges (cache_config_info) have no model_name label:
+                    # two engines of one configuration would repeat a series.
+                    key = (sample.name, tuple(sorted(sample.labels.items())))
+                    if key not in seen:
+                        seen.add(key)
+                        into.samples.append(sample)
         return list(merged.values())
