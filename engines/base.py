@@ -7,7 +7,7 @@ crosses the boundary is a plain dataclass, so a backend is easy to write and to 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -155,6 +155,9 @@ class GenerateRequest:
     #: OpenAI's ``prompt_cache_key``: requests sharing one share a prompt prefix, so an
     #: engine that routes (remote) may send them where that prefix is cached.
     prompt_cache_key: str | None = None
+    #: W3C trace context (``traceparent``, ``tracestate``) of the gateway's span for this
+    #: request, with --otlp-traces-endpoint: the engine's own spans continue its trace.
+    trace_headers: dict[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -273,3 +276,13 @@ class Embedder(Protocol):
         ``dimensions`` asks for Matryoshka truncation (renormalized); an engine whose model
         cannot do it raises :class:`InvalidRequest` naming ``dimensions``.
         """
+
+
+@runtime_checkable
+class MetricsSource(Protocol):
+    """An engine with Prometheus metrics of its own, by vLLM's names (``vllm:``), which
+    the gateway's ``/metrics`` exports beside its own: in-process vLLM's stat logger's,
+    or the remote engine's aggregate of its upstreams'. Optional, like Embedder."""
+
+    def engine_metrics(self) -> Iterable:
+        """prometheus_client metric families (``Metric``), read at each scrape."""

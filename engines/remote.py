@@ -29,6 +29,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+from prometheus_client.metrics_core import Metric
 
 from engines.base import (
     ALL_SAMPLING,
@@ -43,6 +44,7 @@ from engines.base import (
 from engines.hf_tokenizer import HFTokenizer
 from engines.routing import HashRing, Policy, choose, least_outstanding, routing_key
 from engines.sampling_map import PASSED_AS_IS, guide, refuse_undeclared
+from engines.upstream_metrics import UpstreamGauges, aggregate, read_gauges
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,8 @@ class Upstream:
     last_error: str | None = None
     #: What a passing check found amiss: adapters of ours this upstream does not list.
     warning: str | None = None
+    #: Its ``vllm:`` gauges for our model at the last check (None: it exports none).
+    gauges: UpstreamGauges | None = None
 
     def eject(self, reason: str, cooldown: float) -> None:
         """Out of the pool until a check passes after ``cooldown``. Logged when it was
@@ -288,6 +292,22 @@ class RemoteEngine:
         upstream.healthy = True
         upstream.last_error = None
         self._check_adapters(upstream, listed)
+        upstream.gauges = await self._scrape(upstream)
+
+    async def _scrape(self, upstream: Upstream) -> UpstreamGauges | None:
+        """The upstream's ``vllm:`` gauges, read with each health check; an upstream
+        without a ``/metrics`` (or an unreadable one) simply adds none."""
+        try:
+            response = await self._client.get(upstream.url + "/metrics", timeout=5)
+            response.raise_for_status()
+            return read_gauges(response.text, self.model_name)
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    def engine_metrics(self) -> list[Metric]:
+        """The healthy upstreams' gauges, aggregated (engines.upstream_metrics)."""
+        gauges = [u.gauges for u in self._pool if u.healthy and u.gauges is not None]
+        return aggregate(gauges, self.served_model_name)
 
     def _check_adapters(self, upstream: Upstream, listed: list[str]) -> None:
         """An upstream without one of our adapters still serves the base model, so it
@@ -346,7 +366,7 @@ class RemoteEngine:
         if first is None:
             raise EngineError(f"no healthy upstream for '{self.served_model_name}'", 503)
         try:
-            async for delta in self._stream(first, request.request_id, body):
+            async for delta in self._stream(first, request, body):
                 yield delta
             return
         except _BeforeFirstByte as failure:
@@ -362,7 +382,7 @@ class RemoteEngine:
                 second.url,
             )
         try:  # the one retry; a failure after its first byte reaches the client
-            async for delta in self._stream(second, request.request_id, body):
+            async for delta in self._stream(second, request, body):
                 yield delta
         except _BeforeFirstByte as failure:
             raise failure.error from None
@@ -411,12 +431,18 @@ class RemoteEngine:
     def _adapter_model(self, adapter) -> str:
         return adapter.name if adapter is not None else self.model_name
 
-    async def _stream(self, upstream: Upstream, request_id: str, body: dict):
+    async def _stream(self, upstream: Upstream, request: GenerateRequest, body: dict):
+        """One attempt on ``upstream``; the trace context goes along (``traceparent``),
+        so the upstream's spans continue the gateway's trace."""
+        request_id = request.request_id
         upstream.outstanding += 1
         started = False
         try:
             async with self._client.stream(
-                "POST", upstream.url + "/v1/completions", json=body
+                "POST",
+                upstream.url + "/v1/completions",
+                json=body,
+                headers=request.trace_headers,
             ) as response:
                 if response.status_code >= 400:
                     raise _BeforeFirstByte(await self._refusal(upstream, response))

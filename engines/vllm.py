@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
 
 from engines.base import (
     ALL_SAMPLING,
@@ -31,6 +35,7 @@ from engines.hf_tokenizer import MODEL_LOADING, HFTokenizer
 from engines.sampling_map import guide, sampling_kwargs
 from engines.vllm_inputs import engine_input
 from engines.vllm_lora_probe import base_tokens_get_an_adapter, zero_adapter_needed
+from engines.vllm_metrics import stat_logger_on
 from engines.vllm_pooling import check_dimensions, encode_all
 from engines.vllm_zero_lora import (
     ZERO_ADAPTER_ID,
@@ -95,6 +100,7 @@ OWNED_ARGS = {
     # vLLM's tokenizer every reply would be empty.
     "skip_tokenizer_init": "the gateway (it needs vLLM's detokenized text)",
     "tokenizer_mode": "the gateway (it tokenizes with the model's Hugging Face tokenizer)",
+    "otlp_traces_endpoint": "--otlp-traces-endpoint",
 }
 
 
@@ -192,6 +198,9 @@ class VLLMEngine:
     engine_args: dict = field(default_factory=dict)
     #: vLLM's runner: "generate", or "pooling" to serve embeddings (``--task embed``).
     runner: str = "generate"
+    #: vLLM's --otlp-traces-endpoint: the engine exports its own ``llm_request`` spans
+    #: there (OTLP/HTTP), as children of the gateway's through ``trace_headers``.
+    otlp_traces_endpoint: str | None = None
     supported_sampling: frozenset[str] = SUPPORTED_SAMPLING
     in_process = True
 
@@ -206,6 +215,8 @@ class VLLMEngine:
         self._tokenizer: HFTokenizer | None = None
         self._info: ModelInfo | None = None
         self._zero_adapter = None
+        #: vLLM's own stat logger's metrics (``vllm:``), this engine's alone.
+        self._metrics = CollectorRegistry()
         self._workdir = tempfile.TemporaryDirectory(prefix="openai-frontend-vllm-")
 
     @property
@@ -242,10 +253,14 @@ class VLLMEngine:
             config = StructuredOutputsConfig(**fields["structured_outputs_config"])
             fields["structured_outputs_config"] = config
         arguments = AsyncEngineArgs(**fields)
+        if self.otlp_traces_endpoint is not None:
+            # vLLM's exporter speaks gRPC unless told otherwise; the flag is OTLP/HTTP.
+            os.environ.setdefault("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
+        loggers = [stat_logger_on(self._metrics)]
         if self.runner != "pooling":
-            return AsyncLLM.from_engine_args(arguments)
+            return AsyncLLM.from_engine_args(arguments, stat_loggers=loggers)
         with pooling_engine_env(is_cpu_build()):  # the engine core process inherits it
-            return AsyncLLM.from_engine_args(arguments)
+            return AsyncLLM.from_engine_args(arguments, stat_loggers=loggers)
 
     def engine_arguments(self) -> dict:
         """vLLM's ``AsyncEngineArgs`` for this engine: our flags' values, then
@@ -265,6 +280,8 @@ class VLLMEngine:
             "runner": self.runner,
             **self._lora_args(),
         }
+        if self.otlp_traces_endpoint is not None:
+            ours["otlp_traces_endpoint"] = self.otlp_traces_endpoint
         merged = {**ours, **self.engine_args}
         if self.runner == "generate":
             merged["structured_outputs_config"] = {
@@ -367,6 +384,7 @@ class VLLMEngine:
                 request_id=request.request_id,
                 lora_request=self._lora_request(request.adapter),
                 priority=request.sampling.priority,
+                trace_headers=self._trace_headers(request),
                 **reasoning_gate(request),
             ):
                 sequence = output.outputs[0]
@@ -393,6 +411,15 @@ class VLLMEngine:
         finally:
             if not finished:
                 await self.abort(request.request_id)
+
+    def _trace_headers(self, request: GenerateRequest) -> dict[str, str] | None:
+        """The caller's trace context, when the engine traces (vLLM drops it, with a
+        warning per request, when it has no endpoint of its own)."""
+        return request.trace_headers if self.otlp_traces_endpoint is not None else None
+
+    def engine_metrics(self) -> Iterable[Metric]:
+        """vLLM's own ``vllm:`` metric families, as its stat logger last recorded them."""
+        return self._metrics.collect()
 
     async def embed(
         self, request_id: str, inputs: list[list[int]], dimensions: int | None

@@ -84,6 +84,8 @@ def create_gateway(config: ServerConfig, served: list[ServedModel]) -> FastAPI:
                 task.cancel()
             await asyncio.gather(*(model.engine.shutdown() for model in served))
             await asyncio.to_thread(store.close)
+            if state.tracer is not None:  # flushes the spans still batched
+                await asyncio.to_thread(state.tracer.shutdown)
 
     app = FastAPI(title="openai-frontend", lifespan=lifespan, **_docs_urls(config))
     app.state.server = state

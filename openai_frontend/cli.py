@@ -181,6 +181,12 @@ def _add_access_flags(serve: argparse.ArgumentParser) -> None:
         "--protect-metrics", action="store_true", help="/metrics needs a user key too"
     )
     access.add_argument(
+        "--otlp-traces-endpoint",
+        metavar="URL",
+        help="export one OpenTelemetry span per request (OTLP/HTTP, e.g. "
+        "http://collector:4318/v1/traces), and vLLM's own, continuing a caller's traceparent",
+    )
+    access.add_argument(
         "--no-docs",
         dest="docs",
         action="store_false",
@@ -414,6 +420,7 @@ def _serve(args: argparse.Namespace) -> int:
         request_timeout=args.request_timeout,
         queue_timeout=args.queue_timeout,
         drain_timeout=args.drain_timeout,
+        otlp_traces_endpoint=args.otlp_traces_endpoint,
         log_prompts=args.log_prompts,
         response_store=args.response_store,
         responses_ttl=args.responses_ttl,
@@ -534,6 +541,7 @@ def engine_kwargs(config: ServerConfig, enable_lora: bool) -> dict:
         "dtype": config.dtype or default_dtype(config.model_path),
         "enforce_eager": config.enforce_eager,
         "engine_args": dict(config.engine_args),
+        "otlp_traces_endpoint": config.otlp_traces_endpoint,
     }
 
 

@@ -78,6 +78,9 @@ class ServerConfig:
     #: Seconds a request may wait for its slots (``--queue-timeout``): then a 503.
     queue_timeout: float | None = None
     drain_timeout: float = 30.0
+    #: OTLP/HTTP traces URL (``--otlp-traces-endpoint``): one span per request, and the
+    #: in-process engine's own spans, continuing a caller's ``traceparent``.
+    otlp_traces_endpoint: str | None = None
     log_prompts: bool = False
     #: Where /v1/responses keeps stored responses: a SQLite file, "none", or None (a file
     #: in the cache dir).

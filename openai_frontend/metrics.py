@@ -5,6 +5,10 @@ end-to-end latency, prompt and generation lengths; counters of requests by finis
 reason, of HTTP responses by status, and of tokens (prompt tokens served from the
 engine's prefix cache among them); a gauge of running requests; and the event loop's
 lag (:mod:`openai_frontend.loop_lag`), which every request feels.
+
+Beside them, the engines' own metrics by vLLM's names (``vllm:num_requests_waiting``,
+``vllm:kv_cache_usage_perc``, ...), which routers and vLLM's dashboards read: the engine
+computes those (:class:`engines.base.MetricsSource`), this module only exports them.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
 
+from engines.base import MetricsSource
 from openai_frontend.generation import ChoiceDelta
 
 _PREFIX = "openai_frontend"
@@ -111,6 +117,12 @@ class Metrics:
         )
         admitted.set_function(lambda: admission.running)
 
+    def watch_engines(self, engines: list) -> None:
+        """Export the engines' own metrics (those that have any) at each scrape."""
+        sources = [engine for engine in engines if isinstance(engine, MetricsSource)]
+        if sources:
+            self.registry.register(EngineMetrics(sources))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -171,3 +183,30 @@ class Metrics:
                     ttft_ms=None if ttft is None else round(ttft * 1000, 2),
                     generation_ms=round(elapsed * 1000, 2),
                 )
+
+
+class EngineMetrics:
+    """A collector of the engines' metric families, merged by name: with several models
+    (``--config``) each engine reports the same names, its series told apart by vLLM's
+    ``model_name`` label, and an exposition may hold each family once only."""
+
+    def __init__(self, sources: list[MetricsSource]) -> None:
+        self._sources = sources
+
+    def collect(self) -> list[Metric]:
+        merged: dict[str, Metric] = {}
+        seen: set[tuple] = set()
+        for source in self._sources:
+            for family in source.engine_metrics():
+                into = merged.get(family.name)
+                if into is None:  # a copy: a source may hand out the same family again
+                    into = Metric(family.name, family.documentation, family.type, family.unit)
+                    merged[family.name] = into
+                for sample in family.samples:
+                    # vLLM's info gauges (cache_config_info) have no model_name label:
+                    # two engines of one configuration would repeat a series.
+                    key = (sample.name, tuple(sorted(sample.labels.items())))
+                    if key not in seen:
+                        seen.add(key)
+                        into.samples.append(sample)
+        return list(merged.values())

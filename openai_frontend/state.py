@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import time
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from fastapi import Request
+from opentelemetry.trace import Span
 
 from engines.base import Engine, ModelInfo, Task
 from lora.on_demand import OnDemandAdapters
@@ -25,6 +27,7 @@ from openai_frontend.generation import ChoiceDelta, primed, run_choices
 from openai_frontend.metrics import Metrics
 from openai_frontend.parsing.registry import check_parser_names
 from openai_frontend.sampling import read_generation_defaults
+from openai_frontend.tracing import RequestTracer, end_span, traced
 from templates.sources import TemplateResolver, load_template_option, read_model_templates
 
 #: What a request that arrives while the model loads is told to wait, in seconds.
@@ -126,6 +129,8 @@ class ServerState:
     metrics: Metrics = field(default_factory=Metrics)
     #: Only with --max-concurrent-requests: unlimited servers skip admission entirely.
     admission: Admission | None = field(init=False)
+    #: Only with --otlp-traces-endpoint: one span per generation request.
+    tracer: RequestTracer | None = field(init=False)
     #: Set when an engine could not start or died; the process then exits non-zero.
     engine_failed: bool = False
     #: Asks the server to shut down (the CLI points it at uvicorn's exit flag).
@@ -140,6 +145,9 @@ class ServerState:
                 self.config.queue_timeout,
             )
             self.metrics.watch_admission(self.admission)
+        endpoint = self.config.otlp_traces_endpoint
+        self.tracer = RequestTracer(endpoint) if endpoint else None
+        self.metrics.watch_engines([served.engine for served in self.models])
         for served in self.models:
             if served.on_demand is not None:
                 self.metrics.watch_on_demand(served.on_demand, served.name)
@@ -161,11 +169,26 @@ class ServerState:
         its engine request is cancelled (ClientDisconnected, a 499), not run for nobody.
         """
         fields = log_fields(request)
-        started = self._start(target, requests, prompt_tokens, fields)
-        return await cancel_on_disconnect(request, started)
+        if self.tracer is None:
+            started = self._start(target, requests, prompt_tokens, fields)
+            return await cancel_on_disconnect(request, started)
+        request_id = getattr(request.state, "request_id", None)
+        span, context = self.tracer.start(f"POST {request.url.path}", request.headers, request_id)
+        requests = [dataclasses.replace(each, trace_headers=context) for each in requests]
+        try:
+            started = self._start(target, requests, prompt_tokens, fields, span)
+            return await cancel_on_disconnect(request, started)
+        except BaseException as exc:  # refused, timed out or left before its first delta
+            end_span(span, fields, exc)
+            raise
 
     async def _start(
-        self, target: Target, requests: list, prompt_tokens: int, log_fields: dict
+        self,
+        target: Target,
+        requests: list,
+        prompt_tokens: int,
+        log_fields: dict,
+        span: Span | None = None,
     ) -> AsyncIterator[ChoiceDelta]:
         deadline = Deadline.start(self.config.request_timeout)  # the queue wait counts
         running = run_choices(target.engine, requests, target.lease())
@@ -179,6 +202,8 @@ class ServerState:
         if target.adapter is not None:
             log_fields["adapter"] = target.adapter.name
         observed = self.metrics.observe(target.label, prompt_tokens, running, log_fields)
+        if span is not None:
+            observed = traced(span, observed, log_fields)
         return await primed(observed)
 
     async def tokenize(self, target: Target, text: str, add_special_tokens: bool) -> list[int]:
