@@ -112,7 +112,7 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         ),
         top_logprobs=body.logprobs or 0,
         prompt_top=body.prompt_logprobs,
-        score_only=max_tokens == 0,
+        score_only=body.token_limit() == 0,
     )
     requests = choice_requests(reply.id, prompts, sampling, body.n, target.adapter)
     deltas = await state.generate(target, requests, reply.prompt_tokens, request)

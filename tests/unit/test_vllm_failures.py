@@ -47,7 +47,9 @@ class FaultInjectingAsyncLLM:
     #: The ``priority`` of every generate() call.
     priorities: list[int] = field(default_factory=list)
 
-    async def generate(self, prompt, params, request_id, lora_request, priority=0):
+    async def generate(
+        self, prompt, params, request_id, lora_request, priority=0, trace_headers=None
+    ):
         self.priorities.append(priority)
         yield _output("a", None, self.cached_tokens)
         if self.raises is not None:
