@@ -39,9 +39,11 @@ from engines.base import (
     InvalidRequest,
     ModelInfo,
     SamplingParams,
+    TokenLogprob,
     matched_stop_string,
 )
 from engines.hf_tokenizer import HFTokenizer
+from engines.remote_logprobs import TextOf, UnreadableLogprobs, generated_logprobs, prompt_logprobs
 from engines.routing import HashRing, Policy, choose, least_outstanding, routing_key
 from engines.sampling_map import PASSED_AS_IS, guide, refuse_undeclared
 from engines.upstream_metrics import UpstreamGauges, aggregate, read_gauges
@@ -49,24 +51,20 @@ from engines.upstream_metrics import UpstreamGauges, aggregate, read_gauges
 log = logging.getLogger(__name__)
 
 #: What an OpenAI-compatible upstream with vLLM's sampling extensions honours through
-#: ``/v1/completions``. Not here, so rejected with a 400: ``logprobs`` (an upstream's
-#: logprobs name tokens by text, not id) and ``prompt_logprobs``. Structured output is
-#: sent as vLLM's ``structured_outputs`` (``{"json": schema}`` or
+#: ``/v1/completions``. ``logprobs`` are asked with vLLM's ``return_tokens_as_token_ids``
+#: and ``prompt_logprobs`` without streaming (vLLM streams none): an upstream without
+#: them refuses, or answers in a shape the engine reports (see engines.remote_logprobs).
+#: Structured output is sent as vLLM's ``structured_outputs`` (``{"json": schema}`` or
 #: ``{"json_object": true}``); an upstream without it refuses the request with a 400.
 #: Structural tags are not sent: an upstream may not be vLLM, so strict tools are checked
 #: by the gateway after the fact instead (README, "Tool calling").
 #: ``constraint_after_reasoning``: an upstream's grammar starts at the first token, so a
 #: reasoning model's constrained request has its thinking turned off instead.
-SUPPORTED_SAMPLING = ALL_SAMPLING - {
-    "logprobs",
-    "prompt_logprobs",
-    "structural_tag",
-    "constraint_after_reasoning",
-}
+SUPPORTED_SAMPLING = ALL_SAMPLING - {"structural_tag", "constraint_after_reasoning"}
 
 #: Fields sent only when they differ from the OpenAI default, so plain OpenAI-compatible
 #: upstreams (which may refuse vLLM's extensions) see them only when asked for.
-#: (logprobs is not offered; logit_bias needs its keys as strings, below.)
+#: (logprobs go with return_tokens_as_token_ids; logit_bias needs its keys as strings.)
 _OPTIONAL = tuple(name for name in PASSED_AS_IS if name not in ("logprobs", "logit_bias"))
 
 
@@ -93,6 +91,13 @@ def completion_body(request: GenerateRequest, model: str) -> dict:
         body["structured_outputs"] = guide(params)
     if params.logit_bias:
         body["logit_bias"] = {str(token): bias for token, bias in params.logit_bias.items()}
+    if params.logprobs is not None:
+        body["logprobs"] = params.logprobs
+        body["return_tokens_as_token_ids"] = True
+    if params.prompt_logprobs is not None:  # vLLM answers them whole, never streamed
+        body["prompt_logprobs"] = params.prompt_logprobs
+        body["stream"] = False
+        del body["stream_options"]
     if params.priority:  # vLLM's extension; its upstream must run the priority policy
         body["priority"] = params.priority
     for name in ("ignore_eos", "include_stop_str_in_output"):
@@ -447,7 +452,9 @@ class RemoteEngine:
                 if response.status_code >= 400:
                     raise _BeforeFirstByte(await self._refusal(upstream, response))
                 self._running[request_id] = response
-                async for delta in _deltas(response):
+                reader = _Reader(request, self._token_text)
+                deltas = reader.stream(response) if body["stream"] else reader.whole(response)
+                async for delta in deltas:
                     if request_id in self._aborted:
                         return
                     started = True
@@ -461,7 +468,8 @@ class RemoteEngine:
             if not started:
                 raise _BeforeFirstByte(error) from None
             raise error from None
-        except (UpstreamErrorEvent, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        # ValueError: orjson's decode errors, and logprobs not in the shape asked for.
+        except (UpstreamErrorEvent, KeyError, TypeError, ValueError) as exc:
             if request_id in self._aborted:
                 return
             raise _failure(upstream, f"failed mid-stream: {exc}") from None
@@ -510,6 +518,9 @@ class RemoteEngine:
     def tokenize(self, text: str, add_special_tokens: bool) -> list[int]:
         return self._tokenizer.encode(text, add_special_tokens)
 
+    def _token_text(self, token_id: int) -> str:
+        return self._tokenizer.token_text(token_id)
+
     def detokenize(self, token_ids: list[int]) -> str:
         return self._tokenizer.decode(token_ids)
 
@@ -537,41 +548,85 @@ class UpstreamErrorEvent(Exception):
     """The upstream sent an error object in its stream."""
 
 
-async def _deltas(response: httpx.Response) -> AsyncIterator[Delta]:
-    """An upstream's completion stream as deltas, each yielded as soon as it arrives;
-    the last one waits for the usage chunk, whose count is exact."""
-    completion_tokens = 0
-    final: Delta | None = None
-    async for line in response.aiter_lines():
-        if not line.startswith("data:"):
-            continue
-        data = line[5:].strip()
-        if data == "[DONE]":
-            break
-        chunk = orjson.loads(data)
-        if "error" in chunk:
-            error = chunk["error"]
-            raise UpstreamErrorEvent(error.get("message") if isinstance(error, dict) else error)
-        for choice in chunk.get("choices") or []:
-            text = choice.get("text") or ""
-            if text:
-                completion_tokens += 1  # one token a chunk, until usage says otherwise
-            reason = choice.get("finish_reason")
-            if reason is None:
+@dataclass
+class _Reader:
+    """An upstream's completion answer as deltas: its stream, or its whole body (when
+    prompt logprobs were asked: vLLM streams none), with logprobs read by token id."""
+
+    request: GenerateRequest
+    text_of: TextOf
+
+    async def stream(self, response: httpx.Response) -> AsyncIterator[Delta]:
+        """Each delta yielded as soon as it arrives; the last one waits for the usage
+        chunk, whose count is exact."""
+        completion_tokens = 0
+        final: Delta | None = None
+        async for line in response.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                break
+            chunk = _checked(orjson.loads(data))
+            for choice in chunk.get("choices") or []:
+                text = choice.get("text") or ""
                 if text:
-                    yield Delta(text, [], completion_tokens)
-            else:
-                stop_sequence = matched_stop_string(choice.get("stop_reason"))
-                final = Delta(
-                    text, [], completion_tokens, _finish(reason), stop_sequence=stop_sequence
-                )
-        usage = chunk.get("usage")
-        if usage and final is not None:
-            final.completion_tokens = usage["completion_tokens"]
-            final.cached_prompt_tokens = _cached_tokens(usage)
-    if final is None:
-        raise UpstreamErrorEvent("the stream ended without a finish reason")
-    yield final
+                    completion_tokens += 1  # one token a chunk, until usage says otherwise
+                delta = self._delta(choice, completion_tokens)
+                if delta.finish_reason is not None:
+                    final = delta
+                elif text or delta.logprobs:
+                    yield delta
+            usage = chunk.get("usage")
+            if usage and final is not None:
+                final.completion_tokens = usage["completion_tokens"]
+                final.cached_prompt_tokens = _cached_tokens(usage)
+        if final is None:
+            raise UpstreamErrorEvent("the stream ended without a finish reason")
+        yield final
+
+    async def whole(self, response: httpx.Response) -> AsyncIterator[Delta]:
+        """A non-streamed answer as one delta, the prompt's logprobs on it."""
+        reply = _checked(orjson.loads(await response.aread()))
+        choice = reply["choices"][0]
+        usage = reply["usage"]
+        delta = self._delta(choice, usage["completion_tokens"])
+        if delta.finish_reason is None:
+            raise UpstreamErrorEvent("the answer has no finish reason")
+        delta.cached_prompt_tokens = _cached_tokens(usage)
+        delta.prompt_logprobs = self._prompt_logprobs(choice.get("prompt_logprobs"))
+        yield delta
+
+    def _delta(self, choice: dict, completion_tokens: int) -> Delta:
+        reason = choice.get("finish_reason")
+        logprobs = None
+        if self.request.sampling.logprobs is not None:
+            top_k = self.request.sampling.logprobs
+            logprobs = generated_logprobs(choice.get("logprobs"), top_k, self.text_of)
+        return Delta(
+            choice.get("text") or "",
+            [item.token_id for item in logprobs or []],  # known only with logprobs
+            completion_tokens,
+            _finish(reason),
+            logprobs=logprobs,
+            stop_sequence=matched_stop_string(choice.get("stop_reason")) if reason else None,
+        )
+
+    def _prompt_logprobs(self, entries: list | None) -> list[TokenLogprob | None] | None:
+        top_k = self.request.sampling.prompt_logprobs
+        if top_k is None:
+            return None
+        if entries is None:
+            raise UnreadableLogprobs("the upstream sent no prompt_logprobs")
+        return prompt_logprobs(entries, self.request.prompt_token_ids, top_k, self.text_of)
+
+
+def _checked(chunk: dict) -> dict:
+    """The chunk, unless it is the upstream's error object."""
+    if "error" in chunk:
+        error = chunk["error"]
+        raise UpstreamErrorEvent(error.get("message") if isinstance(error, dict) else error)
+    return chunk
 
 
 def _cached_tokens(usage: dict) -> int:

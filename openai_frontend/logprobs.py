@@ -74,3 +74,14 @@ def with_top(tokens: list[TokenLogprob | None], top_k: int) -> list[TokenLogprob
     prompt once for the largest of the request's two counts (``logprobs``, vLLM's
     ``prompt_logprobs``), and each reply field shows its own."""
     return [None if item is None else replace(item, top=item.top[:top_k]) for item in tokens]
+
+
+def as_token_ids(tokens: list[TokenLogprob | None]) -> list[TokenLogprob | None]:
+    """vLLM's ``return_tokens_as_token_ids``: every token and alternative named
+    ``"token_id:N"``, so a client can tell apart ids whose texts are alike."""
+    return [None if item is None else _by_id(item) for item in tokens]
+
+
+def _by_id(item: TokenLogprob) -> TokenLogprob:
+    top = tuple((tid, f"token_id:{tid}", logprob) for tid, _, logprob in item.top)
+    return replace(item, token=f"token_id:{item.token_id}", top=top)

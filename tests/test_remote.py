@@ -240,3 +240,60 @@ def test_vllms_own_server_as_upstream_is_exact(vllm_upstream):
     assert_valid(through, "CreateChatCompletionResponse")
     assert through["choices"][0]["message"]["content"] == direct
     assert streamed_text(chat(gateway.base_url, stream=True)) == direct
+
+
+SCORED_PROMPT = "The lighthouse keeper climbed the stairs"
+
+
+def scored(base_url: str) -> dict:
+    """Generated and prompt logprobs for one prompt, greedy: what evaluation harnesses ask."""
+    body = {
+        "model": MODEL_NAME,
+        "prompt": SCORED_PROMPT,
+        "max_tokens": 4,
+        "temperature": 0,
+        "logprobs": 2,
+        "prompt_logprobs": 2,
+    }
+    answer = httpx.post(base_url + "/v1/completions", json=body, timeout=120)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["choices"][0]
+
+
+def _prompt_scores(choice: dict) -> list[dict | None]:
+    """Per prompt token: {id: (logprob, rank)}, without the decoded texts."""
+    return [
+        None if entry is None else {k: (v["logprob"], v["rank"]) for k, v in entry.items()}
+        for entry in choice["prompt_logprobs"]
+    ]
+
+
+def assert_same_scores(through: dict, direct: dict) -> None:
+    assert through["text"] == direct["text"]
+    mine, theirs = through["logprobs"], direct["logprobs"]
+    assert mine["tokens"] == theirs["tokens"]
+    assert mine["token_logprobs"] == pytest.approx(theirs["token_logprobs"], abs=1e-4)
+    for top, their_top in zip(mine["top_logprobs"], theirs["top_logprobs"], strict=True):
+        assert len(top) == 2  # the top 2; vLLM's may add the sampled token (greedy: in it)
+        for token, logprob in top.items():
+            assert their_top[token] == pytest.approx(logprob, abs=1e-4)
+    prompt, expected = _prompt_scores(through), _prompt_scores(direct)
+    assert len(prompt) == len(expected) and prompt[0] is None and expected[0] is None
+    for got, want in zip(prompt[1:], expected[1:], strict=True):
+        assert got.keys() == want.keys()
+        for key, (logprob, rank) in want.items():
+            assert got[key][0] == pytest.approx(logprob, abs=1e-4)
+            assert got[key][1] == rank
+
+
+def test_logprobs_and_prompt_logprobs_pass_through(two_upstreams):
+    """Read by token id from the upstream (vLLM's return_tokens_as_token_ids), named by
+    the gateway's tokenizer: the same scores as the upstream's own answer."""
+    gateway, upstreams = two_upstreams
+    through = scored(gateway.base_url)
+    assert_same_scores(through, scored(upstreams[0].base_url))
+
+
+def test_vllms_own_server_scores_pass_through(vllm_upstream):
+    gateway, upstream = vllm_upstream
+    assert_same_scores(scored(gateway.base_url), scored(upstream.base_url))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from engines.base import SamplingParams
+from engines.base import SamplingParams, TokenLogprob
 from openai_frontend.choices import Choice, Reply, cached_tokens, finish_reason, usage
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError
@@ -17,6 +17,7 @@ from openai_frontend.generation import ChoiceDelta, check_fan_out, choice_reques
 from openai_frontend.jsonbody import OffLoopJSONRoute
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.logprobs import (
+    as_token_ids,
     completion_logprobs,
     echoed_completion_logprobs,
     vllm_prompt_logprobs,
@@ -47,6 +48,12 @@ class _Reply(Reply):
     #: ``max_tokens: 0`` with ``echo``: the prompt is scored, the token the engine had to
     #: generate for it is dropped (text, logprobs, usage), and the choice ends "length".
     score_only: bool = False
+    #: vLLM's ``return_tokens_as_token_ids``: logprob tokens named ``"token_id:N"`` (what
+    #: a gateway's remote engine asks an upstream for, to read tokens by id).
+    token_ids: bool = False
+
+    def named(self, tokens: list[TokenLogprob | None]) -> list[TokenLogprob | None]:
+        return as_token_ids(tokens) if self.token_ids else tokens
 
     def echo(self, index: int) -> str:
         return self.echoes[index // self.n] if self.echoes else ""
@@ -108,11 +115,14 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         body.logprobs is not None,
         echoes=echoes,
         first_tokens=(
-            _first_tokens(target, prompts) if body.echo and body.logprobs is not None else ()
+            _first_tokens(target, prompts, body.return_tokens_as_token_ids)
+            if body.echo and body.logprobs is not None
+            else ()
         ),
         top_logprobs=body.logprobs or 0,
         prompt_top=body.prompt_logprobs,
         score_only=body.token_limit() == 0,
+        token_ids=body.return_tokens_as_token_ids,
     )
     requests = choice_requests(reply.id, prompts, sampling, body.n, target.adapter)
     deltas = await state.generate(target, requests, reply.prompt_tokens, request)
@@ -165,7 +175,9 @@ def _prompt_scoring(body: CompletionRequest) -> int | None:
     return max((count for count in counts if count is not None), default=None)
 
 
-def _first_tokens(target: Target, prompts: list[list[int]]) -> tuple[str, ...]:
+def _first_tokens(target: Target, prompts: list[list[int]], by_id: bool) -> tuple[str, ...]:
+    if by_id:
+        return tuple(f"token_id:{ids[0]}" for ids in prompts)
     return tuple(target.engine.detokenize(ids[:1]) for ids in prompts)
 
 
@@ -212,10 +224,10 @@ def _logprobs(reply: _Reply, index: int, choice: Choice) -> dict | None:
     if not reply.logprobs:
         return None
     if not reply.first_tokens:
-        return completion_logprobs(choice.logprobs, 0)
+        return completion_logprobs(reply.named(choice.logprobs), 0)
     first = reply.first_tokens[index // reply.n]
-    prompt = with_top(choice.prompt_logprobs or [], reply.top_logprobs)
-    generated = [] if reply.score_only else choice.logprobs
+    prompt = reply.named(with_top(choice.prompt_logprobs or [], reply.top_logprobs))
+    generated = [] if reply.score_only else reply.named(choice.logprobs)
     return echoed_completion_logprobs(first, prompt, generated)
 
 
@@ -235,8 +247,9 @@ async def _stream(
                 continue
             logprobs = None
             if reply.logprobs:
-                logprobs = completion_logprobs(delta.logprobs or [], text_offsets[index])
-                text_offsets[index] += sum(len(t.token) for t in delta.logprobs or [])
+                tokens = reply.named(delta.logprobs or [])
+                logprobs = completion_logprobs(tokens, text_offsets[index])
+                text_offsets[index] += sum(len(t.token) for t in tokens)
             reason = finish_reason(delta.finish_reason) if delta.finish_reason else None
             yield framer.choice(_chunk(index, delta.text, logprobs, reason))
         if reply.score_only:

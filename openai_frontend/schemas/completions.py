@@ -47,6 +47,8 @@ class CompletionRequest(SamplingFields):
     logprobs: int | None = Field(None, ge=0, le=20)
     #: vLLM's: each prompt token's logprob and this many alternatives, in vLLM's shape.
     prompt_logprobs: int | None = Field(None, ge=0, le=20)
+    #: vLLM's: logprob tokens named ``"token_id:N"`` instead of by their text.
+    return_tokens_as_token_ids: bool = False
     best_of: int | None = Field(None, ge=1, le=128)
     suffix: str | None = None
     structured_outputs: StructuredOutputs | None = None

@@ -91,8 +91,19 @@ def test_priority_is_declared_only_when_the_upstreams_schedule_by_it():
 
 def test_undeclared_fields_are_refused_by_name():
     with pytest.raises(InvalidRequest) as refused:
-        completion_body(request(logprobs=2), "m")
-    assert refused.value.param == "logprobs"
+        completion_body(request(constraint_after_reasoning=True), "m")
+    assert refused.value.param == "constraint_after_reasoning"
+
+
+def test_logprobs_are_asked_by_token_id_and_prompt_logprobs_whole():
+    body = completion_body(request(logprobs=2, prompt_logprobs=1), "m")
+    assert body["logprobs"] == 2
+    assert body["return_tokens_as_token_ids"] is True
+    assert body["prompt_logprobs"] == 1
+    assert body["stream"] is False
+    assert "stream_options" not in body
+    streamed = completion_body(request(logprobs=0), "m")
+    assert (streamed["stream"], streamed["logprobs"]) == (True, 0)
 
 
 def sse(*chunks: str) -> bytes:
@@ -406,3 +417,104 @@ def test_an_upstream_without_an_adapter_is_reported_but_serves_the_base(caplog):
     assert "adapter 'pirate'" in status["warning"] and "it lists: up" in status["warning"]
     (logged,) = [r.getMessage() for r in caplog.records]
     assert "http://up-1:8000" in logged and status["warning"] in logged
+
+
+def text_of(token_id: int) -> str:
+    return f"<{token_id}>"
+
+
+def engine_speaking(handler) -> RemoteEngine:
+    """A remote engine whose tokenizer names token N ``<N>`` (no model needed)."""
+    engine = engine_with(handler)
+    engine._token_text = text_of
+    return engine
+
+
+def test_streamed_logprobs_are_read_by_token_id():
+    chunk = {
+        "choices": [
+            {
+                "index": 0,
+                "text": "Hi",
+                "finish_reason": None,
+                "logprobs": {
+                    "tokens": ["token_id:7"],
+                    "token_logprobs": [-0.5],
+                    # vLLM's dict holds the sampled token too, beyond the top 1.
+                    "top_logprobs": [{"token_id:7": -0.5, "token_id:9": -0.25}],
+                    "text_offset": [0],
+                },
+            }
+        ]
+    }
+    stream = sse(
+        json.dumps(chunk),
+        '{"choices":[{"index":0,"text":"","finish_reason":"length"}]}',
+        '{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}',
+        "[DONE]",
+    )
+    engine = engine_speaking(lambda _: httpx.Response(200, content=stream))
+    deltas = asyncio.run(run(engine, request(logprobs=1)))
+    [token] = deltas[0].logprobs
+    assert (token.token_id, token.token, token.logprob) == (7, "<7>", -0.5)
+    assert token.top == ((9, "<9>", -0.25),)
+    assert deltas[0].token_ids == [7]
+
+
+def test_prompt_logprobs_come_whole_with_their_ranks():
+    answer = {
+        "choices": [
+            {
+                "index": 0,
+                "text": "x",
+                "finish_reason": "length",
+                "prompt_logprobs": [
+                    None,
+                    {
+                        "2": {"logprob": -1.0, "rank": 3, "decoded_token": "b"},
+                        "5": {"logprob": -0.1, "rank": 1, "decoded_token": "e"},
+                    },
+                    {"3": {"logprob": -0.2, "rank": 1, "decoded_token": "c"}},
+                ],
+            }
+        ],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+    }
+    sent = []
+
+    def handler(upstream_request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(upstream_request.content))
+        return httpx.Response(200, json=answer)
+
+    engine = engine_speaking(handler)
+    [delta] = asyncio.run(run(engine, request(prompt_logprobs=1)))
+    assert sent[0]["stream"] is False
+    assert (delta.text, delta.finish_reason, delta.completion_tokens) == ("x", "length", 1)
+    first, second, third = delta.prompt_logprobs
+    assert first is None
+    assert (second.token_id, second.logprob, second.rank, second.top) == (
+        2,
+        -1.0,
+        3,
+        ((5, "<5>", -0.1),),
+    )
+    assert (third.token_id, third.rank, third.top) == (3, 1, ((3, "<3>", -0.2),))
+
+
+def test_logprobs_named_by_text_are_an_upstream_failure():
+    chunk = {
+        "choices": [
+            {
+                "index": 0,
+                "text": "Hi",
+                "finish_reason": "length",
+                "logprobs": {"tokens": ["Hi"], "token_logprobs": [-0.5], "top_logprobs": None},
+            }
+        ]
+    }
+    stream = sse(json.dumps(chunk), "[DONE]")
+    engine = engine_speaking(lambda _: httpx.Response(200, content=stream))
+    with pytest.raises(EngineError) as failed:
+        asyncio.run(run(engine, request(logprobs=0)))
+    assert failed.value.status == 502
+    assert "not named by its id" in str(failed.value)
