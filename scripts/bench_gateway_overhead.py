@@ -129,7 +129,7 @@ def reply_pieces(reply: str) -> tuple[str, ...]:
     return tuple(delta.text for delta in deltas_of(synthetic_reply()[0]))
 
 
-def serve(port: int, reply: str, parsers: bool, embeddings: bool) -> None:
+def serve(port: int, reply: str, parsers: bool, embeddings: bool, stock: bool = False) -> None:
     """The gateway with the synthetic engine (run in its own process: no shared GIL);
     with ``parsers``, every reply goes through the qwen3 reasoning and hermes tool-call
     parsers, as a request with tools to a reasoning model would; with ``embeddings`` it
@@ -139,6 +139,12 @@ def serve(port: int, reply: str, parsers: bool, embeddings: bool) -> None:
     if embeddings:
         chosen["task"] = "embed"
     config = ServerConfig(model_path=model, served_model_name=MODEL_NAME, port=port, **chosen)
+    if stock:  # the "before": sse-starlette's response class as shipped
+        import sse_starlette
+
+        from openai_frontend import streaming
+
+        streaming.LeanEventSourceResponse = sse_starlette.EventSourceResponse
     app = create_app(config, SyntheticTokenEngine(model, reply_pieces(reply)))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
@@ -211,10 +217,17 @@ async def cpu_per_frame(args: argparse.Namespace) -> None:
     floor = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(floor_port)])
     targets = {api: (gateway, args.port) for api in args.api.split(",")}
     targets["floor"] = (floor, floor_port)
+    stock = None
+    if args.compare_stock:  # chat again, through a gateway with stock sse-starlette
+        stock_port = args.port + 2
+        command = [sys.executable, __file__, "--serve", str(stock_port), "--stock-sse"]
+        stock = subprocess.Popen([*command, "--reply", args.reply])
+        targets["chat, stock sse-starlette"] = (stock, stock_port)
     results: dict[str, list[float]] = {name: [] for name in targets}
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{args.port}") as client:
-            await wait_up(client)
+        for port in {port for _, port in targets.values()} - {floor_port}:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                await wait_up(client)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{floor_port}") as client:
             for _ in range(200):
                 try:
@@ -225,17 +238,21 @@ async def cpu_per_frame(args: argparse.Namespace) -> None:
         names = list(targets)
         for name in names:  # warm-up
             process, port = targets[name]
-            await lean_frames(f"http://127.0.0.1:{port}", name, 1.0, args.concurrency)
+            api = "chat" if name.startswith("chat, ") else name
+            await lean_frames(f"http://127.0.0.1:{port}", api, 1.0, args.concurrency)
         for round_ in range(args.rounds):
             for name in names if round_ % 2 == 0 else reversed(names):
                 process, port = targets[name]
                 watched = psutil.Process(process.pid)
                 before = cpu_seconds(watched)
                 base = f"http://127.0.0.1:{port}"
-                frames = await lean_frames(base, name, args.seconds, args.concurrency)
+                api = "chat" if name.startswith("chat, ") else name
+                frames = await lean_frames(base, api, args.seconds, args.concurrency)
                 results[name].append((cpu_seconds(watched) - before) * 1e6 / frames)
     finally:
-        for process in (gateway, floor):
+        for process in (gateway, floor, stock):
+            if process is None:
+                continue
             process.terminate()
             process.wait(timeout=30)
     medians = {name: statistics.median(values) for name, values in results.items()}
@@ -390,6 +407,10 @@ if __name__ == "__main__":
     parser.add_argument("--embeddings", action="store_true", help="measure /v1/embeddings")
     parser.add_argument("--cpu", action="store_true", help="server CPU µs per frame")
     parser.add_argument("--concurrency", type=int, default=32, help="streams at once (--cpu)")
+    parser.add_argument(
+        "--compare-stock", action="store_true", help="--cpu: also chat with stock sse-starlette"
+    )
+    parser.add_argument("--stock-sse", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
@@ -398,6 +419,12 @@ if __name__ == "__main__":
     elif arguments.cpu:
         asyncio.run(cpu_per_frame(arguments))
     elif arguments.serve:
-        serve(arguments.serve, arguments.reply, arguments.parsers, arguments.embeddings)
+        serve(
+            arguments.serve,
+            arguments.reply,
+            arguments.parsers,
+            arguments.embeddings,
+            arguments.stock_sse,
+        )
     else:
         asyncio.run(main(arguments))
