@@ -95,14 +95,33 @@ async def _guarded(
         yield ending.last
 
 
+class LeanEventSourceResponse(EventSourceResponse):
+    """sse-starlette's response without its per-frame anyio cancel scope.
+
+    With no ``send_timeout`` (ours sets none), sse-starlette still opens
+    ``anyio.move_on_after(None)`` around every frame's send; that scope was a measurable
+    share of the gateway's CPU per streamed token. Disconnect detection, the shutdown
+    event and the drain are sse-starlette's own, unchanged.
+    """
+
+    async def _send_with_timeout(self, send, message) -> None:  # noqa: ANN001
+        if self.send_timeout is not None:
+            return await super()._send_with_timeout(send, message)
+        try:
+            await send(message)
+        except BaseException:
+            self._send_interrupted = True
+            raise
+
+
 def sse_response(
     frames: AsyncIterator[bytes],
     drain_timeout: float = 30.0,
     ending: StreamEnding = OPENAI_ENDING,
-) -> EventSourceResponse:
+) -> LeanEventSourceResponse:
     """The stream as SSE; ping=0 because OpenAI sends no keep-alive comments either."""
     shutdown = anyio.Event()
-    return EventSourceResponse(
+    return LeanEventSourceResponse(
         _guarded(frames, shutdown, drain_timeout, ending),
         ping=0,
         headers={"Cache-Control": "no-cache"},

@@ -20,8 +20,16 @@ and 32: the gateway's own cost per embeddings request.
 reply with a ``<think>`` section and ``<tool_call>`` blocks (scripts/bench_output_parser.py
 builds it), so the per-frame cost can be compared with and without a parser stage.
 
+``--cpu`` measures right instead: the gateway process's own CPU time (user + system,
+read with psutil over each window) per streamed frame, with a lean aiohttp client, at
+concurrency 32 and 256 tokens per stream, for each ``--api`` and for a floor: a bare
+ASGI app under uvicorn that relays 256 pre-built SSE frames per request (no FastAPI, no
+engine, no JSON). The APIs and the floor are interleaved over ``--rounds``; medians.
+
     .venv/bin/python scripts/bench_gateway_overhead.py [--seconds 10] [--reply reasoning-tools]
         [--api chat,responses,messages] [--rounds 3]
+    .venv/bin/python scripts/bench_gateway_overhead.py --cpu --rounds 3 --seconds 5 \
+        --api chat,completions,responses,messages
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import psutil
 import uvicorn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,7 +129,7 @@ def reply_pieces(reply: str) -> tuple[str, ...]:
     return tuple(delta.text for delta in deltas_of(synthetic_reply()[0]))
 
 
-def serve(port: int, reply: str, parsers: bool, embeddings: bool) -> None:
+def serve(port: int, reply: str, parsers: bool, embeddings: bool, stock: bool = False) -> None:
     """The gateway with the synthetic engine (run in its own process: no shared GIL);
     with ``parsers``, every reply goes through the qwen3 reasoning and hermes tool-call
     parsers, as a request with tools to a reasoning model would; with ``embeddings`` it
@@ -130,8 +139,135 @@ def serve(port: int, reply: str, parsers: bool, embeddings: bool) -> None:
     if embeddings:
         chosen["task"] = "embed"
     config = ServerConfig(model_path=model, served_model_name=MODEL_NAME, port=port, **chosen)
+    if stock:  # the "before": sse-starlette's response class as shipped
+        import sse_starlette
+
+        from openai_frontend import streaming
+
+        streaming.LeanEventSourceResponse = sse_starlette.EventSourceResponse
     app = create_app(config, SyntheticTokenEngine(model, reply_pieces(reply)))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+FLOOR_FRAME = (
+    b'data: {"id":"chatcmpl-0","object":"chat.completion.chunk","created":0,"model":"m",'
+    b'"choices":[{"index":0,"delta":{"content":" tok"},"logprobs":null,"finish_reason":null}]}\n\n'
+)
+
+
+async def floor_app(scope: dict, receive, send) -> None:  # noqa: ANN001
+    """The floor: a bare ASGI SSE relay of 256 pre-built frames, one send per frame."""
+    if scope["type"] != "http":
+        if scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                await send({"type": message["type"] + ".complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+        return
+    while (await receive()).get("more_body"):
+        pass
+    headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    for _ in range(256):
+        await asyncio.sleep(0)  # one event-loop turn per token, as the synthetic engine's
+        await send({"type": "http.response.body", "body": FLOOR_FRAME, "more_body": True})
+    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+
+
+def serve_floor(port: int) -> None:
+    uvicorn.run(floor_app, host="127.0.0.1", port=port, log_level="warning")
+
+
+async def lean_frames(base: str, api: str, seconds: float, concurrency: int) -> int:
+    """Frames read by a lean aiohttp client in ``seconds`` (``api`` "floor": the relay)."""
+    import aiohttp
+
+    dialect = DIALECTS["chat" if api == "floor" else api]
+    payload = dialect.body(MODEL_NAME, PROMPT, 256, stream=True)
+    frames = 0
+    deadline = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency)
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal frames
+        while time.perf_counter() < deadline:
+            async with session.post(base + dialect.path, json=payload) as response:
+                response.raise_for_status()
+                count = 0
+                async for line in response.content:
+                    if line.startswith(b"data: "):
+                        count += 1
+                frames += count
+
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    return frames
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+async def cpu_per_frame(args: argparse.Namespace) -> None:
+    """Gateway CPU µs per frame per API and the floor's, interleaved over rounds."""
+    floor_port = args.port + 1
+    gateway = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(args.port), "--reply", args.reply]
+    )
+    floor = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(floor_port)])
+    targets = {api: (gateway, args.port) for api in args.api.split(",")}
+    targets["floor"] = (floor, floor_port)
+    stock = None
+    if args.compare_stock:  # chat again, through a gateway with stock sse-starlette
+        stock_port = args.port + 2
+        command = [sys.executable, __file__, "--serve", str(stock_port), "--stock-sse"]
+        stock = subprocess.Popen([*command, "--reply", args.reply])
+        targets["chat, stock sse-starlette"] = (stock, stock_port)
+    results: dict[str, list[float]] = {name: [] for name in targets}
+    try:
+        for port in {port for _, port in targets.values()} - {floor_port}:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                await wait_up(client)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{floor_port}") as client:
+            for _ in range(200):
+                try:
+                    await client.post("/", content=b"")
+                    break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.1)
+        names = list(targets)
+        for name in names:  # warm-up
+            process, port = targets[name]
+            api = "chat" if name.startswith("chat, ") else name
+            await lean_frames(f"http://127.0.0.1:{port}", api, 1.0, args.concurrency)
+        for round_ in range(args.rounds):
+            for name in names if round_ % 2 == 0 else reversed(names):
+                process, port = targets[name]
+                watched = psutil.Process(process.pid)
+                before = cpu_seconds(watched)
+                base = f"http://127.0.0.1:{port}"
+                api = "chat" if name.startswith("chat, ") else name
+                frames = await lean_frames(base, api, args.seconds, args.concurrency)
+                results[name].append((cpu_seconds(watched) - before) * 1e6 / frames)
+    finally:
+        for process in (gateway, floor, stock):
+            if process is None:
+                continue
+            process.terminate()
+            process.wait(timeout=30)
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    reference = medians[names[0]]
+    print(
+        f"| API | server CPU µs per frame (median of {args.rounds}) | rounds | ratio to "
+        f"{names[0]} | ratio to floor |"
+    )
+    print("|---|---:|---|---:|---:|")
+    for name, value in medians.items():
+        rounds = ", ".join(f"{v:.1f}" for v in results[name])
+        print(
+            f"| {name} | {value:.1f} | {rounds} | {value / reference:.2f} | "
+            f"{value / medians['floor']:.2f} |"
+        )
 
 
 async def wait_up(client: httpx.AsyncClient) -> None:
@@ -269,9 +405,26 @@ if __name__ == "__main__":
         "--parsers", action="store_true", help="serve with the qwen3 and hermes parsers"
     )
     parser.add_argument("--embeddings", action="store_true", help="measure /v1/embeddings")
+    parser.add_argument("--cpu", action="store_true", help="server CPU µs per frame")
+    parser.add_argument("--concurrency", type=int, default=32, help="streams at once (--cpu)")
+    parser.add_argument(
+        "--compare-stock", action="store_true", help="--cpu: also chat with stock sse-starlette"
+    )
+    parser.add_argument("--stock-sse", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
-    if arguments.serve:
-        serve(arguments.serve, arguments.reply, arguments.parsers, arguments.embeddings)
+    if arguments.serve_floor:
+        serve_floor(arguments.serve_floor)
+    elif arguments.cpu:
+        asyncio.run(cpu_per_frame(arguments))
+    elif arguments.serve:
+        serve(
+            arguments.serve,
+            arguments.reply,
+            arguments.parsers,
+            arguments.embeddings,
+            arguments.stock_sse,
+        )
     else:
         asyncio.run(main(arguments))
