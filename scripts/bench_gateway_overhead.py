@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import statistics
 import subprocess
 import sys
@@ -145,6 +146,9 @@ def serve(port: int, reply: str, parsers: bool, embeddings: bool, stock: bool = 
         from openai_frontend import streaming
 
         streaming.LeanEventSourceResponse = sse_starlette.EventSourceResponse
+    # The start-up check asks the served engine for "Paris"; the synthetic engine answers
+    # " tok" by design, so its loud warning would only mislead whoever reads the bench.
+    logging.getLogger("openai_frontend.sanity").setLevel(logging.CRITICAL)
     app = create_app(config, SyntheticTokenEngine(model, reply_pieces(reply)))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
@@ -223,6 +227,13 @@ async def cpu_per_frame(args: argparse.Namespace) -> None:
         command = [sys.executable, __file__, "--serve", str(stock_port), "--stock-sse"]
         stock = subprocess.Popen([*command, "--reply", args.reply])
         targets["chat, stock sse-starlette"] = (stock, stock_port)
+    baseline = None
+    if args.baseline:  # chat through an older checkout's own bench server, same engine
+        baseline_port = args.port + 3
+        script = args.baseline / "scripts" / "bench_gateway_overhead.py"
+        command = [sys.executable, str(script), "--serve", str(baseline_port)]
+        baseline = subprocess.Popen(command, cwd=args.baseline)
+        targets[f"chat, {args.baseline.name} checkout"] = (baseline, baseline_port)
     results: dict[str, list[float]] = {name: [] for name in targets}
     try:
         for port in {port for _, port in targets.values()} - {floor_port}:
@@ -250,7 +261,7 @@ async def cpu_per_frame(args: argparse.Namespace) -> None:
                 frames = await lean_frames(base, api, args.seconds, args.concurrency)
                 results[name].append((cpu_seconds(watched) - before) * 1e6 / frames)
     finally:
-        for process in (gateway, floor, stock):
+        for process in (gateway, floor, stock, baseline):
             if process is None:
                 continue
             process.terminate()
@@ -271,7 +282,8 @@ async def cpu_per_frame(args: argparse.Namespace) -> None:
 
 
 async def wait_up(client: httpx.AsyncClient) -> None:
-    for _ in range(200):
+    """Up to 120 s: several servers importing torch at once on two busy cores is slow."""
+    for _ in range(1200):
         try:
             if (await client.get("/health/ready")).status_code == 200:
                 return
@@ -409,6 +421,12 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=32, help="streams at once (--cpu)")
     parser.add_argument(
         "--compare-stock", action="store_true", help="--cpu: also chat with stock sse-starlette"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="TREE",
+        help="--cpu: also chat through the gateway checked out at TREE (git worktree add)",
     )
     parser.add_argument("--stock-sse", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
