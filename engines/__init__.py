@@ -14,6 +14,7 @@ BACKENDS = {
     "vllm": ("engines.vllm", "VLLMEngine"),
     "trtllm": ("engines.trtllm", "TRTLLMEngine"),
     "remote": ("engines.remote", "RemoteEngine"),
+    "synthetic": ("engines.synthetic", "SyntheticTokenEngine"),
 }
 
 

@@ -130,8 +130,9 @@ def _add_engine_flags(serve: argparse.ArgumentParser) -> None:
         "--engine",
         choices=sorted(BACKENDS),
         default="vllm",
-        help="vllm (in process), trtllm (in process, needs TensorRT-LLM and a GPU), or "
-        "remote (upstream OpenAI-compatible servers; MODEL gives tokenizer and template)",
+        help="vllm (in process), trtllm (in process, needs TensorRT-LLM and a GPU), "
+        "remote (upstream OpenAI-compatible servers; MODEL gives tokenizer and template), or "
+        "synthetic (NOT a model: fixed one-token deltas, to measure the frontend alone)",
     )
     engine.add_argument(
         "--engine-args",
@@ -516,6 +517,8 @@ def engine_kwargs(config: ServerConfig, enable_lora: bool) -> dict:
         }
     if config.upstreams:
         raise ValueError("--upstream is for --engine remote")
+    if config.engine == "synthetic":
+        return common
     if config.task == "embed":
         _check_embed(config, enable_lora)
     lora = {

@@ -83,7 +83,7 @@ class LoraEntry(_Strict):
 
 class ModelEntry(_Strict):
     name: str = Field(min_length=1)
-    engine: Literal["vllm", "trtllm", "remote"] = "vllm"
+    engine: Literal["vllm", "trtllm", "remote", "synthetic"] = "vllm"
     task: Literal["generate", "embed"] = "generate"
     model: str | None = None
     engine_args: EngineArgs = EngineArgs()

@@ -17,7 +17,14 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.metrics_core import Metric
 
 from engines.base import MetricsSource
@@ -35,6 +42,9 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # process_cpu_seconds_total, resident memory, open fds: what vLLM's /metrics also
+        # has (its default registry), and what `openai-frontend bench` divides by frames.
+        ProcessCollector(registry=self.registry)
         model = ["model"]
 
         def histogram(name: str, doc: str, buckets: tuple) -> Histogram:

@@ -36,12 +36,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -51,75 +49,11 @@ import uvicorn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engines.base import Delta, GenerateRequest, ModelInfo  # noqa: E402
-from engines.hf_tokenizer import HFTokenizer  # noqa: E402
-from engines.vllm import SUPPORTED_SAMPLING  # noqa: E402
+from engines.synthetic import SyntheticTokenEngine  # noqa: E402
 from openai_frontend.app import create_app  # noqa: E402
 from openai_frontend.bench.dialects import DIALECTS  # noqa: E402
 from openai_frontend.config import ServerConfig  # noqa: E402
 from openai_frontend.default_model import MODEL_NAME, ensure_default_model  # noqa: E402
-
-EMBEDDING_SIZE = 384
-UNIT_VECTOR = [EMBEDDING_SIZE**-0.5] * EMBEDDING_SIZE
-
-
-class SyntheticTokenEngine:
-    """NOT a model: emits ``max_tokens`` one-token deltas of ``pieces`` (cycled), instantly."""
-
-    supported_sampling = SUPPORTED_SAMPLING
-    supports_lora = False
-    in_process = True
-
-    def __init__(self, model_path: Path, pieces: tuple[str, ...] = (" tok",)) -> None:
-        self._path = model_path
-        self._tokenizer = HFTokenizer(model_path)
-        self._pieces = pieces
-
-    async def start(self) -> None:
-        return None
-
-    def is_ready(self) -> bool:
-        return True
-
-    def model(self) -> ModelInfo:
-        return ModelInfo(id=MODEL_NAME, max_model_len=8192, path=self._path)
-
-    async def generate(self, request: GenerateRequest) -> AsyncIterator[Delta]:
-        total = request.sampling.max_tokens
-        pieces = self._pieces
-        for i in range(1, total + 1):
-            await asyncio.sleep(0)  # one event-loop turn per token, as a real engine's
-            yield Delta(pieces[(i - 1) % len(pieces)], [1], i, "length" if i == total else None)
-
-    async def embed(
-        self, request_id: str, inputs: list[list[int]], dimensions: int | None
-    ) -> list[list[float]]:
-        """NOT a model: the same unit-norm vector of EMBEDDING_SIZE floats per input."""
-        return [UNIT_VECTOR] * len(inputs)
-
-    async def abort(self, request_id: str) -> None:
-        return None
-
-    def num_unfinished_requests(self) -> int:
-        return 0
-
-    def tokenize(self, text: str, add_special_tokens: bool) -> list[int]:
-        return self._tokenizer.encode(text, add_special_tokens)
-
-    def detokenize(self, token_ids: list[int]) -> str:
-        return self._tokenizer.decode(token_ids)
-
-    async def add_adapter(self, adapter: object) -> None:
-        raise NotImplementedError
-
-    async def remove_adapter(self, adapter: object) -> None:
-        raise NotImplementedError
-
-    async def loaded_adapter_ids(self) -> list[int]:
-        return []
-
-    async def shutdown(self) -> None:
-        return None
 
 
 def reply_pieces(reply: str) -> tuple[str, ...]:
@@ -146,10 +80,7 @@ def serve(port: int, reply: str, parsers: bool, embeddings: bool, stock: bool = 
         from openai_frontend import streaming
 
         streaming.LeanEventSourceResponse = sse_starlette.EventSourceResponse
-    # The start-up check asks the served engine for "Paris"; the synthetic engine answers
-    # " tok" by design, so its loud warning would only mislead whoever reads the bench.
-    logging.getLogger("openai_frontend.sanity").setLevel(logging.CRITICAL)
-    app = create_app(config, SyntheticTokenEngine(model, reply_pieces(reply)))
+    app = create_app(config, SyntheticTokenEngine(model, MODEL_NAME, pieces=reply_pieces(reply)))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 

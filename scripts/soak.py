@@ -280,15 +280,15 @@ def serve(engine: str, port: int, store: str) -> None:
         argv = ["serve", str(model), "--served-model-name", MODEL_NAME, "--port", str(port)]
         sys.exit(main([*argv, "--log-level", "warning", "--response-store", store]))
     import uvicorn
-    from bench_gateway_overhead import SyntheticTokenEngine
 
+    from engines.synthetic import SyntheticTokenEngine
     from openai_frontend.app import create_app
     from openai_frontend.config import ServerConfig
 
     config = ServerConfig(
         model_path=model, served_model_name=MODEL_NAME, port=port, response_store=store
     )
-    app = create_app(config, SyntheticTokenEngine(model))
+    app = create_app(config, SyntheticTokenEngine(model, MODEL_NAME))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 

@@ -96,6 +96,7 @@ async def _streamed(client, shape, prompt, record, sent) -> str:
         async for line in response.aiter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
+            record.frames += 1
             event = orjson.loads(line[6:])
             failure = dialect.event_error(event)
             if failure is not None:

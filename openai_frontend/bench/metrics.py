@@ -38,6 +38,8 @@ class RequestRecord:
     output_tokens_counted: int | None = None
     status: int | None = None
     error: str | None = None
+    #: SSE ``data:`` frames received, [DONE] excluded: what the server's CPU is divided by.
+    frames: int = 0
 
     @property
     def tpot(self) -> float | None:
@@ -115,6 +117,7 @@ def summarize(records: list[RequestRecord], duration: float, slos: dict[str, flo
         "duration_s": duration,
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
+        "frames": sum(r.frames for r in records),
         "request_throughput": len(done) / duration if duration else 0.0,
         "output_throughput": output_tokens / duration if duration else 0.0,
         "total_token_throughput": (input_tokens + output_tokens) / duration if duration else 0.0,

@@ -42,6 +42,12 @@ def table(result: dict) -> str:
             cells = " | ".join(_ms(stats, k) for k in ("mean", "p50", "p90", "p99"))
             lines.append(f"| {run['concurrency']} | {key[:-3].upper()} | {cells} |")
     for run in result["runs"]:
+        for url, value in run["summary"].get("server_cpu_us_per_frame", {}).items():
+            lines.append(
+                f"concurrency {run['concurrency']}: {url} process CPU {value:.1f} µs per frame"
+                f" ({run['summary']['frames']} frames)"
+            )
+    for run in result["runs"]:
         lines.extend(_errors(run))
         lines.extend(_server_highlights(run))
     return "\n".join(lines)

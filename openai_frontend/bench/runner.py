@@ -21,7 +21,7 @@ from openai_frontend.bench.client import RequestShape
 from openai_frontend.bench.corpus import LengthSampler, jsonl_prompts, synthetic_prompts
 from openai_frontend.bench.load import LoadPlan, run_load, warm_up
 from openai_frontend.bench.metrics import parse_slos, summarize
-from openai_frontend.bench.server_metrics import deltas, scrape_all
+from openai_frontend.bench.server_metrics import cpu_us_per_frame, deltas, scrape_all
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,6 +77,8 @@ async def _level(client, shape, prompts, args, concurrency, tokenizer, slos) -> 
     records, duration = await run_load(client, shape, prompts, plan, tokenizer, f"c={concurrency}")
     after = await scrape_all(client, args.server_metrics)
     summary = summarize(records, duration, slos)
+    server_rows = deltas(before, after)
+    summary["server_cpu_us_per_frame"] = cpu_us_per_frame(server_rows, summary["frames"])
     print(
         f"concurrency {concurrency}: {summary['completed']}/{summary['requests']} ok, "
         f"{summary['output_throughput']:.1f} output tok/s",
@@ -87,7 +89,7 @@ async def _level(client, shape, prompts, args, concurrency, tokenizer, slos) -> 
         "request_rate": "inf" if math.isinf(args.request_rate) else args.request_rate,
         "summary": summary,
         "requests": [record.as_dict() for record in records],
-        "server_metrics": deltas(before, after),
+        "server_metrics": server_rows,
     }
 
 

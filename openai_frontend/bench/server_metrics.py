@@ -56,5 +56,18 @@ def deltas(before: dict[str, dict], after: dict[str, dict]) -> list[dict]:
     return rows
 
 
+def cpu_us_per_frame(rows: list[dict], frames: int) -> dict[str, float]:
+    """Each endpoint's own process CPU (``process_cpu_seconds_total``, user + system) over
+    the level, per streamed frame the client received: the frontend's cost per frame when
+    the server runs ``--engine synthetic``. Endpoints without the metric are left out."""
+    if not frames:
+        return {}
+    return {
+        row["url"]: row["value"] * 1e6 / frames
+        for row in rows
+        if row.get("metric") == "process_cpu_seconds_total" and row.get("kind") == "delta"
+    }
+
+
 def _row(url: str, name: str, labels: tuple, kind: str, value: float) -> dict:
     return {"url": url, "metric": name, "labels": dict(labels), "kind": kind, "value": value}

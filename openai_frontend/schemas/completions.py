@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from engines.base import StructuredOutput
 from openai_frontend.errors import APIError
@@ -20,12 +20,15 @@ class StructuredOutputs(StrictModel):
     unknown fields here, so they are refused by name, never dropped. The remote engine
     sends exactly this to its upstreams."""
 
-    json: dict[str, Any] | None = None
+    # Named apart from its key: a field called "json" shadows BaseModel.json, and pydantic
+    # warned about it at every start. The key stays "json", and only "json".
+    model_config = ConfigDict(populate_by_name=False)  # merged with StrictModel's
+    json_schema: dict[str, Any] | None = Field(None, alias="json")
     json_object: bool | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> StructuredOutputs:
-        if (self.json is None) == (not self.json_object):
+        if (self.json_schema is None) == (not self.json_object):
             raise APIError(
                 "structured_outputs takes exactly one of 'json' (a JSON Schema) or "
                 "'json_object': true",
@@ -34,8 +37,8 @@ class StructuredOutputs(StrictModel):
         return self
 
     def constraint(self) -> StructuredOutput:
-        if self.json is not None:
-            return StructuredOutput(json_schema=self.json)
+        if self.json_schema is not None:
+            return StructuredOutput(json_schema=self.json_schema)
         return StructuredOutput(json_object=True)
 
 
