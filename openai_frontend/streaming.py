@@ -79,9 +79,12 @@ async def _guarded(
             while True:
                 if shutdown.is_set() and drain_deadline is None:
                     drain_deadline = time.monotonic() + drain_timeout
-                timeout = None if drain_deadline is None else drain_deadline - time.monotonic()
                 try:
-                    chunk = await asyncio.wait_for(anext(frames), timeout)
+                    if drain_deadline is None:  # the common case: no timer per frame
+                        chunk = await anext(frames)
+                    else:
+                        timeout = drain_deadline - time.monotonic()
+                        chunk = await asyncio.wait_for(anext(frames), timeout)
                 except StopAsyncIteration:
                     break
                 except TimeoutError:

@@ -23,6 +23,8 @@ _TEXT_KINDS = {
     "reasoning": ("rs", "reasoning_text", "response.reasoning_text"),
 }
 
+_DELTA_TYPES = {kind: f"{family}.delta" for kind, (_, _, family) in _TEXT_KINDS.items()}
+
 
 def _text_part(kind: str, text: str) -> Item:
     part_type = _TEXT_KINDS[kind][1]
@@ -79,10 +81,20 @@ class OutputBuilder:
             events += self._close("completed")
             events += self._open_item(_new_text_item(kind))
         self._texts.append(text)
-        event = {**self._where(), "content_index": 0, "delta": text}
+        open_item = self._open
+        event = {  # one dict a token, built once: this runs for every streamed frame
+            "type": _DELTA_TYPES[kind],
+            "item_id": open_item["id"],
+            "output_index": len(self.output) - 1,
+            "content_index": 0,
+            "delta": text,
+        }
         if kind == "message":
             event["logprobs"] = []
-        return [*events, {"type": f"{_TEXT_KINDS[kind][2]}.delta", **event}]
+        if events:
+            events.append(event)
+            return events
+        return [event]
 
     def _call(self, piece: ToolCallDelta) -> list[Event]:
         events: list[Event] = []
