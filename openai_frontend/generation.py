@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import aclosing
 from typing import Protocol
 
@@ -107,12 +107,12 @@ async def run_choices(
             lease.acquire()  # the adapter may have been unloaded since lookup: a 404
             acquired = True
             await lease.ready()
-        streams = [_tagged(engine, index, request) for index, request in enumerate(requests)]
-        if len(streams) == 1:
-            async with aclosing(streams[0]) as only:
-                async for item in only:
-                    yield item
+        if len(requests) == 1:  # the common case, tagged here: one generator hop less a frame
+            async with aclosing(engine.generate(requests[0])) as deltas:
+                async for delta in deltas:
+                    yield 0, delta
             return
+        streams = [_tagged(engine, index, request) for index, request in enumerate(requests)]
         async for item in _merge(streams):
             yield item
     except (InvalidRequest, EngineDead, EngineError, AdapterNotFound) as exc:
@@ -169,14 +169,35 @@ async def primed(stream: AsyncIterator[ChoiceDelta]) -> AsyncIterator[ChoiceDelt
         await stream.aclose()
         raise
 
-    async def resumed() -> AsyncIterator[ChoiceDelta]:
-        async with aclosing(stream):
-            if first is not None:
-                yield first
-            async for item in stream:
-                yield item
+    return _Resumed(stream, first)
 
-    return resumed()
+
+class _Resumed:
+    """The stream with its first delta put back. Every later delta passes straight
+    through: ``__anext__`` hands out the stream's own awaitable, so this adds no
+    generator frame per delta (an async generator here cost ~0.5 µs a frame).
+    ``aclose`` closes the stream, which aborts the engine request."""
+
+    __slots__ = ("_first", "_stream")
+
+    def __init__(self, stream: AsyncIterator[ChoiceDelta], first: ChoiceDelta | None) -> None:
+        self._stream = stream
+        self._first = first
+
+    def __aiter__(self) -> _Resumed:
+        return self
+
+    def __anext__(self) -> Awaitable[ChoiceDelta]:
+        first, self._first = self._first, None
+        return _ready(first) if first is not None else self._stream.__anext__()
+
+    async def aclose(self) -> None:
+        self._first = None
+        await self._stream.aclose()
+
+
+async def _ready(item: ChoiceDelta) -> ChoiceDelta:
+    return item
 
 
 def engine_error(exc: BaseException) -> BaseException:
