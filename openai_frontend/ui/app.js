@@ -126,9 +126,10 @@ function requestFields() {
   return fields;
 }
 
-/** An answer that failed (an error) or brought nothing: it and the user turn that
- * asked for it are left out of what is sent next, so that completed exchanges alone
- * reach the model (no two user turns in a row, no invented placeholder reply). */
+/** An answer that failed (an error) or brought nothing (no text, no call: stopped
+ * early, or all reasoning): it and the user turn that asked for it are left out of what
+ * is sent next, so that completed exchanges alone reach the model (no two user turns in
+ * a row, no invented placeholder reply for the model to build on). */
 function failed(message) {
   return message.role === "assistant" && Boolean(message.error || (!message.content && !message.tool_calls?.length));
 }
@@ -150,11 +151,8 @@ function history() {
   const messages = [];
   if ($("system").value.trim()) messages.push({ role: "system", content: $("system").value });
   for (const message of current.messages) {
-    if (failed(message)) {
-      if (messages.at(-1)?.role === "user") messages.pop();
-    } else if (message.role !== "assistant" || message.content || message.tool_calls?.length) {
-      messages.push(apiMessage(message));
-    }
+    if (!failed(message)) messages.push(apiMessage(message));
+    else if (messages.at(-1)?.role === "user") messages.pop();
   }
   return messages;
 }
