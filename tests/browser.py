@@ -180,6 +180,61 @@ class ChatPage:
             "  {childList: true, subtree: true, characterData: true});"
         )
 
+    def record_requests(self) -> None:
+        """Keeps the body of every chat request the page sends from here on, as the
+        page hands it to ``fetch`` (the page calls the global ``fetch``)."""
+        self.driver.execute_script(
+            "window.sentBodies = [];"
+            "const original = window.fetch;"
+            "window.fetch = (path, init) => {"
+            "  if (String(path).endsWith('/v1/chat/completions'))"
+            "    window.sentBodies.push(JSON.parse(init.body));"
+            "  return original(path, init);"
+            "};"
+        )
+
+    def sent_requests(self) -> list[dict]:
+        return self.driver.execute_script("return window.sentBodies")
+
+    def fail_saves(self, after: int = 0) -> None:
+        """Storage full: every save of the conversations after the first ``after``
+        throws a QuotaExceededError, as localStorage does (until the page reloads)."""
+        self.driver.execute_script(
+            "const original = Storage.prototype.setItem;"
+            "let allowed = arguments[0];"
+            "Storage.prototype.setItem = function (name, value) {"
+            "  if (name === 'openai-frontend.conversations' && allowed-- <= 0)"
+            "    throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');"
+            "  return original.call(this, name, value);"
+            "};",
+            after,
+        )
+
+    def answers_done(self, count: int) -> bool:
+        """``count`` answers shown, each finished (its figures line), and the page idle."""
+        finished = self.all("#messages .message.assistant .figures")
+        return len(finished) >= count and self.state() == "idle"
+
+    def count_renders_and_frames(self) -> None:
+        """From here on counts the redraws of answer boxes (each is one replaceChildren
+        of the box) and the animation frames, until ``renders_and_frames``."""
+        self.driver.execute_script(
+            "window.counts = {renders: 0, frames: 0, counting: true};"
+            "new MutationObserver((records) => {"
+            "  for (const r of records)"
+            "    if (r.target.matches?.('.message.assistant')) window.counts.renders++;"
+            "}).observe(document.getElementById('messages'), {childList: true, subtree: true});"
+            "const tick = () => {"
+            "  if (!window.counts.counting) return;"
+            "  window.counts.frames++;"
+            "  requestAnimationFrame(tick);"
+            "};"
+            "requestAnimationFrame(tick);"
+        )
+
+    def renders_and_frames(self) -> dict:
+        return self.driver.execute_script("window.counts.counting = false; return window.counts")
+
     def answer_growth(self) -> list[str]:
         return self.driver.execute_script("return window.answerTexts")
 

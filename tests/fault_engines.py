@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,3 +119,41 @@ async def in_process_client(
             await asyncio.sleep(0)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
+
+
+@contextlib.contextmanager
+def served_over_http(engine: FaultInjectingEngine, **config: object) -> Iterator[str]:
+    """The real app around ``engine`` (as ``in_process_client`` builds it) served by
+    uvicorn on a free local port in a thread, for a browser; yields its base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    settings = ServerConfig(
+        model_path=Path("/nonexistent-model-folder"),
+        served_model_name=MODEL,
+        chat_template="chatml",
+        **config,
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the fault-injecting server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

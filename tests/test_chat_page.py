@@ -18,9 +18,12 @@ import jsonschema
 import pytest
 from browser import ChatPage, start_chromium
 from conftest import SERVED_ADAPTERS, Server, engine_view
+from fault_engines import FaultInjectingEngine, served_over_http
 from prometheus_client.parser import text_string_to_metric_families
 from test_tools import SCHEMAS, WEATHER
 from tool_replies import ask_streamed, joined
+
+from engines.base import EngineError
 
 XSS = "<img src=x onerror=alert(1)>"
 SYSTEM = "You are a helpful assistant."
@@ -293,3 +296,129 @@ def test_an_api_error_shows_its_message_and_parameter(
     error = response.json()["error"]
     expected = f"{response.status_code}: {error['message']} (parameter: {error['param']})"
     assert page.last_answer().find_element("css selector", ".error").text == expected
+
+
+def test_a_second_turn_after_a_tool_call_sends_the_call_and_its_results(page: ChatPage):
+    """Each typed reply answers the next pending call; once all are answered the page
+    asks again, with the calls and their results in the history (the server's template
+    takes them: the second answer has no error)."""
+    page.configure(
+        tools=json.dumps([WEATHER]), tool_choice="required", temperature=0, max_tokens=400
+    )
+    page.send("What is the weather in Paris?")
+    page.wait_idle()
+    first = page.stored()[0]["messages"][-1]
+    assert first.get("error") is None and first.get("tool_calls"), first
+    page.configure(tool_choice="none", max_tokens=4)
+    page.record_requests()
+    results = []
+    for number, call in enumerate(first["tool_calls"]):
+        assert call["id"] in page.by_id("input").get_attribute("placeholder")
+        results.append(json.dumps({"temperature_c": 20 + number}))
+        page.send(results[-1])
+        if number + 1 < len(first["tool_calls"]):
+            assert page.sent_requests() == []  # still calls to answer
+    page.wait_until(lambda: page.answers_done(2), "the answer after the tool results")
+    (body,) = page.sent_requests()
+    calls = [
+        {
+            "id": c["id"],
+            "type": "function",
+            "function": {"name": c["name"], "arguments": c["arguments"]},
+        }
+        for c in first["tool_calls"]
+    ]
+    assert body["messages"] == [
+        {"role": "user", "content": "What is the weather in Paris?"},
+        {"role": "assistant", "content": first["content"] or None, "tool_calls": calls},
+        *(
+            {"role": "tool", "tool_call_id": c["id"], "content": result}
+            for c, result in zip(first["tool_calls"], results, strict=True)
+        ),
+    ]
+    assert page.stored()[0]["messages"][-1].get("error") is None
+    assert len(page.all("#messages .message.tool")) == len(calls)
+    assert page.console_errors() == []
+
+
+def test_a_failed_save_is_shown_and_the_page_stays_usable(page: ChatPage):
+    """localStorage full from the answer's save on (the question's save fits): the
+    page says so, ends the turn, and answers the next question too."""
+    page.configure(max_tokens=4)
+    page.fail_saves(after=1)
+    page.send("Hello!")
+    page.wait_until(lambda: page.answers_done(1), "the first answer to end")
+    assert "quota" in page.by_id("error").text.lower()
+    assert not page.by_id("send").get_attribute("disabled")
+    page.send("Hello again!")
+    page.wait_until(lambda: page.answers_done(2), "the second answer to end")
+    assert page.by_id("stop-button").get_attribute("disabled")
+    assert page.console_errors() == []
+
+
+@pytest.fixture
+def faulty() -> Iterator[tuple[str, FaultInjectingEngine]]:
+    """A page on the real app whose engine fails on purpose (no model: its text is
+    filler); the test turns the fault on and off."""
+    engine = FaultInjectingEngine()
+    with served_over_http(engine) as base_url:
+        yield base_url, engine
+
+
+@pytest.mark.parametrize(
+    "tokens_before_fault", [2, 0], ids=["error-frame-mid-stream", "5xx-before-the-first-token"]
+)
+def test_a_failed_turn_is_shown_and_not_sent_again(driver, faulty, tokens_before_fault: int):
+    """After an error (an error frame mid-stream, or a 5xx) the page shows it, is not
+    busy, and the next turn sends neither the failed answer nor its question."""
+    base_url, engine = faulty
+    engine.tokens_before_fault = tokens_before_fault
+    chat = ChatPage(driver, base_url)
+    chat.open_fresh()
+    assert chat.state() == "idle"
+    chat.console_errors()
+    chat.configure(max_tokens=8)
+    chat.record_requests()
+    engine.raises = EngineError("injected fault", 500)
+    chat.send("First question")
+    chat.wait_until(
+        lambda: chat.state() == "idle" and chat.all("#messages .message.assistant .error"),
+        "the error to show",
+    )
+    assert chat.answer_content() == "x" * tokens_before_fault  # the deltas before it
+    assert chat.last_answer().find_element("css selector", ".error").text
+    assert not chat.by_id("send").get_attribute("disabled")
+    engine.raises = None
+    engine.tokens_before_fault = 2
+    chat.send("Second question")
+    chat.wait_until(
+        lambda: (
+            len(chat.sent_requests()) == 2
+            and chat.state() == "idle"
+            and chat.last_answer().find_elements("css selector", ".figures")
+        ),
+        "the second answer",
+    )
+    assert chat.answer_content() == "xx"
+    first, second = chat.sent_requests()
+    assert first["messages"] == [{"role": "user", "content": "First question"}]
+    assert second["messages"] == [{"role": "user", "content": "Second question"}]
+    assert chat.stored()[0]["messages"][-1].get("error") is None
+    # the browser logs a 5xx response itself ("network"); the page's own code logs nothing
+    assert [e for e in chat.console_errors() if e["source"] != "network"] == []
+
+
+def test_a_fast_stream_is_redrawn_at_most_once_a_frame(driver, faulty):
+    """Thousands of deltas as fast as the app sends them (filler text): the answer is
+    drawn once per animation frame at most, plus the final draw, not once per read."""
+    base_url, engine = faulty
+    engine.tokens_before_fault = 3000
+    chat = ChatPage(driver, base_url)
+    chat.open_fresh()
+    chat.configure(max_tokens=4000)
+    chat.count_renders_and_frames()
+    chat.send("Go")
+    chat.wait_until(lambda: chat.answers_done(1), "the answer")
+    counts = chat.renders_and_frames()
+    assert chat.answer_content() == "x" * 3000
+    assert 1 <= counts["renders"] <= counts["frames"] + 2, counts

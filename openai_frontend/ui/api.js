@@ -73,7 +73,10 @@ export async function* streamChat(body, { key, signal }) {
         return;
       }
       const chunk = JSON.parse(data);
-      if (chunk.error) throw new ApiError(0, chunk.error);
+      if (chunk.error) {
+        if (batch.length) yield batch; // what came before the error in the same read
+        throw new ApiError(0, chunk.error);
+      }
       batch.push(chunk);
     }
     if (batch.length) yield batch;

@@ -23,8 +23,14 @@ function showError(message) {
   $("error").hidden = !message;
 }
 
+/** Keeps the conversations in localStorage; a failure (QuotaExceededError, storage
+ * turned off) is shown, never thrown: the page keeps working with what it holds. */
 function save() {
-  store.saveConversations(conversations);
+  try {
+    store.saveConversations(conversations);
+  } catch (error) {
+    showError(`Could not save the conversations in this browser: ${error.message}`);
+  }
 }
 
 function saveSettings() {
@@ -59,6 +65,7 @@ function selectConversation(id) {
   $("messages").replaceChildren(...current.messages.map(messageElement));
   $("prompt-panel").hidden = true;
   renderList();
+  showComposer();
 }
 
 function startConversation() {
@@ -119,14 +126,63 @@ function requestFields() {
   return fields;
 }
 
+/** An answer that failed (an error) or brought nothing (no text, no call: stopped
+ * early, or all reasoning): it and the user turn that asked for it are left out of what
+ * is sent next, so that completed exchanges alone reach the model (no two user turns in
+ * a row, no invented placeholder reply for the model to build on). */
+function failed(message) {
+  return message.role === "assistant" && Boolean(message.error || (!message.content && !message.tool_calls?.length));
+}
+
+/** A stored message as the API's chat message (tool calls and tool results included). */
+function apiMessage(message) {
+  if (message.role === "tool") return { role: "tool", tool_call_id: message.tool_call_id, content: message.content };
+  if (message.role !== "assistant" || !message.tool_calls?.length) return { role: message.role, content: message.content };
+  const tool_calls = message.tool_calls.map((call) => ({
+    id: call.id,
+    type: "function",
+    function: { name: call.name, arguments: call.arguments },
+  }));
+  return { role: "assistant", content: message.content || null, tool_calls };
+}
+
 /** The system prompt and the conversation so far, as chat messages. */
 function history() {
   const messages = [];
   if ($("system").value.trim()) messages.push({ role: "system", content: $("system").value });
   for (const message of current.messages) {
-    if (message.content) messages.push({ role: message.role, content: message.content });
+    if (!failed(message)) messages.push(apiMessage(message));
+    else if (messages.at(-1)?.role === "user") messages.pop();
   }
   return messages;
+}
+
+/** The last answer's tool calls that no tool message answers yet. */
+function pendingCalls() {
+  const answered = new Set();
+  for (let i = current.messages.length - 1; i >= 0; i--) {
+    const message = current.messages[i];
+    if (message.role === "tool") answered.add(message.tool_call_id);
+    else if (message.role === "assistant" && !failed(message)) {
+      return (message.tool_calls || []).filter((call) => !answered.has(call.id));
+    } else return [];
+  }
+  return [];
+}
+
+/** What the composer's ``text`` adds: the result of the first pending tool call, or
+ * a user message. */
+function nextMessage(text) {
+  const [call] = pendingCalls();
+  if (call) return { role: "tool", tool_call_id: call.id, name: call.name, content: text };
+  return { role: "user", content: text };
+}
+
+function showComposer() {
+  const [call] = pendingCalls();
+  $("input").placeholder = call
+    ? `Result of the tool call ${call.name} (${call.id}); Enter sends`
+    : "Message (Enter sends, Shift+Enter for a new line)";
 }
 
 function applyDelta(answer, delta) {
@@ -135,7 +191,8 @@ function applyDelta(answer, delta) {
   if (reasoning) answer.reasoning = (answer.reasoning || "") + reasoning;
   for (const call of delta.tool_calls || []) {
     answer.tool_calls = answer.tool_calls || [];
-    const slot = (answer.tool_calls[call.index] ??= { id: call.id, name: "", arguments: "" });
+    const id = call.id || `call_${call.index}`;
+    const slot = (answer.tool_calls[call.index] ??= { id, name: "", arguments: "" });
     slot.name += call.function?.name || "";
     slot.arguments += call.function?.arguments || "";
   }
@@ -165,8 +222,15 @@ async function sendMessage(text) {
     return;
   }
   showError("");
-  current.messages.push({ role: "user", content: text });
+  const message = nextMessage(text);
+  current.messages.push(message);
   if (current.title === "New chat") current.title = text.slice(0, 40);
+  if (pendingCalls().length) {
+    // more calls to answer before the model can go on
+    save();
+    selectConversation(current.id);
+    return;
+  }
   const model = $("model").value;
   const body = { model, messages: history(), stream: true, stream_options: { include_usage: true }, ...fields };
   const answer = { role: "assistant", content: "", model };
@@ -177,6 +241,14 @@ async function sendMessage(text) {
   controller = new AbortController();
   setBusy(true);
   const run = { started: performance.now(), first: null, usage: null, finish: null, stopped: false };
+  // Markdown is rendered at most once a frame (reads can come far more often), and
+  // once more at the end: redrawing the whole answer on every read is quadratic.
+  let frame = null;
+  const draw = () => {
+    frame = null;
+    fillMessage(box, answer);
+    box.scrollIntoView({ block: "end" });
+  };
   try {
     for await (const batch of streamChat(body, { key: store.apiKey(), signal: controller.signal })) {
       for (const chunk of batch) {
@@ -187,19 +259,23 @@ async function sendMessage(text) {
         }
       }
       if (run.first === null && (answer.content || answer.reasoning || answer.tool_calls)) run.first = performance.now();
-      fillMessage(box, answer);
-      box.scrollIntoView({ block: "end" });
+      frame ??= requestAnimationFrame(draw);
     }
   } catch (error) {
     if (error.name === "AbortError") run.stopped = true;
     else answer.error = error.message;
   } finally {
-    run.ended = performance.now();
-    answer.figures = figures(run);
-    fillMessage(box, answer);
-    save();
+    if (frame !== null) cancelAnimationFrame(frame);
     controller = null;
     setBusy(false);
+    run.ended = performance.now();
+    answer.figures = figures(run);
+    try {
+      draw();
+      showComposer();
+    } finally {
+      save();
+    }
   }
 }
 
@@ -212,7 +288,7 @@ function setBusy(busy) {
 async function showPrompt() {
   const messages = history();
   const pending = $("input").value.trim();
-  if (pending) messages.push({ role: "user", content: pending });
+  if (pending) messages.push(apiMessage(nextMessage(pending)));
   try {
     const fields = requestFields();
     const body = { model: $("model").value, messages, ...(fields.tools ? { tools: fields.tools, tool_choice: fields.tool_choice } : {}) };

@@ -29,6 +29,7 @@ function toolCallBlock(call) {
 export function fillMessage(box, message) {
   const wasOpen = Boolean(box.querySelector("details.reasoning")?.open);
   const parts = [el("div", "role", message.role)];
+  if (message.role === "tool") parts.push(el("div", "name", `Result of ${message.name} (${message.tool_call_id})`));
   if (message.reasoning) parts.push(reasoningBlock(message.reasoning, wasOpen));
   const content = el("div", "content");
   if (message.role === "assistant") content.append(renderMarkdown(message.content));
