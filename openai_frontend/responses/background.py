@@ -72,7 +72,7 @@ class LiveResponse:
     _grew: asyncio.Event = field(default_factory=asyncio.Event)
 
     def snapshot(self) -> dict[str, Any]:
-        return self.final or snapshot(self.head, self.status, self.output.output)
+        return self.final or snapshot(self.head, self.status, self.output.so_far())
 
     def emit(self, event: Event) -> None:
         """Number and keep ``event`` (if events are kept), and wake the followers."""
@@ -144,7 +144,7 @@ async def generate(
     except Exception as exc:  # noqa: BLE001 - every failure ends the response, saved
         message = exc.message if isinstance(exc, APIError) else GENERIC_FAILURE
         error = {"code": "server_error", "message": message}
-        response = snapshot(live.head, "failed", live.output.output, error=error)
+        response = snapshot(live.head, "failed", live.output.so_far(), error=error)
     live.emit({"type": f"response.{response['status']}", "response": response})
     await _end(live, response, save)
 
@@ -152,8 +152,8 @@ async def generate(
 def _stopped(live: LiveResponse) -> dict[str, Any]:
     """The response as it stands when its job is cancelled."""
     if live.cancel_requested:
-        return snapshot(live.head, "cancelled", live.output.output)
-    return snapshot(live.head, "failed", live.output.output, error=SHUTDOWN_ERROR)
+        return snapshot(live.head, "cancelled", live.output.so_far())
+    return snapshot(live.head, "failed", live.output.so_far(), error=SHUTDOWN_ERROR)
 
 
 async def _end(live: LiveResponse, response: dict[str, Any], save: Save) -> None:

@@ -341,11 +341,19 @@ async def cancel_response(response_id: str, request: Request) -> Response:
     ended: ``cancelled``, or, if it finished first, as it finished. Cancelling it again
     answers it again; a response that was not a background one is a 400."""
     live = _live(request, response_id)
-    if live is not None:
+    if live is not None and live.final is None:
         live.cancel_requested = True
         await background_jobs(request).cancel(response_id)
         return json_response(live.snapshot())
+    if live is not None:  # ended, its job still saving
+        return json_response(_cancelled_already(response_id, live.final))
     response = (await _stored(request, response_id)).response
+    return json_response(_cancelled_already(response_id, response))
+
+
+def _cancelled_already(response_id: str, response: dict[str, Any]) -> dict[str, Any]:
+    """A response with no job to cancel: answered again if it was cancelled, else a 400
+    saying why it cannot be (not a background one, or it has ended)."""
     if not response.get("background"):
         raise APIError(
             f"Response with id '{response_id}' is not a background response: only responses "
@@ -354,7 +362,7 @@ async def cancel_response(response_id: str, request: Request) -> Response:
         )
     status = response["status"]
     if status == "cancelled":
-        return json_response(response)
+        return response
     if status in UNFINISHED:  # a store shared with another server process runs it
         raise APIError(
             f"Response with id '{response_id}' runs on another server process; cancel it there.",
