@@ -1,7 +1,7 @@
 """Stored responses: a small Protocol, SQLite behind it by default.
 
 The router only speaks :class:`ResponseStore`, so several gateway replicas can later
-share one Postgres (or any database) by implementing these three calls; see the README.
+share one Postgres (or any database) by implementing its calls; see the README.
 A response belongs to the API key that created it: rows carry the SHA-256 of that key
 (never the key), and every read or delete is filtered by it, so another key's response
 looks exactly like a missing one (404).
