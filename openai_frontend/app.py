@@ -16,6 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from engines.base import Embedder, Engine
 from openai_frontend.adapters import build_on_demand, build_registry, load_into_engine
+from openai_frontend.background import BackgroundJobs
 from openai_frontend.config import ServerConfig
 from openai_frontend.default_model import is_default_model
 from openai_frontend.errors import install_error_handlers
@@ -72,6 +73,7 @@ def create_gateway(config: ServerConfig, served: list[ServedModel]) -> FastAPI:
     # Opened here, before any engine starts: a store that cannot be written stops the
     # server at once (ValueError, as for a bad flag).
     store = open_store(config.response_store, config.responses_ttl, config.responses_max_bytes)
+    jobs: BackgroundJobs = BackgroundJobs()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -82,6 +84,8 @@ def create_gateway(config: ServerConfig, served: list[ServedModel]) -> FastAPI:
         finally:
             for task in [*loading, probe]:
                 task.cancel()
+            # Before the engine and the store close: each job records how it ended.
+            await jobs.stop(config.drain_timeout)
             await asyncio.gather(*(model.engine.shutdown() for model in served))
             await asyncio.to_thread(store.close)
             if state.tracer is not None:  # flushes the spans still batched
@@ -90,6 +94,7 @@ def create_gateway(config: ServerConfig, served: list[ServedModel]) -> FastAPI:
     app = FastAPI(title="openai-frontend", lifespan=lifespan, **_docs_urls(config))
     app.state.server = state
     app.state.response_store = store
+    app.state.background = jobs
     install_error_handlers(app)
     _add_middleware(app, config, state)
     routers = (chat, completions, responses, messages, embeddings, models, health, tokenize, render)

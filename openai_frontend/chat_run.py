@@ -63,14 +63,30 @@ async def start_chat(
     reasoning_param: str | None = None,
 ) -> ChatRun:
     """Render, tokenize, build sampling and start the engine; 4xx before any byte is sent."""
-    state = get_state(request)
     prepared = await prepare_chat(
         body, request, limit_param=limit_param, reasoning_param=reasoning_param
     )
+    return await launch_chat(body, prepared, request, reply_id=new_id(id_prefix))
+
+
+async def launch_chat(
+    body: ChatCompletionRequest,
+    prepared: PreparedChat,
+    request: Request,
+    *,
+    reply_id: str,
+    watch_client: bool = True,
+) -> ChatRun:
+    """Start the engine on a prepared request (admission, metrics, first delta).
+
+    Split from :func:`prepare_chat` so a dialect can answer between the two: a
+    background request hears its 4xx from preparing, then its generation is launched
+    apart from the connection (``watch_client=False``: leaving does not abort it).
+    """
     target, prompt_ids = prepared.target, prepared.prompt_ids
     outputs = ChoiceOutputs(prepared.plan, prepared.prompt, body.n)
     reply = Reply(
-        new_id(id_prefix),
+        reply_id,
         now(),
         body.model,
         len(prompt_ids),
@@ -81,7 +97,9 @@ async def start_chat(
     requests = choice_requests(
         reply.id, [prompt_ids], prepared.sampling, body.n, target.adapter, body.prompt_cache_key
     )
-    deltas = await state.generate(target, requests, len(prompt_ids), request)
+    deltas = await get_state(request).generate(
+        target, requests, len(prompt_ids), request, watch_client=watch_client
+    )
     return ChatRun(body, reply, outputs, deltas, prepared.prompt)
 
 

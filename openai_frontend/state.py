@@ -8,8 +8,9 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from fastapi import Request
 from opentelemetry.trace import Span
@@ -29,6 +30,8 @@ from openai_frontend.parsing.registry import check_parser_names
 from openai_frontend.sampling import read_generation_defaults
 from openai_frontend.tracing import RequestTracer, end_span, traced
 from templates.sources import TemplateResolver, load_template_option, read_model_templates
+
+T = TypeVar("T")
 
 #: What a request that arrives while the model loads is told to wait, in seconds.
 LOADING_RETRY_AFTER_S = 5
@@ -158,7 +161,13 @@ class ServerState:
         return next((m for m in self.models if m.registry is not None), None)
 
     async def generate(
-        self, target: Target, requests: list, prompt_tokens: int, request: Request
+        self,
+        target: Target,
+        requests: list,
+        prompt_tokens: int,
+        request: Request,
+        *,
+        watch_client: bool = True,
     ) -> AsyncIterator[ChoiceDelta]:
         """Admit, run, time and bound one request's choices; started before returning.
 
@@ -167,17 +176,18 @@ class ServerState:
         first delta (the wait for a slot, then the prefill) nothing reads the client's
         connection, so a client that leaves meanwhile is watched for here: its wait or
         its engine request is cancelled (ClientDisconnected, a 499), not run for nobody.
+        A background generation (``watch_client=False``) runs whoever waits for it.
         """
         fields = log_fields(request)
         if self.tracer is None:
             started = self._start(target, requests, prompt_tokens, fields)
-            return await cancel_on_disconnect(request, started)
+            return await _watched(request, started, watch_client)
         request_id = getattr(request.state, "request_id", None)
         span, context = self.tracer.start(f"POST {request.url.path}", request.headers, request_id)
         requests = [dataclasses.replace(each, trace_headers=context) for each in requests]
         try:
             started = self._start(target, requests, prompt_tokens, fields, span)
-            return await cancel_on_disconnect(request, started)
+            return await _watched(request, started, watch_client)
         except BaseException as exc:  # refused, timed out or left before its first delta
             end_span(span, fields, exc)
             raise
@@ -242,6 +252,11 @@ class ServerState:
                 headers={"Retry-After": str(LOADING_RETRY_AFTER_S)},
             )
         return Target(served, adapter)
+
+
+async def _watched(request: Request, work: Awaitable[T], watch_client: bool) -> T:
+    """``work``, cancelled if the client leaves first, unless the client is not watched."""
+    return await (cancel_on_disconnect(request, work) if watch_client else work)
 
 
 def wrong_task(name: str, served: Task) -> APIError:

@@ -34,7 +34,8 @@ def create(http: httpx.Client, model: str, **fields) -> dict:
     return body
 
 
-def events_of(text: str) -> list[dict]:
+def events_of(text: str, after: int = -1) -> list[dict]:
+    """A stream's events, each valid, numbered on from ``after`` (a resumed stream's)."""
     events = []
     for block in filter(None, text.split("\n\n")):
         name, data = block.split("\n", 1)
@@ -42,7 +43,8 @@ def events_of(text: str) -> list[dict]:
         assert name == f"event: {event['type']}"
         assert_valid(event, "ResponseStreamEvent")
         events.append(event)
-    assert [event["sequence_number"] for event in events] == list(range(len(events)))
+    numbers = [event["sequence_number"] for event in events]
+    assert numbers == list(range(after + 1, after + 1 + len(events)))
     return events
 
 

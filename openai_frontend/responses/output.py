@@ -65,6 +65,15 @@ class OutputBuilder:
             events += self._open_item(_new_text_item("message"))
         return events + self._close(status)
 
+    def so_far(self) -> list[Item]:
+        """``output`` as it stands mid-reply: the open text item gets its text so far (it
+        is only written into the item when the item closes). For a background
+        response's GET, and for one cancelled mid-reply."""
+        if self._open is None or self._open["type"] not in _TEXT_KINDS:
+            return list(self.output)
+        partial = {**self._open, "content": [_text_part(self._open["type"], "".join(self._texts))]}
+        return [*self.output[:-1], partial]
+
     @property
     def text(self) -> str:
         """What the SDKs call ``output_text``: every message's text, joined."""

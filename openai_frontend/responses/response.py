@@ -37,7 +37,7 @@ def response_head(body: ResponsesRequest, response_id: str, stored: bool) -> dic
         "tool_choice": body.tool_choice or "auto",
         "tools": [_tool(tool) for tool in body.tools or []],
         "truncation": "disabled",
-        "background": False,
+        "background": bool(body.background),
     }
     if body.user is not None:
         head["user"] = body.user
@@ -63,7 +63,8 @@ def snapshot(
     usage: dict[str, Any] | None = None,
     error: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The response at one moment: ``in_progress``, ``completed``, ``incomplete``, ``failed``."""
+    """The response at one moment: ``queued``, ``in_progress``, ``completed``,
+    ``incomplete``, ``failed`` or ``cancelled``."""
     body = {
         **head,
         "status": status,

@@ -1,7 +1,7 @@
 """Stored responses: a small Protocol, SQLite behind it by default.
 
 The router only speaks :class:`ResponseStore`, so several gateway replicas can later
-share one Postgres (or any database) by implementing these three calls; see the README.
+share one Postgres (or any database) by implementing its calls; see the README.
 A response belongs to the API key that created it: rows carry the SHA-256 of that key
 (never the key), and every read or delete is filtered by it, so another key's response
 looks exactly like a missing one (404).
@@ -54,6 +54,9 @@ class StoredResponse:
     id: str
     response: dict[str, Any]
     input_items: list[Item]
+    #: The stream's events, kept for a background response created with ``stream``
+    #: (a later GET may replay them); None for every other response.
+    events: list[dict[str, Any]] | None = None
 
     def conversation(self) -> list[Item]:
         """The items a follow-up (``previous_response_id``) continues from."""
@@ -85,6 +88,17 @@ class ResponseStore(Protocol):
 
     async def delete(self, owner: str, response_id: str) -> bool: ...
 
+    async def update(
+        self,
+        owner: str,
+        response_id: str,
+        response: dict[str, Any],
+        events: list[bytes] | None = None,
+    ) -> bool:
+        """Replace a saved response (a background one as it progresses), and keep its
+        events (each a JSON text) if given; False if there is no such row any more."""
+        ...
+
     async def load_items(self, owner: str, item_ids: list[str]) -> dict[str, Item]:
         """The items of ``owner``'s stored responses (input or output) with these ids."""
         ...
@@ -112,6 +126,15 @@ class NoStore:
     async def delete(self, owner: str, response_id: str) -> bool:
         return False
 
+    async def update(
+        self,
+        owner: str,
+        response_id: str,
+        response: dict[str, Any],
+        events: list[bytes] | None = None,
+    ) -> bool:
+        return False
+
     async def load_items(self, owner: str, item_ids: list[str]) -> dict[str, Item]:
         return {}
 
@@ -120,7 +143,8 @@ class NoStore:
 
 
 #: ``input_items`` holds the row's own new items; ``previous_id`` the row it continues;
-#: ``size`` the bytes of its two JSON texts (what --responses-max-bytes counts).
+#: ``events`` a background stream's events (else null); ``size`` the bytes of its JSON
+#: texts (what --responses-max-bytes counts).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     id TEXT PRIMARY KEY,
@@ -129,7 +153,8 @@ CREATE TABLE IF NOT EXISTS responses (
     response TEXT NOT NULL,
     input_items TEXT NOT NULL,
     previous_id TEXT,
-    size INTEGER NOT NULL DEFAULT 0
+    size INTEGER NOT NULL DEFAULT 0,
+    events TEXT
 );
 CREATE INDEX IF NOT EXISTS responses_by_age ON responses (created_at);
 CREATE INDEX IF NOT EXISTS responses_by_previous ON responses (previous_id);
@@ -143,16 +168,31 @@ ALTER TABLE responses ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
 UPDATE responses SET size = length(response) + length(input_items);
 """
 
+#: Background responses came later: their events' column is all a table needs.
+_EVENTS_MIGRATION = "ALTER TABLE responses ADD COLUMN events TEXT"
+
+#: Rows a server left unfinished: a background response is written when it starts and
+#: rewritten when it ends, so one still queued or in progress at start was cut short
+#: by the process that ran it stopping (a crash, a kill, or a restart).
+_UNFINISHED = """
+SELECT id, response FROM responses
+WHERE json_extract(response, '$.status') IN ('queued', 'in_progress')
+"""
+RESTARTED_ERROR = {
+    "code": "server_error",
+    "message": "The server restarted before this background response finished; create it again.",
+}
+
 #: The row and the rows it continues, newest first.
 _CHAIN = """
-WITH RECURSIVE chain(depth, previous_id, response, input_items) AS (
-    SELECT 0, previous_id, response, input_items FROM responses
+WITH RECURSIVE chain(depth, previous_id, response, input_items, events) AS (
+    SELECT 0, previous_id, response, input_items, events FROM responses
     WHERE id = ? AND owner = ? AND created_at >= ?
     UNION ALL
-    SELECT chain.depth + 1, r.previous_id, r.response, r.input_items
+    SELECT chain.depth + 1, r.previous_id, r.response, r.input_items, r.events
     FROM responses AS r JOIN chain ON r.id = chain.previous_id AND r.owner = ?
 )
-SELECT response, input_items FROM chain ORDER BY depth DESC
+SELECT response, input_items, events FROM chain ORDER BY depth DESC
 """
 
 #: Items by id among one owner's live rows, inputs and outputs alike (a scan of that
@@ -220,6 +260,15 @@ class SQLiteResponseStore:
     async def delete(self, owner: str, response_id: str) -> bool:
         return await self._call(self._delete, owner, response_id)
 
+    async def update(
+        self,
+        owner: str,
+        response_id: str,
+        response: dict[str, Any],
+        events: list[bytes] | None = None,
+    ) -> bool:
+        return await self._call(self._update, owner, response_id, response, events)
+
     async def load_items(self, owner: str, item_ids: list[str]) -> dict[str, Item]:
         return await self._call(self._load_items, owner, item_ids)
 
@@ -248,7 +297,10 @@ class SQLiteResponseStore:
                 columns = {row[1] for row in db.execute("PRAGMA table_info(responses)")}
                 if columns and "previous_id" not in columns:
                     _script(db, _MIGRATION)
+                if columns and "events" not in columns:
+                    db.execute(_EVENTS_MIGRATION)
                 _script(db, _SCHEMA)
+                _fail_unfinished(db)
                 total = int(db.execute("SELECT total(size) FROM responses").fetchone()[0])
                 self._bytes = total - self._trim(db, total, exclude=None)
             db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
@@ -267,13 +319,37 @@ class SQLiteResponseStore:
             if size > self.max_bytes:
                 raise StoreUnavailable(f"the response is larger than {self.max_bytes} bytes")
             db.execute(
-                "INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO responses (id, owner, created_at, response, input_items, "
+                "previous_id, size) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (record.id, owner, record.response["created_at"], response, items_json)
                 + (previous_id, size),
             )
             total = self._bytes + size
             total -= self._trim(db, total, exclude=record.id)
         self._bytes = total
+
+    def _update(
+        self, owner: str, response_id: str, response: dict[str, Any], events: list[bytes] | None
+    ) -> bool:
+        text = json.dumps(response)
+        events_text = None if events is None else (b"[" + b",".join(events) + b"]").decode()
+        db = self._connect()
+        with _transaction(db):
+            row = db.execute(
+                "SELECT size, length(input_items) FROM responses WHERE id = ? AND owner = ?",
+                (response_id, owner),
+            ).fetchone()
+            if row is None:  # deleted (or expired) while it generated
+                return False
+            size = len(text) + row[1] + len(events_text or "")
+            db.execute(
+                "UPDATE responses SET response = ?, events = ?, size = ? WHERE id = ?",
+                (text, events_text, size, response_id),
+            )
+            total = self._bytes - row[0] + size
+            total -= self._trim(db, total, exclude=response_id)
+        self._bytes = total
+        return True
 
     def _load(self, owner: str, response_id: str) -> StoredResponse | None:
         rows = (
@@ -284,10 +360,15 @@ class SQLiteResponseStore:
         if not rows:
             return None
         items: list[Item] = []
-        for response, own_items in rows[:-1]:
+        for response, own_items, _ in rows[:-1]:
             items += [*json.loads(own_items), *json.loads(response)["output"]]
-        response, own_items = rows[-1]
-        return StoredResponse(response_id, json.loads(response), items + json.loads(own_items))
+        response, own_items, events = rows[-1]
+        return StoredResponse(
+            response_id,
+            json.loads(response),
+            items + json.loads(own_items),
+            None if events is None else json.loads(events),
+        )
 
     def _load_items(self, owner: str, item_ids: list[str]) -> dict[str, Item]:
         db, marks = self._connect(), ", ".join("?" * len(item_ids))
@@ -371,6 +452,19 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _fail_unfinished(db: sqlite3.Connection) -> None:
+    """Mark every background response a stopped server left unfinished ``failed``, so a
+    client polling it hears it ended instead of seeing ``in_progress`` forever. Runs in
+    the opening transaction, before this server starts any of its own."""
+    for row_id, text in db.execute(_UNFINISHED).fetchall():
+        failed = json.dumps({**json.loads(text), "status": "failed", "error": RESTARTED_ERROR})
+        log.warning("background response %s was left unfinished: marked failed", row_id)
+        db.execute(
+            "UPDATE responses SET response = ?, size = size + ? WHERE id = ?",
+            (failed, len(failed) - len(text), row_id),
+        )
 
 
 def _exists(db: sqlite3.Connection, row_id: str) -> bool:

@@ -3,10 +3,10 @@
 Strict like the chat request: an unknown field is a 400 naming it, so a client that
 asks for something this server does not do (``conversation``, ``prompt``...) hears so
 instead of being silently ignored. Fields OpenAI defines but this server cannot honour
-for some values (``background: true``, ``include``, ``truncation: "auto"``,
-``reasoning.summary``) are accepted in their harmless values only; the fields chat takes
-for routing and policy (``prompt_cache_key``, ``safety_identifier``, ``service_tier``)
-keep chat's meaning.
+for some values (``include``, ``truncation: "auto"``, ``reasoning.summary``) are
+accepted in their harmless values only; ``background: true`` needs ``store``, as
+OpenAI's does. The fields chat takes for routing and policy (``prompt_cache_key``,
+``safety_identifier``, ``service_tier``) keep chat's meaning.
 Items of ``input`` are checked by :mod:`openai_frontend.responses.translate`, which
 names the exact path (``input[2].content[0].type``) of a malformed one.
 """
@@ -118,8 +118,12 @@ class ResponsesRequest(_SamplingExtras):
                 "truncation 'auto' is not supported by this server: an input longer than "
                 "the context is a 400 (send 'disabled' or leave it out)",
             )
-        if self.background:
-            raise _refuse("background", "background responses are not supported by this server")
+        if self.background and self.store is False:
+            raise APIError(
+                "background responses must be stored: background: true needs store: true "
+                "(GET, cancel and a resumed stream read the stored response).",
+                param="background",
+            )
         for value in self.include or ():
             if value not in SERVED_INCLUDES:
                 raise _refuse("include", f"include value {value!r} is not supported by this server")
