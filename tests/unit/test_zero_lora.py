@@ -14,7 +14,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from engines.vllm_lora_probe import zero_adapter_needed
+from engines.vllm_lora_probe import DIRECT, PINNED, ZERO, base_request_route
 from engines.vllm_zero_lora import NoZeroAdapterTarget, write_zero_adapter
 from lora.peft_folder import BaseModel, inspect_adapter
 
@@ -154,22 +154,88 @@ class _Probe:
 
 
 @pytest.mark.parametrize(
-    ("mode", "cpu_build", "probe_says", "wanted", "probed"),
+    ("mode", "cpu_build", "probe_says", "route", "probed"),
     [
-        ("on", False, False, True, False),
-        ("off", True, True, False, False),
-        ("auto", False, True, False, False),  # GPU builds: never, and no probe
-        ("auto", True, True, True, True),
-        ("auto", True, False, False, True),
-        ("auto", True, None, True, True),  # cannot tell: keep the safe workaround
+        ("on", False, False, ZERO, False),
+        ("pinned", False, False, PINNED, False),
+        ("off", True, True, DIRECT, False),
+        ("auto", False, True, DIRECT, False),  # GPU builds: never, and no probe
+        ("auto", True, True, PINNED, True),
+        ("auto", True, False, DIRECT, True),
+        ("auto", True, None, ZERO, True),  # cannot tell: keep the safest route
     ],
 )
-def test_when_the_zero_adapter_applies(mode, cpu_build, probe_says, wanted, probed):
+def test_how_base_requests_run(mode, cpu_build, probe_says, route, probed):
     probe = _Probe(probe_says)
-    assert zero_adapter_needed(mode, cpu_build, probe) is wanted
+    assert base_request_route(mode, cpu_build, probe) == route
     assert probe.calls == int(probed)
 
 
 def test_unknown_mode_is_refused():
-    with pytest.raises(ValueError, match="auto, on, off"):
-        zero_adapter_needed("sometimes", True, _Probe(True))
+    with pytest.raises(ValueError, match="auto, pinned, on, off"):
+        base_request_route("sometimes", True, _Probe(True))
+
+
+def _llama(tmp_path: Path) -> Path:
+    return _base(
+        tmp_path / "llama",
+        _per_layer(**{"q_proj.weight": torch.ones(Q_OUT, HIDDEN, dtype=torch.bfloat16)}),
+    )
+
+
+def _routed(engine) -> dict:
+    """``engine.engine_arguments()`` once its start-up chose the base route."""
+    engine._base_route, engine._zero_adapter = engine._zero_lora_request()
+    return engine.engine_arguments()
+
+
+def test_pinned_adds_a_slot_and_the_scheduler_that_leaves_it_alone(tmp_path: Path):
+    from engines.vllm import VLLMEngine
+    from engines.vllm_lora_scheduler import QUALNAME, reserving_one_lora_slot
+
+    engine = VLLMEngine(_llama(tmp_path), "m", enable_lora=True, base_via_zero_lora="pinned")
+    arguments = _routed(engine)
+    assert arguments["max_loras"] == engine.max_loras + 1
+    assert arguments["scheduler_cls"] == QUALNAME
+    assert engine._lora_request(None) is None  # base requests carry no adapter
+
+    from vllm.utils.import_utils import resolve_obj_by_qualname
+
+    assert resolve_obj_by_qualname(QUALNAME) is reserving_one_lora_slot
+
+
+def test_on_routes_base_requests_through_the_zero_adapter(tmp_path: Path):
+    from engines.vllm import VLLMEngine
+    from engines.vllm_zero_lora import ZERO_ADAPTER_ID
+
+    engine = VLLMEngine(_llama(tmp_path), "m", enable_lora=True, base_via_zero_lora="on")
+    arguments = _routed(engine)
+    assert arguments["max_loras"] == engine.max_loras + 1
+    assert "scheduler_cls" not in arguments
+    assert engine._lora_request(None).lora_int_id == ZERO_ADAPTER_ID
+
+
+def test_pinned_falls_back_to_on_under_a_scheduler_of_the_users(tmp_path: Path):
+    from engines.vllm import VLLMEngine
+
+    engine = VLLMEngine(
+        _llama(tmp_path),
+        "m",
+        enable_lora=True,
+        base_via_zero_lora="pinned",
+        engine_args={"scheduler_cls": "my.Scheduler"},
+    )
+    assert _routed(engine)["scheduler_cls"] == "my.Scheduler"
+    assert engine._lora_request(None) is not None
+
+
+def test_the_scheduler_sees_one_slot_fewer_than_the_workers():
+    from vllm.config.lora import LoRAConfig
+
+    from engines.vllm_lora_scheduler import one_slot_fewer
+
+    workers = LoRAConfig(max_loras=3, max_cpu_loras=5)
+    scheduler = one_slot_fewer(workers)
+    assert (scheduler.max_loras, workers.max_loras) == (2, 3)
+    assert scheduler.max_cpu_loras == 5
+    assert one_slot_fewer(None) is None
