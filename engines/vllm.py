@@ -42,6 +42,7 @@ from engines.vllm_lora_probe import (
     base_tokens_get_an_adapter,
 )
 from engines.vllm_lora_scheduler import QUALNAME as RESERVING_SCHEDULER
+from engines.vllm_lora_worker import QUALNAME as LORA_WORKER_EXTENSION
 from engines.vllm_metrics import stat_logger_on
 from engines.vllm_pooling import check_dimensions, encode_all
 from engines.vllm_zero_lora import (
@@ -240,9 +241,8 @@ class VLLMEngine:
             apply_cpu_defaults()
         # Building AsyncLLM blocks for the whole model load; keep the loop answering.
         llm, self._tokenizer = await asyncio.to_thread(self._build_locked)
-        if self._base_route == PINNED:  # before any adapter takes a slot
-            await pin_in_last_slot(llm, self._zero_adapter, self._lora_args()["max_loras"])
-            log.info("zero-weight LoRA adapter pinned in the last slot; base requests use none")
+        if self._lora_worker_extension():
+            await self._prepare_lora_workers(llm)
         self._info = ModelInfo(
             id=self.served_model_name,
             max_model_len=llm.model_config.max_model_len,
@@ -323,7 +323,35 @@ class VLLMEngine:
         }
         if self._base_route == PINNED:  # the pinned slot is not the scheduler's to fill
             arguments["scheduler_cls"] = RESERVING_SCHEDULER
+        if self._lora_worker_extension():
+            arguments["worker_extension_cls"] = LORA_WORKER_EXTENSION
         return arguments
+
+    def _lora_worker_extension(self) -> bool:
+        """Whether vLLM's workers get engines.vllm_lora_worker (not when ``--engine-args``
+        names a worker extension of the user's own)."""
+        return self.enable_lora and not self.engine_args.get("worker_extension_cls")
+
+    async def _prepare_lora_workers(self, llm) -> None:
+        """Before any adapter is used: the CPU kernels' early return for batches without
+        adapters, and for ``pinned`` the zero adapter pinned in the last slot, checked
+        there on every worker (base requests go through it where it is not)."""
+        await llm.collective_rpc("skip_lora_kernels_when_unused")
+        if self._base_route != PINNED:
+            return
+        await pin_in_last_slot(llm, self._zero_adapter, self._lora_args()["max_loras"])
+        slots = await llm.collective_rpc("lora_slot_index_of", args=(ZERO_ADAPTER_ID,))
+        counts = await llm.collective_rpc("lora_slot_count")
+        if all(slot == count - 1 for slot, count in zip(slots, counts, strict=True)):
+            log.info("zero-weight LoRA adapter pinned in the last slot; base requests use none")
+            return
+        log.warning(
+            "the zero LoRA adapter landed in slot(s) %s of %s, not the last: base requests "
+            "run through it instead (as with --base-via-zero-lora on)",
+            slots,
+            counts,
+        )
+        self._base_route = ZERO
 
     def _zero_lora_request(self) -> tuple[str, object]:
         """How base requests run, and the zero adapter's request (None when not used).
@@ -331,7 +359,8 @@ class VLLMEngine:
         A checkpoint without a layer to attach it to serves base requests directly (with
         a warning) rather than failing to start: adapters still work, and base requests
         are only at risk in mixed batches on a build with the bug. ``pinned`` needs its
-        own scheduler class, so with one set in ``--engine-args`` it falls back to ``on``.
+        own scheduler class and worker extension, so with either set in ``--engine-args``
+        it falls back to ``on``.
         """
         route = base_request_route(
             self.base_via_zero_lora, is_cpu_build(), base_tokens_get_an_adapter
@@ -353,8 +382,11 @@ class VLLMEngine:
                 exc,
             )
             return DIRECT, None
-        if route == PINNED and self.engine_args.get("scheduler_cls"):
-            log.warning("--engine-args sets scheduler_cls: the zero adapter cannot be pinned")
+        owned = [
+            key for key in ("scheduler_cls", "worker_extension_cls") if self.engine_args.get(key)
+        ]
+        if route == PINNED and owned:
+            log.warning("--engine-args sets %s: the zero adapter cannot be pinned", owned[0])
             route = ZERO
         if route == ZERO:
             log.info("base requests run through a zero-weight LoRA adapter (vLLM mixed-batch bug)")

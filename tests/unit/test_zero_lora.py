@@ -197,6 +197,7 @@ def test_pinned_adds_a_slot_and_the_scheduler_that_leaves_it_alone(tmp_path: Pat
     arguments = _routed(engine)
     assert arguments["max_loras"] == engine.max_loras + 1
     assert arguments["scheduler_cls"] == QUALNAME
+    assert arguments["worker_extension_cls"] == "engines.vllm_lora_worker.LoRAWorkerExtension"
     assert engine._lora_request(None) is None  # base requests carry no adapter
 
     from vllm.utils.import_utils import resolve_obj_by_qualname
@@ -215,7 +216,8 @@ def test_on_routes_base_requests_through_the_zero_adapter(tmp_path: Path):
     assert engine._lora_request(None).lora_int_id == ZERO_ADAPTER_ID
 
 
-def test_pinned_falls_back_to_on_under_a_scheduler_of_the_users(tmp_path: Path):
+@pytest.mark.parametrize("key", ["scheduler_cls", "worker_extension_cls"])
+def test_pinned_falls_back_to_on_under_a_class_of_the_users(tmp_path: Path, key: str):
     from engines.vllm import VLLMEngine
 
     engine = VLLMEngine(
@@ -223,9 +225,9 @@ def test_pinned_falls_back_to_on_under_a_scheduler_of_the_users(tmp_path: Path):
         "m",
         enable_lora=True,
         base_via_zero_lora="pinned",
-        engine_args={"scheduler_cls": "my.Scheduler"},
+        engine_args={key: "my.Class"},
     )
-    assert _routed(engine)["scheduler_cls"] == "my.Scheduler"
+    assert _routed(engine)[key] == "my.Class"
     assert engine._lora_request(None) is not None
 
 
