@@ -127,6 +127,8 @@ def test_pinned_zero_adapter_with_more_adapters_than_slots(tmp_path: Path):
     assert len(base_texts) == len(PROMPTS)
     assert _adapter_phrases_in(base_texts) == []
     assert all(text == PHRASES[model] for model, text in answers if model != MODEL_NAME)
+    # pinned for real, not the fallback to on (engines/vllm.py, _prepare_lora_workers)
+    assert "landed in slot" not in (tmp_path / "server.log").read_text()
 
 
 def test_zero_adapter_fits_max_lora_rank_1_with_management_only(tmp_path: Path):

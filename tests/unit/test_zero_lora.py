@@ -6,6 +6,7 @@ bitsandbytes-looking quantized ones, and one with no attention projection to att
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -241,3 +242,74 @@ def test_the_scheduler_sees_one_slot_fewer_than_the_workers():
     assert (scheduler.max_loras, workers.max_loras) == (2, 3)
     assert scheduler.max_cpu_loras == 5
     assert one_slot_fewer(None) is None
+
+
+class _Slots:
+    """A stand-in for ``AsyncLLM``'s LoRA calls, slotting adapters the way vLLM 0.32
+    does (``add_lora`` activates in the first free slot; a pinned one stays), and
+    answering the worker extension's calls (engines/vllm_lora_worker.py)."""
+
+    def __init__(self, slots: int, held: tuple[int, ...] = (), first_free=True) -> None:
+        self.slots: list[int | None] = [None] * slots
+        for index, lora_id in enumerate(held):
+            self.slots[index] = lora_id
+        self.first_free, self.pinned, self.calls = first_free, set(), []
+
+    async def list_loras(self) -> set[int]:
+        return {i for i in self.slots if i is not None}
+
+    async def add_lora(self, request) -> bool:
+        free = [i for i, held in enumerate(self.slots) if held is None]
+        self.slots[free[0] if self.first_free else free[-1]] = request.lora_int_id
+        self.calls.append(("add", request.lora_int_id))
+        return True
+
+    async def pin_lora(self, lora_id: int) -> bool:
+        self.pinned.add(lora_id)
+        return True
+
+    async def remove_lora(self, lora_id: int) -> bool:
+        assert lora_id not in self.pinned
+        self.slots[self.slots.index(lora_id)] = None
+        return True
+
+    async def collective_rpc(self, method: str, args: tuple = ()):
+        if method == "lora_slot_index_of":
+            return [self.slots.index(args[0]) if args[0] in self.slots else None]
+        if method == "lora_slot_count":
+            return [len(self.slots)]
+        return [1]
+
+
+def _pinned_engine(tmp_path: Path):
+    from engines.vllm import VLLMEngine
+
+    engine = VLLMEngine(
+        _llama(tmp_path), "m", enable_lora=True, max_loras=3, base_via_zero_lora="pinned"
+    )
+    _routed(engine)
+    return engine
+
+
+def test_pinned_leaves_only_the_zero_adapter_in_the_last_slot(tmp_path: Path):
+    from engines.vllm_zero_lora import ZERO_ADAPTER_ID
+
+    engine, llm = _pinned_engine(tmp_path), _Slots(4)
+    asyncio.run(engine._prepare_lora_workers(llm))
+    assert llm.slots == [None, None, None, ZERO_ADAPTER_ID]
+    assert llm.pinned == {ZERO_ADAPTER_ID}
+    assert engine._lora_request(None) is None
+
+
+def test_pinned_falls_back_to_on_where_the_slot_is_not_the_last(tmp_path: Path):
+    """A vLLM that slotted adapters otherwise: base requests go through the adapter."""
+    engine, llm = _pinned_engine(tmp_path), _Slots(4, first_free=False)
+    asyncio.run(engine._prepare_lora_workers(llm))
+    assert engine._lora_request(None) is not None
+
+
+def test_pinned_refuses_an_engine_already_holding_adapters(tmp_path: Path):
+    from engines.vllm_zero_lora import SlotsNotEmpty
+
+    with pytest.raises(SlotsNotEmpty):
+        asyncio.run(_pinned_engine(tmp_path)._prepare_lora_workers(_Slots(4, held=(5,))))
