@@ -242,7 +242,11 @@ class VLLMEngine:
         # Building AsyncLLM blocks for the whole model load; keep the loop answering.
         llm, self._tokenizer = await asyncio.to_thread(self._build_locked)
         if self._lora_worker_extension():
-            await self._prepare_lora_workers(llm)
+            try:
+                await self._prepare_lora_workers(llm)
+            except BaseException:
+                llm.shutdown()  # not ready, so shutdown() would not reach it
+                raise
         self._info = ModelInfo(
             id=self.served_model_name,
             max_model_len=llm.model_config.max_model_len,
