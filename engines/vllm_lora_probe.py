@@ -59,23 +59,33 @@ def base_tokens_get_an_adapter() -> bool | None:
 
 
 #: ``--base-via-zero-lora`` choices.
-MODES = ("auto", "on", "off")
+MODES = ("auto", "pinned", "on", "off")
+
+#: How base requests run when LoRA is enabled (what :func:`base_request_route` returns).
+#: "direct": with no adapter, as vLLM intends. "pinned": with no adapter too, but the zero
+#: adapter is pinned in the last slot first, so the slot a base token's -1 reads is all
+#: zeros (engines.vllm_zero_lora.pin_in_last_slot). "zero": through the zero adapter.
+DIRECT, PINNED, ZERO = "direct", "pinned", "zero"
 
 
-def zero_adapter_needed(mode: str, cpu_build: bool, probe: Callable[[], bool | None]) -> bool:
-    """Whether base requests should go through the zero adapter.
+def base_request_route(mode: str, cpu_build: bool, probe: Callable[[], bool | None]) -> str:
+    """How base requests should run: :data:`DIRECT`, :data:`PINNED` or :data:`ZERO`.
 
-    ``on``/``off`` force it. ``auto`` skips it on non-CPU builds (their kernels skip
-    slot -1; the bug was never seen there, and the probe would have to touch the GPU
-    before vLLM forks its workers). On the CPU build it follows the probe, and keeps
-    the workaround when the probe cannot tell: a wrong base answer is worse than the
-    cost measured in the README.
+    ``off``, ``pinned`` and ``on`` force a route. ``auto`` runs them directly on non-CPU
+    builds (their kernels skip slot -1; the bug was never seen there, and the probe would
+    have to touch the GPU before vLLM forks its workers). On the CPU build it follows the
+    probe: pinned where the kernels leak (base-only batches then skip the LoRA kernels,
+    as with no adapter at all), and the zero adapter for every base request when the
+    probe cannot tell, since a vLLM whose kernels moved may have moved its slot
+    assignment too: a wrong base answer is worse than the cost measured in the README.
     """
     if mode not in MODES:
         raise ValueError(f"base_via_zero_lora must be one of {', '.join(MODES)}, not {mode!r}")
     if mode != "auto":
-        return mode == "on"
+        return {"off": DIRECT, "pinned": PINNED, "on": ZERO}[mode]
     if not cpu_build:
-        return False
+        return DIRECT
     leaks = probe()
-    return True if leaks is None else leaks
+    if leaks is None:
+        return ZERO
+    return PINNED if leaks else DIRECT

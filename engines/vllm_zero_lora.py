@@ -13,6 +13,13 @@ attaches to the attention projections the checkpoint really has: ``q_proj``/``v_
 or ``qkv_proj`` in fused checkpoints. Which modules it covers does not matter for
 correctness: every token only needs *a* slot, and vLLM zeroes a slot's weights for
 modules its adapter does not cover.
+
+Two ways to use it (``--base-via-zero-lora``): ``on`` sends every base request through
+it, which makes every base-only batch run the LoRA kernels (vLLM skips them only when
+no token has an adapter; ``vllm.lora.punica_wrapper.utils.compute_meta``), about 3x the
+cost. ``pinned`` (:func:`pin_in_last_slot`) instead parks it, pinned, in the last slot,
+which is the slot a base token's -1 reads: base requests then run with no adapter,
+base-only batches skip the kernels, and in a mixed batch the base tokens read zeros.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from safetensors.torch import save_file
 #: Far above any id the adapter registry hands out.
 ZERO_ADAPTER_ID = 2**31 - 1
 ZERO_ADAPTER_NAME = "__base__"
+#: Ids of the short-lived fillers :func:`pin_in_last_slot` loads (just below the above).
+FILLER_NAME = "__slot_filler_{}__"
 #: Module names (last path part) the zero adapter may attach to.
 TARGET_LEAVES = ("q_proj", "v_proj", "qkv_proj")
 RANK = 1
@@ -117,3 +126,42 @@ def write_zero_adapter(base_path: Path, out_dir: Path) -> Path:
     }
     (out_dir / "adapter_config.json").write_text(json.dumps(config, indent=2))
     return out_dir
+
+
+class SlotsNotEmpty(RuntimeError):
+    """The engine already holds adapters, so the zero adapter's slot cannot be chosen."""
+
+
+async def pin_in_last_slot(llm, zero_request, slots: int) -> None:
+    """Pin the zero adapter in the engine's last LoRA slot (index ``slots - 1``).
+
+    ``llm`` is a vLLM ``AsyncLLM`` holding no adapter (call it before serving), with
+    ``max_loras == slots``. What this relies on, in vLLM 0.32's ``vllm/lora``:
+
+    - ``add_lora`` activates the adapter at once (``LRUCacheWorkerLoRAManager.add_adapter``
+      ends in ``activate_adapter``), and activation takes the FIRST free slot
+      (``LoRAModelManager.activate_adapter``): so ``slots - 1`` fillers take slots
+      0..slots-2 and the zero adapter, added next, the last one.
+    - ``pin_lora`` pins it in both LRU caches; eviction skips pinned entries
+      (``vllm.utils.cache.LRUCache.popitem``), so it never leaves that slot, and
+      removing the fillers frees 0..slots-2 for the real adapters.
+    - Nothing resets the slots while serving: ``remove_all_adapters`` runs only in
+      start-up warm-up and on in-place weight reloads, which this gateway never does.
+
+    The fillers are the zero adapter under other ids (same folder: nothing to write).
+    """
+    from vllm.lora.request import LoRARequest
+
+    held = await llm.list_loras()
+    if held:
+        raise SlotsNotEmpty(f"the engine already holds adapters {sorted(held)}")
+    fillers = [
+        LoRARequest(FILLER_NAME.format(i), zero_request.lora_int_id - 1 - i, zero_request.lora_path)
+        for i in range(slots - 1)
+    ]
+    for filler in fillers:
+        await llm.add_lora(filler)
+    await llm.add_lora(zero_request)
+    await llm.pin_lora(zero_request.lora_int_id)
+    for filler in fillers:
+        await llm.remove_lora(filler.lora_int_id)

@@ -314,10 +314,11 @@ def _add_lora_flags(serve: argparse.ArgumentParser) -> None:
     lora.add_argument("--admin-api-key", default=os.environ.get("OPENAI_FRONTEND_ADMIN_API_KEY"))
     lora.add_argument(
         "--base-via-zero-lora",
-        choices=("auto", "on", "off"),
+        choices=("auto", "pinned", "on", "off"),
         default="auto",
-        help="vllm: run base requests through a zero-weight adapter (auto: where a start-up "
-        "self-check finds the CPU build's mixed-batch bug)",
+        help="vllm: keep base requests clear of adapters with a zero-weight adapter, pinned "
+        "in the slot base tokens read (pinned) or running every base request (on); "
+        "auto: pinned where a start-up self-check finds the CPU build's mixed-batch bug",
     )
 
 

@@ -1,13 +1,18 @@
-"""What the zero-adapter workaround costs base requests: on vs off, side by side.
+"""What the mixed-batch LoRA workaround costs base requests: its modes side by side.
 
-Two servers with the same adapter declared, one with ``--base-via-zero-lora on`` and
-one with ``off``, both loaded at once. Each round runs ``openai-frontend bench``
-against each (order alternating between rounds, so noise hits both) with base-model
-requests only: streaming chat, 128-token prompts, 128 output tokens with ignore_eos,
---waves x concurrency requests a level. Prints output tok/s per round, the on/off ratio per
-round, and the median and spread of the ratios.
+One server per mode, all loaded at once (started one after another):
+
+- ``nolora``: LoRA disabled (no adapter declared), the reference every ratio is against;
+- ``pinned``, ``on``, ``off``: the same adapter declared, ``--base-via-zero-lora MODE``.
+
+Each round runs ``openai-frontend bench`` against each server (order rotating between
+rounds, so noise hits all) with base-model requests only: streaming chat, 128-token
+prompts, 128 output tokens with ignore_eos, --waves x concurrency requests a level.
+Prints output tok/s and server CPU seconds per 1k tokens per round, and per mode the
+ratio to ``nolora`` of each round (paired) and its median.
 
     .venv/bin/python scripts/bench_zero_lora.py [--rounds 3] [--concurrency 8,32]
+        [--modes nolora,pinned,on,off]
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from demo_adapters import ensure_adapter  # noqa: E402
 
 from openai_frontend.default_model import MODEL_NAME, ensure_default_model  # noqa: E402
 
-MODES = ("on", "off")
+MODES = ("nolora", "pinned", "on", "off")
+#: The mode every ratio is taken against: LoRA disabled.
+REFERENCE = "nolora"
 
 
 def bench_once(
@@ -64,38 +71,55 @@ def bench_once(
     return summary["output_throughput"], 1000 * cpu / tokens
 
 
-async def start_both(args: argparse.Namespace) -> dict[str, object]:
+def mode_flags(mode: str) -> list[str]:
+    """The server flags of one mode (``nolora``: no adapter, so LoRA is off)."""
+    if mode == REFERENCE:
+        return []
+    return [f"--lora=pirate={ensure_adapter('pirate')}", f"--base-via-zero-lora={mode}"]
+
+
+async def start_all(modes: list[str], args: argparse.Namespace) -> dict[str, object]:
+    """One server per mode, each started once the one before is ready (2-core machines
+    do not take several engine start-ups at once well)."""
     model = ensure_default_model()
-    lora = f"--lora=pirate={ensure_adapter('pirate')}"
-    servers = {
-        mode: start_server(
-            model,
-            MODEL_NAME,
-            args.port + index,
-            lora,
-            f"--base-via-zero-lora={mode}",
-            log_name=f"bench-server-{mode}.log",
-        )
-        for index, mode in enumerate(MODES)
-    }
-    for index, mode in enumerate(MODES):
-        client = client_for(args.port + index)
-        try:
-            await wait_ready(client, servers[mode])
-        finally:
-            await client.aclose()
+    servers = {}
+    try:
+        for index, mode in enumerate(modes):
+            servers[mode] = start_server(
+                model,
+                MODEL_NAME,
+                args.port + index,
+                *mode_flags(mode),
+                log_name=f"bench-server-{mode}.log",
+            )
+            client = client_for(args.port + index)
+            try:
+                await wait_ready(client, servers[mode])
+            finally:
+                await client.aclose()
+    except BaseException:
+        stop_all(servers)
+        raise
     return servers
 
 
+def stop_all(servers: dict) -> None:
+    for server in servers.values():
+        server.terminate()
+        server.wait(timeout=60)
+
+
 def main(args: argparse.Namespace) -> None:
-    servers = asyncio.run(start_both(args))
-    results = {(mode, c): [] for mode in MODES for c in args.concurrency}
+    modes = args.modes
+    servers = asyncio.run(start_all(modes, args))
+    results = {(mode, c): [] for mode in modes for c in args.concurrency}
     try:
         for round_no in range(args.rounds):
-            order = MODES if round_no % 2 == 0 else MODES[::-1]
+            shift = round_no % len(modes)
+            order = modes[shift:] + modes[:shift]
             for concurrency in args.concurrency:
                 for mode in order:
-                    port = args.port + MODES.index(mode)
+                    port = args.port + modes.index(mode)
                     pid = servers[mode].pid
                     tps, cpu = bench_once(port, pid, concurrency, args, seed=round_no)
                     results[(mode, concurrency)].append((tps, cpu))
@@ -105,27 +129,29 @@ def main(args: argparse.Namespace) -> None:
                         flush=True,
                     )
     finally:
-        for server in servers.values():
-            server.terminate()
-            server.wait(timeout=60)
-        print_table(results, args.concurrency, 0, "output tok/s")  # rounds done so far
-        print_table(results, args.concurrency, 1, "server CPU s per 1k tokens")
+        stop_all(servers)
+        # rounds done so far
+        print_table(results, modes, args.concurrency, 0, "output tok/s")
+        print_table(results, modes, args.concurrency, 1, "server CPU s per 1k tokens")
 
 
-def print_table(results: dict, levels: list[int], column: int, what: str) -> None:
-    """Medians of on and off, and the on/off ratio of each round (paired), for one figure."""
-    print(f"\n| concurrency | {what}, zero adapter on | off | on/off per round | median |")
+def print_table(results: dict, modes: list[str], levels: list[int], column: int, what: str) -> None:
+    """Per mode and level: the median of one figure, the ratio to the reference mode in
+    each round (paired), and the median ratio."""
+    reference = modes[0]
+    print(f"\n{what}; ratios to {reference}")
+    print(f"| concurrency | mode | {what} (median) | ratio per round | median ratio |")
     print("|---|---|---|---|---|")
     for c in levels:
-        on = [row[column] for row in results[("on", c)]]
-        off = [row[column] for row in results[("off", c)]]
-        ratios = [a / b for a, b in zip(on, off, strict=False)]
-        if not ratios:
-            continue
-        print(
-            f"| {c} | {statistics.median(on):.1f} | {statistics.median(off):.1f} | "
-            f"{', '.join(f'{r:.2f}' for r in ratios)} | {statistics.median(ratios):.2f}x |"
-        )
+        base = [row[column] for row in results[(reference, c)]]
+        for mode in modes:
+            values = [row[column] for row in results[(mode, c)]]
+            if not values:
+                continue
+            ratios = [a / b for a, b in zip(values, base, strict=False)]
+            spread = ", ".join(f"{r:.2f}" for r in ratios)
+            median_ratio = f"{statistics.median(ratios):.2f}x" if ratios else "-"
+            print(f"| {c} | {mode} | {statistics.median(values):.1f} | {spread} | {median_ratio} |")
 
 
 def parse_args() -> argparse.Namespace:
@@ -141,7 +167,21 @@ def parse_args() -> argparse.Namespace:
         "--waves", type=int, default=2, help="requests a level = waves x concurrency"
     )
     parser.add_argument("--port", type=int, default=8134)
+    parser.add_argument(
+        "--modes",
+        type=parse_modes,
+        default=list(MODES),
+        help=f"comma-separated, the first is the reference (default {','.join(MODES)})",
+    )
     return parser.parse_args()
+
+
+def parse_modes(text: str) -> list[str]:
+    modes = [mode for mode in text.split(",") if mode]
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown or len(set(modes)) != len(modes) or not modes:
+        raise argparse.ArgumentTypeError(f"modes: distinct ones of {', '.join(MODES)}")
+    return modes
 
 
 if __name__ == "__main__":

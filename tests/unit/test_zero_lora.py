@@ -6,6 +6,7 @@ bitsandbytes-looking quantized ones, and one with no attention projection to att
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from engines.vllm_lora_probe import zero_adapter_needed
+from engines.vllm_lora_probe import DIRECT, PINNED, ZERO, base_request_route
 from engines.vllm_zero_lora import NoZeroAdapterTarget, write_zero_adapter
 from lora.peft_folder import BaseModel, inspect_adapter
 
@@ -154,22 +155,161 @@ class _Probe:
 
 
 @pytest.mark.parametrize(
-    ("mode", "cpu_build", "probe_says", "wanted", "probed"),
+    ("mode", "cpu_build", "probe_says", "route", "probed"),
     [
-        ("on", False, False, True, False),
-        ("off", True, True, False, False),
-        ("auto", False, True, False, False),  # GPU builds: never, and no probe
-        ("auto", True, True, True, True),
-        ("auto", True, False, False, True),
-        ("auto", True, None, True, True),  # cannot tell: keep the safe workaround
+        ("on", False, False, ZERO, False),
+        ("pinned", False, False, PINNED, False),
+        ("off", True, True, DIRECT, False),
+        ("auto", False, True, DIRECT, False),  # GPU builds: never, and no probe
+        ("auto", True, True, PINNED, True),
+        ("auto", True, False, DIRECT, True),
+        ("auto", True, None, ZERO, True),  # cannot tell: keep the safest route
     ],
 )
-def test_when_the_zero_adapter_applies(mode, cpu_build, probe_says, wanted, probed):
+def test_how_base_requests_run(mode, cpu_build, probe_says, route, probed):
     probe = _Probe(probe_says)
-    assert zero_adapter_needed(mode, cpu_build, probe) is wanted
+    assert base_request_route(mode, cpu_build, probe) == route
     assert probe.calls == int(probed)
 
 
 def test_unknown_mode_is_refused():
-    with pytest.raises(ValueError, match="auto, on, off"):
-        zero_adapter_needed("sometimes", True, _Probe(True))
+    with pytest.raises(ValueError, match="auto, pinned, on, off"):
+        base_request_route("sometimes", True, _Probe(True))
+
+
+def _llama(tmp_path: Path) -> Path:
+    return _base(
+        tmp_path / "llama",
+        _per_layer(**{"q_proj.weight": torch.ones(Q_OUT, HIDDEN, dtype=torch.bfloat16)}),
+    )
+
+
+def _routed(engine) -> dict:
+    """``engine.engine_arguments()`` once its start-up chose the base route."""
+    engine._base_route, engine._zero_adapter = engine._zero_lora_request()
+    return engine.engine_arguments()
+
+
+def test_pinned_adds_a_slot_and_the_scheduler_that_leaves_it_alone(tmp_path: Path):
+    from engines.vllm import VLLMEngine
+    from engines.vllm_lora_scheduler import QUALNAME, reserving_one_lora_slot
+
+    engine = VLLMEngine(_llama(tmp_path), "m", enable_lora=True, base_via_zero_lora="pinned")
+    arguments = _routed(engine)
+    assert arguments["max_loras"] == engine.max_loras + 1
+    assert arguments["scheduler_cls"] == QUALNAME
+    assert arguments["worker_extension_cls"] == "engines.vllm_lora_worker.LoRAWorkerExtension"
+    assert engine._lora_request(None) is None  # base requests carry no adapter
+
+    from vllm.utils.import_utils import resolve_obj_by_qualname
+
+    assert resolve_obj_by_qualname(QUALNAME) is reserving_one_lora_slot
+
+
+def test_on_routes_base_requests_through_the_zero_adapter(tmp_path: Path):
+    from engines.vllm import VLLMEngine
+    from engines.vllm_zero_lora import ZERO_ADAPTER_ID
+
+    engine = VLLMEngine(_llama(tmp_path), "m", enable_lora=True, base_via_zero_lora="on")
+    arguments = _routed(engine)
+    assert arguments["max_loras"] == engine.max_loras + 1
+    assert "scheduler_cls" not in arguments
+    assert engine._lora_request(None).lora_int_id == ZERO_ADAPTER_ID
+
+
+@pytest.mark.parametrize("key", ["scheduler_cls", "worker_extension_cls"])
+def test_pinned_falls_back_to_on_under_a_class_of_the_users(tmp_path: Path, key: str):
+    from engines.vllm import VLLMEngine
+
+    engine = VLLMEngine(
+        _llama(tmp_path),
+        "m",
+        enable_lora=True,
+        base_via_zero_lora="pinned",
+        engine_args={key: "my.Class"},
+    )
+    assert _routed(engine)[key] == "my.Class"
+    assert engine._lora_request(None) is not None
+
+
+def test_the_scheduler_sees_one_slot_fewer_than_the_workers():
+    from vllm.config.lora import LoRAConfig
+
+    from engines.vllm_lora_scheduler import one_slot_fewer
+
+    workers = LoRAConfig(max_loras=3, max_cpu_loras=5)
+    scheduler = one_slot_fewer(workers)
+    assert (scheduler.max_loras, workers.max_loras) == (2, 3)
+    assert scheduler.max_cpu_loras == 5
+    assert one_slot_fewer(None) is None
+
+
+class _Slots:
+    """A stand-in for ``AsyncLLM``'s LoRA calls, slotting adapters the way vLLM 0.32
+    does (``add_lora`` activates in the first free slot; a pinned one stays), and
+    answering the worker extension's calls (engines/vllm_lora_worker.py)."""
+
+    def __init__(self, slots: int, held: tuple[int, ...] = (), first_free=True) -> None:
+        self.slots: list[int | None] = [None] * slots
+        for index, lora_id in enumerate(held):
+            self.slots[index] = lora_id
+        self.first_free, self.pinned, self.calls = first_free, set(), []
+
+    async def list_loras(self) -> set[int]:
+        return {i for i in self.slots if i is not None}
+
+    async def add_lora(self, request) -> bool:
+        free = [i for i, held in enumerate(self.slots) if held is None]
+        self.slots[free[0] if self.first_free else free[-1]] = request.lora_int_id
+        self.calls.append(("add", request.lora_int_id))
+        return True
+
+    async def pin_lora(self, lora_id: int) -> bool:
+        self.pinned.add(lora_id)
+        return True
+
+    async def remove_lora(self, lora_id: int) -> bool:
+        assert lora_id not in self.pinned
+        self.slots[self.slots.index(lora_id)] = None
+        return True
+
+    async def collective_rpc(self, method: str, args: tuple = ()):
+        if method == "lora_slot_index_of":
+            return [self.slots.index(args[0]) if args[0] in self.slots else None]
+        if method == "lora_slot_count":
+            return [len(self.slots)]
+        return [1]
+
+
+def _pinned_engine(tmp_path: Path):
+    from engines.vllm import VLLMEngine
+
+    engine = VLLMEngine(
+        _llama(tmp_path), "m", enable_lora=True, max_loras=3, base_via_zero_lora="pinned"
+    )
+    _routed(engine)
+    return engine
+
+
+def test_pinned_leaves_only_the_zero_adapter_in_the_last_slot(tmp_path: Path):
+    from engines.vllm_zero_lora import ZERO_ADAPTER_ID
+
+    engine, llm = _pinned_engine(tmp_path), _Slots(4)
+    asyncio.run(engine._prepare_lora_workers(llm))
+    assert llm.slots == [None, None, None, ZERO_ADAPTER_ID]
+    assert llm.pinned == {ZERO_ADAPTER_ID}
+    assert engine._lora_request(None) is None
+
+
+def test_pinned_falls_back_to_on_where_the_slot_is_not_the_last(tmp_path: Path):
+    """A vLLM that slotted adapters otherwise: base requests go through the adapter."""
+    engine, llm = _pinned_engine(tmp_path), _Slots(4, first_free=False)
+    asyncio.run(engine._prepare_lora_workers(llm))
+    assert engine._lora_request(None) is not None
+
+
+def test_pinned_refuses_an_engine_already_holding_adapters(tmp_path: Path):
+    from engines.vllm_zero_lora import SlotsNotEmpty
+
+    with pytest.raises(SlotsNotEmpty):
+        asyncio.run(_pinned_engine(tmp_path)._prepare_lora_workers(_Slots(4, held=(5,))))
