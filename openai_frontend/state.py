@@ -20,16 +20,21 @@ from lora.peft_folder import AdapterError
 from lora.registry import Adapter, AdapterRegistry
 from openai_frontend.adapters import AdapterLease
 from openai_frontend.admission import Admission, Deadline, with_deadline
+from openai_frontend.auth import batch_owner
 from openai_frontend.config import ServerConfig
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError, model_not_found
 from openai_frontend.generation import ChoiceDelta, primed, run_choices
 from openai_frontend.metrics import Metrics
 from openai_frontend.parsing.registry import check_parser_names
+from openai_frontend.priority import PRIORITY_LIMIT
 from openai_frontend.sampling import read_generation_defaults
 from openai_frontend.tracing import RequestTracer, end_span, traced
 from templates.sources import TemplateResolver, load_template_option, read_model_templates
 
+#: The admission priority of a batch line: after every interactive request (whose
+#: priorities are clamped to -PRIORITY_LIMIT..PRIORITY_LIMIT), so a batch never starves chat.
+BATCH_PRIORITY = PRIORITY_LIMIT + 1
 #: What a request that arrives while the model loads is told to wait, in seconds.
 LOADING_RETRY_AFTER_S = 5
 #: Texts at least this long are tokenized off the event loop (~1 ms of tokenizing).
@@ -169,14 +174,18 @@ class ServerState:
         its engine request is cancelled (ClientDisconnected, a 499), not run for nobody.
         """
         fields = log_fields(request)
+        queue_priority = requests[0].sampling.priority
+        if batch_owner(request.scope) is not None:
+            # A batch line waits behind every interactive request, whatever it asked.
+            queue_priority, fields["batch"] = BATCH_PRIORITY, True
         if self.tracer is None:
-            started = self._start(target, requests, prompt_tokens, fields)
+            started = self._start(target, requests, prompt_tokens, fields, queue_priority)
             return await cancel_on_disconnect(request, started)
         request_id = getattr(request.state, "request_id", None)
         span, context = self.tracer.start(f"POST {request.url.path}", request.headers, request_id)
         requests = [dataclasses.replace(each, trace_headers=context) for each in requests]
         try:
-            started = self._start(target, requests, prompt_tokens, fields, span)
+            started = self._start(target, requests, prompt_tokens, fields, queue_priority, span)
             return await cancel_on_disconnect(request, started)
         except BaseException as exc:  # refused, timed out or left before its first delta
             end_span(span, fields, exc)
@@ -188,6 +197,7 @@ class ServerState:
         requests: list,
         prompt_tokens: int,
         log_fields: dict,
+        queue_priority: int,
         span: Span | None = None,
     ) -> AsyncIterator[ChoiceDelta]:
         deadline = Deadline.start(self.config.request_timeout)  # the queue wait counts
@@ -195,7 +205,7 @@ class ServerState:
         # Each wrapper is one more async-generator hop per token: add only those in use.
         if self.admission is not None:
             # One slot per engine sequence: n=128 is 128 requests' worth of engine work.
-            await self.admission.enter(len(requests), requests[0].sampling.priority, deadline)
+            await self.admission.enter(len(requests), queue_priority, deadline)
             running = self.admission.hold(running, len(requests))
         if deadline is not None:
             running = with_deadline(running, deadline)

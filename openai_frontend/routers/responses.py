@@ -18,7 +18,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from openai_frontend.auth import authenticated_key
+from openai_frontend.auth import authenticated_key, batch_owner
 from openai_frontend.chat_run import ChatRun, start_chat
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError
@@ -53,9 +53,12 @@ def response_store(request: Request) -> ResponseStore:
     return request.app.state.response_store
 
 
-def _owner(request: Request) -> str:
+def request_owner(request: Request) -> str:
     """The key the request was let in by, whichever header carried it (no keys: one
-    owner for every caller)."""
+    owner for every caller). A batch line acts as its batch's owner."""
+    internal = batch_owner(request.scope)
+    if internal is not None:
+        return internal
     return owner_of(authenticated_key(request.headers, get_state(request).config.api_keys))
 
 
@@ -82,7 +85,7 @@ def not_found(response_id: str, store: ResponseStore, param: str | None = None) 
 async def _stored(request: Request, response_id: str, param: str | None = None) -> StoredResponse:
     store = response_store(request)
     try:
-        record = await store.load(_owner(request), response_id)
+        record = await store.load(request_owner(request), response_id)
     except StoreUnavailable as error:
         raise unavailable(error) from None
     if record is None:
@@ -119,7 +122,7 @@ async def create_response(body: ResponsesRequest, request: Request) -> Response:
             response["id"], response, new_items, body.previous_response_id, history
         )
         try:
-            await store.save(_owner(request), record)
+            await store.save(request_owner(request), record)
         except Exception as error:  # the answer is worth more than its copy
             bug = not isinstance(error, StoreUnavailable)
             log.warning("response %s answered, not stored: %s", response["id"], error, exc_info=bug)
@@ -150,7 +153,7 @@ async def _resolve_references(
     known = {item["id"]: item for item in history if item.get("id") in wanted}
     if missing := sorted(wanted - known.keys()):
         try:
-            known |= await response_store(request).load_items(_owner(request), missing)
+            known |= await response_store(request).load_items(request_owner(request), missing)
         except StoreUnavailable as error:
             raise unavailable(error) from None
     for index, item in enumerate(items):
@@ -230,7 +233,7 @@ async def get_response(
 async def delete_response(response_id: str, request: Request) -> Response:
     store = response_store(request)
     try:
-        deleted = await store.delete(_owner(request), response_id)
+        deleted = await store.delete(request_owner(request), response_id)
     except StoreUnavailable as error:
         raise unavailable(error) from None
     if not deleted:
