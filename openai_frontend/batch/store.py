@@ -131,29 +131,26 @@ class BatchStore:
         return await self._call(self._get_file, owner, file_id)
 
     def _get_file(self, owner: str, file_id: str) -> StoredFile | None:
-        row = (
+        row = self._file_row("id, created_at, filename, purpose, length(content)", owner, file_id)
+        return None if row is None else StoredFile(*row)
+
+    def _file_row(self, columns: str, owner: str, file_id: str) -> tuple | None:
+        """``columns`` of ``owner``'s live file ``file_id``: one place for the rule that
+        another key's file, or an expired one, does not exist."""
+        return (
             self._db()
             .execute(
-                "SELECT id, created_at, filename, purpose, length(content) FROM files "
-                "WHERE id = ? AND owner = ? AND created_at >= ?",
+                f"SELECT {columns} FROM files WHERE id = ? AND owner = ? AND created_at >= ?",
                 (file_id, owner, self._oldest_alive()),
             )
             .fetchone()
         )
-        return None if row is None else StoredFile(*row)
 
     async def file_content(self, owner: str, file_id: str) -> bytes | None:
         return await self._call(self._file_content, owner, file_id)
 
     def _file_content(self, owner: str, file_id: str) -> bytes | None:
-        row = (
-            self._db()
-            .execute(
-                "SELECT content FROM files WHERE id = ? AND owner = ? AND created_at >= ?",
-                (file_id, owner, self._oldest_alive()),
-            )
-            .fetchone()
-        )
+        row = self._file_row("content", owner, file_id)
         return None if row is None else bytes(row[0])
 
     async def delete_file(self, owner: str, file_id: str) -> bool:
