@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+from fault_engines import MODEL, FaultInjectingEngine, in_process_client
+
+from engines.base import Delta, GenerateRequest
 from openai_frontend.batch.runner import BatchRunner
 from openai_frontend.batch.store import BatchStore, StoredFile
 from openai_frontend.responses.store import SQLiteResponseStore
@@ -120,3 +124,89 @@ def test_a_restart_resumes_without_rerunning_answered_lines(tmp_path: Path):
     assert batch["status"] == "completed"
     assert batch["request_counts"] == {"total": 10, "completed": 10, "failed": 0}
     assert [json.loads(line)["custom_id"] for line in output] == [f"c{i}" for i in range(10)]
+
+
+class HoldsAfterEngine(FaultInjectingEngine):
+    """A fake engine (FaultInjectingEngine: filler text, UTF-8 bytes as tokens) that
+    answers its first ``answer`` sequences and holds every later one after its first
+    delta, until the process stops: the server about to restart mid-batch."""
+
+    def __init__(self, answer: int) -> None:
+        super().__init__(tokens_before_fault=1)
+        self.answer = answer
+
+    async def generate(self, request: GenerateRequest) -> AsyncIterator[Delta]:
+        if len(self.generated) >= self.answer:
+            self.hold = asyncio.Event()  # never set
+        async for delta in super().generate(request):
+            yield delta
+
+
+def chat_line(index: int) -> str:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": f"batch {index}"}]}
+    line = {"custom_id": f"c{index}", "method": "POST", "url": CHAT, "body": body}
+    return json.dumps(line)
+
+
+async def until(predicate: Callable[[], Awaitable[bool]]) -> None:
+    """Until ``predicate`` holds (the fake engine answers at once; the store's thread
+    takes a little); bounded in polls, so a run that never gets there fails, not hangs."""
+    for _ in range(5000):
+        if await predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("never happened")
+
+
+def test_a_restarted_app_resumes_its_batch_through_the_engine(tmp_path: Path):
+    """The whole app twice over one store: the first stops with line 3 held in its
+    engine; the second's start (its lifespan) resumes the batch, and its engine is sent
+    lines 3..7 only, while the output file holds all eight in input order."""
+    store = str(tmp_path / "store.sqlite3")
+    first_engine, second_engine = HoldsAfterEngine(answer=3), FaultInjectingEngine()
+
+    async def first_process() -> tuple[str, dict]:
+        async with in_process_client(first_engine, response_store=store, batch_concurrency=1) as c:
+            file = (
+                await c.post(
+                    "/v1/files",
+                    files={"file": ("in.jsonl", "\n".join(map(chat_line, range(8))).encode())},
+                    data={"purpose": "batch"},
+                )
+            ).json()
+            body = {"input_file_id": file["id"], "endpoint": CHAT, "completion_window": "24h"}
+            batch_id = (await c.post("/v1/batches", json=body)).json()["id"]
+
+            async def fourth_line_held() -> bool:
+                return len(first_engine.generated) == 4 and first_engine.running == 1
+
+            await until(fourth_line_held)
+            return batch_id, (await c.get(f"/v1/batches/{batch_id}")).json()
+
+    async def second_process(batch_id: str) -> tuple[dict, list[dict]]:
+        async with in_process_client(second_engine, response_store=store) as c:
+
+            async def done() -> bool:
+                batch = (await c.get(f"/v1/batches/{batch_id}")).json()
+                return batch["status"] not in ("validating", "in_progress")
+
+            await until(done)
+            batch = (await c.get(f"/v1/batches/{batch_id}")).json()
+            output = await c.get(f"/v1/files/{batch['output_file_id']}/content")
+            return batch, [json.loads(line) for line in output.text.splitlines()]
+
+    batch_id, stopped = asyncio.run(first_process())
+    batch, output = asyncio.run(second_process(batch_id))
+    assert stopped["status"] == "in_progress"
+    assert stopped["request_counts"] == {"total": 8, "completed": 3, "failed": 0}
+    prompts = [bytes(request.prompt_token_ids).decode() for request in second_engine.generated]
+    assert [i for i in range(8) if any(f"batch {i}" in prompt for prompt in prompts)] == [
+        3,
+        4,
+        5,
+        6,
+        7,
+    ]
+    assert batch["status"] == "completed"
+    assert batch["request_counts"] == {"total": 8, "completed": 8, "failed": 0}
+    assert [line["custom_id"] for line in output] == [f"c{i}" for i in range(8)]
