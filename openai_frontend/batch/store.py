@@ -50,6 +50,12 @@ CREATE TABLE IF NOT EXISTS batch_lines (
 UNFINISHED = ("validating", "in_progress", "finalizing", "cancelling")
 
 
+class FilesFull(Exception):
+    """An upload that would take the files past the store's ``max_bytes``
+    (``--responses-max-bytes``): refused, never made room for by deleting a file a
+    batch may still read."""
+
+
 @dataclass(frozen=True)
 class StoredFile:
     id: str
@@ -110,6 +116,9 @@ class BatchStore:
         db = self._db()
         with _transaction(db):
             self._trim(db)
+            held = db.execute("SELECT total(length(content)) FROM files").fetchone()[0]
+            if held + len(content) > self._store.max_bytes:
+                raise FilesFull(f"files hold {int(held)} of {self._store.max_bytes} bytes")
             db.execute(
                 "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?)",
                 (file.id, owner, file.created_at, file.filename, file.purpose, content),

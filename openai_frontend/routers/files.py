@@ -1,7 +1,8 @@
 """``/v1/files``: the JSONL input of a batch, and the output and error files it writes.
 
 Only ``purpose: "batch"`` is accepted (nothing else here reads files); the upload is
-bounded by ``--max-request-bytes`` like every body. Files belong to the key that
+bounded by ``--max-request-bytes`` like every body, and all files together by
+``--responses-max-bytes`` (an upload past it is refused, no file is deleted for it). Files belong to the key that
 uploaded them (another key gets a 404) and live in the response store's SQLite file.
 """
 
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Form, Query, Request, UploadFile
 from starlette.responses import Response
 
-from openai_frontend.batch.store import BatchStore, StoredFile
+from openai_frontend.batch.store import BatchStore, FilesFull, StoredFile
 from openai_frontend.errors import APIError
 from openai_frontend.jsonresponse import json_response
 from openai_frontend.responses.store import StoreUnavailable
@@ -70,7 +71,14 @@ async def create_file(request: Request, file: UploadFile, purpose: str = Form(..
         purpose,
         len(content),
     )
-    await stored(batch_store(request).save_file(request_owner(request), record, content))
+    try:
+        await stored(batch_store(request).save_file(request_owner(request), record, content))
+    except FilesFull as full:
+        raise APIError(
+            f"The server's file storage is full ({full}): delete files, then upload again.",
+            param="file",
+            code="storage_full",
+        ) from None
     return json_response(record.body())
 
 

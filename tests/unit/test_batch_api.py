@@ -182,6 +182,28 @@ def test_an_upload_over_the_body_limit_is_a_413(tmp_path):
     assert refused.status_code == 413
 
 
+def test_an_upload_past_the_stores_bytes_is_a_400_naming_file_and_keeps_the_others(tmp_path):
+    first = ("\n".join(chat_line(f"a-{i}") for i in range(8)) + "\n").encode()
+
+    async def script(c):
+        kept = await upload(c, [chat_line(f"a-{i}") for i in range(8)])
+        refused = await c.post(
+            "/v1/files",
+            files={"file": ("more.jsonl", first)},
+            data={"purpose": "batch"},
+            headers=B,
+        )
+        return kept, refused, await c.get(f"/v1/files/{kept['id']}", headers=A)
+
+    kept, refused, still = run(
+        FaultInjectingEngine(), tmp_path, script, responses_max_bytes=len(first) * 3 // 2
+    )
+    assert kept["bytes"] == len(first)
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "file"
+    assert_valid(refused.json(), "ErrorResponse")
+    assert still.status_code == 200
+
+
 def test_cancel_stops_the_lines_not_yet_run_and_keeps_the_answered_ones(tmp_path):
     engine = FaultInjectingEngine(tokens_before_fault=2)
     engine.hold = asyncio.Event()
