@@ -2,8 +2,9 @@
 
 Only ``purpose: "batch"`` is accepted (nothing else here reads files); the upload is
 bounded by ``--max-request-bytes`` like every body, and all files together by
-``--responses-max-bytes`` (an upload past it is refused, no file is deleted for it). Files belong to the key that
-uploaded them (another key gets a 404) and live in the response store's SQLite file.
+``--responses-max-bytes`` (an upload past it is refused, no file is deleted for it).
+Files belong to the key that uploaded them (another key gets a 404) and live in the
+response store's SQLite file.
 """
 
 from __future__ import annotations
