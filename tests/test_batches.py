@@ -117,7 +117,7 @@ def test_every_line_is_answered_with_its_custom_id_and_bad_lines_go_to_the_error
             {"prompt": "Once upon a time", "max_tokens": 4},
             "CreateCompletionResponse",
         ),
-        ("/v1/responses", {"input": "Say a word.", "max_output_tokens": 4}, "Response"),
+        ("/v1/responses", {"input": "Say a word.", "max_output_tokens": 16}, "Response"),
     ],
 )
 def test_completions_and_responses_lines_run_through_their_endpoints(
