@@ -171,7 +171,7 @@ def test_a_batch_belongs_to_the_key_that_made_it_whichever_header_carries_it(
 ):
     """Made with ``Authorization: Bearer``; read again with the same key in
     ``x-api-key``; another key gets a 404 for the batch and its file (as for stored
-    responses). No line runs: the batch is cancelled at once."""
+    responses). The batch is cancelled at once: at most a line or two reach the model."""
     file_id = upload(client, [line("only", chat_body("Hi."))])
     made = client.batches.create(input_file_id=file_id, endpoint=CHAT, completion_window="24h")
     client.batches.cancel(made.id)
