@@ -178,6 +178,7 @@ class ServerState:
         if batch_owner(request.scope) is not None:
             # A batch line waits behind every interactive request, whatever it asked.
             queue_priority, fields["batch"] = BATCH_PRIORITY, True
+            requests = batch_line_requests(requests, self.config.scheduling_policy)
         if self.tracer is None:
             started = self._start(target, requests, prompt_tokens, fields, queue_priority)
             return await cancel_on_disconnect(request, started)
@@ -271,6 +272,22 @@ def wrong_task(name: str, served: Task) -> APIError:
 
 def get_state(request: Request) -> ServerState:
     return request.app.state.server
+
+
+def batch_line_requests(requests: list, policy: str) -> list:
+    """A batch line's engine requests: under ``--scheduling-policy priority`` the engine
+    schedules by each request's own priority too, so there it is ``BATCH_PRIORITY`` as
+    well (else a line asking -10 would pass interactive requests inside the engine).
+    Under ``fcfs`` the engine takes no priority (vLLM refuses one), and a line cannot ask
+    for one (a 400), so they stay as they are."""
+    if policy != "priority":
+        return requests
+    return [
+        dataclasses.replace(
+            each, sampling=dataclasses.replace(each.sampling, priority=BATCH_PRIORITY)
+        )
+        for each in requests
+    ]
 
 
 def log_fields(request: Request) -> dict:

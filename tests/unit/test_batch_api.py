@@ -13,6 +13,9 @@ import pytest
 from fault_engines import MODEL, FaultInjectingEngine, in_process_client
 from spec import assert_valid
 
+from openai_frontend.priority import PRIORITY_LIMIT
+from openai_frontend.state import BATCH_PRIORITY
+
 KEY_A, KEY_B = "key-a", "key-b"
 A = {"Authorization": f"Bearer {KEY_A}"}
 B = {"Authorization": f"Bearer {KEY_B}"}
@@ -247,3 +250,23 @@ def test_batch_lines_wait_behind_interactive_requests_in_admission(tmp_path):
     run(engine, tmp_path, script, max_concurrent_requests=1)
     prompts = [bytes(request.prompt_token_ids).decode() for request in engine.generated]
     assert "batch 0" in prompts[0] and "interactive" in prompts[1]
+
+
+def test_under_priority_scheduling_a_batch_line_reaches_the_engine_at_batch_priority(tmp_path):
+    """The line asks for the soonest priority; the engine is told BATCH_PRIORITY, so it
+    cannot pass interactive requests inside an engine that schedules by priority."""
+    engine = FaultInjectingEngine()
+    line = json.loads(chat_line("eager"))
+    line["body"]["priority"] = -PRIORITY_LIMIT
+
+    async def script(c):
+        file = await upload(c, [json.dumps(line)])
+        batch = await until_done(c, (await create(c, file["id"]))["id"])
+        body = {**line["body"], "max_tokens": 1}
+        interactive = await c.post(CHAT, json=body, headers=A)
+        return batch, interactive
+
+    batch, interactive = run(engine, tmp_path, script, scheduling_policy="priority")
+    assert batch["request_counts"]["completed"] == 1 and interactive.status_code == 200
+    priorities = [request.sampling.priority for request in engine.generated]
+    assert priorities == [BATCH_PRIORITY, -PRIORITY_LIMIT]
