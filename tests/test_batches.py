@@ -1,23 +1,29 @@
 """The Batch API on the session server (the default model), through the real ``openai``
-SDK: upload a JSONL file, create a batch, poll it, read the output and error files.
+SDK: upload a JSONL file, create a batch, poll it, read the output and error files; and
+a gateway killed mid-batch (remote engine in front of the session server, so no second
+model loads) whose successor resumes the batch.
 
 Lines are few and short (``max_tokens`` 4) so the model's work stays small; the poll
 budget is derived from how long one such request takes here, never a fixed wall clock.
 Nothing asserts what the model says: only that each line was answered, by whom, in what
-shape (OpenAI's spec), and where it went. A restart mid-batch is tested at the unit
-level (tests/unit/test_batch_resume.py: the whole app twice, a fake engine).
+shape (OpenAI's spec), and where it went. The unit tests cover the same restart with
+a fake engine (tests/unit/test_batch_resume.py).
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
 from conftest import USER_KEY, USER_KEY_2, Server
+from servers import all_stopped, ours, wait_ready
 from spec import assert_valid
 
 from openai_frontend.default_model import MODEL_NAME
@@ -59,10 +65,17 @@ def seconds_per_request(http: httpx.Client, url: str, body: dict[str, Any]) -> f
 def until_finished(client: openai.OpenAI, batch_id: str, budget_s: float) -> Any:
     """Poll ``batch_id`` until it ends; past ``budget_s`` (measured, see SLACK) the test
     fails saying where the batch stood."""
+    return until(client, batch_id, budget_s, lambda batch: batch.status in FINISHED)
+
+
+def until(
+    client: openai.OpenAI, batch_id: str, budget_s: float, done: Callable[[Any], bool]
+) -> Any:
+    """Poll ``batch_id`` until ``done`` says so of it, within ``budget_s``."""
     deadline = time.monotonic() + budget_s
     while True:
         batch = client.batches.retrieve(batch_id)
-        if batch.status in FINISHED:
+        if done(batch):
             return batch
         assert time.monotonic() < deadline, f"batch {batch.status}: {batch.request_counts}"
         time.sleep(min(0.2, budget_s / 50))
@@ -203,3 +216,58 @@ def test_bad_batch_requests_are_4xx_naming_the_parameter(client: openai.OpenAI):
     client.files.delete(file_id)
     with pytest.raises(openai.NotFoundError):
         client.files.retrieve(file_id)
+
+
+def answered_lines(store: Path, batch_id: str) -> dict[int, str]:
+    """The results the store holds for ``batch_id``, by line (read with the gateway
+    down: this is what the next start resumes from)."""
+    with sqlite3.connect(store) as db:
+        rows = db.execute(
+            "SELECT line, result FROM batch_lines WHERE batch_id = ?", (batch_id,)
+        ).fetchall()
+    return dict(rows)
+
+
+def test_a_gateway_killed_mid_batch_resumes_it_without_rerunning_answered_lines(
+    server: Server, tmp_path: Path
+):
+    """A real crash (SIGKILL) of a gateway with a batch in progress, one line at a time
+    (``--batch-concurrency 1``); a new gateway on the same store file resumes it. The
+    lines answered before the kill come out of the output file exactly as they were
+    stored (same request id, same completion id and text): they were not run again."""
+    store = tmp_path / "store.sqlite3"
+    flags = (
+        *("--served-model-name", MODEL_NAME, "--engine", "remote"),
+        *(f"--upstream={server.base_url}", "--upstream-api-key", USER_KEY),
+        *("--response-store", str(store), "--batch-concurrency", "1"),
+    )
+    custom_ids = [f"line-{i}" for i in range(10)]
+    lines = [line(each, chat_body(f"Name a colour, {each}.", 8)) for each in custom_ids]
+
+    first = ours(server.model_path, tmp_path / "first.log", *flags)
+    with all_stopped(first):
+        wait_ready(first)
+        client = openai.OpenAI(base_url=f"{first.base_url}/v1", api_key="none", max_retries=0)
+        with httpx.Client(base_url=first.base_url, timeout=120) as http:
+            per_request = seconds_per_request(http, CHAT, chat_body("Name a colour.", 8))
+        made = client.batches.create(
+            input_file_id=upload(client, lines), endpoint=CHAT, completion_window="24h"
+        )
+        until(client, made.id, SLACK * 2 * per_request, lambda b: b.request_counts.completed >= 1)
+        first.process.kill()
+        first.process.wait()
+    answered = answered_lines(store, made.id)
+    assert 1 <= len(answered) < len(lines), "the kill was not mid-batch"
+
+    second = ours(server.model_path, tmp_path / "second.log", *flags)
+    with all_stopped(second):
+        wait_ready(second)
+        client = openai.OpenAI(base_url=f"{second.base_url}/v1", api_key="none", max_retries=0)
+        batch = until_finished(client, made.id, SLACK * len(lines) * per_request)
+        output = client.files.content(batch.output_file_id).text.splitlines()
+
+    assert batch.status == "completed"
+    assert batch.request_counts.model_dump() == {"total": 10, "completed": 10, "failed": 0}
+    assert [json.loads(each)["custom_id"] for each in output] == custom_ids
+    for number, result in answered.items():
+        assert output[number] == result
