@@ -8,11 +8,15 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from fault_engines import MODEL, FaultInjectingEngine, in_process_client
 from spec import assert_valid
 
+from openai_frontend.admission import Admission
+from openai_frontend.embedding_run import run_embedding
+from openai_frontend.metrics import Metrics
 from openai_frontend.priority import PRIORITY_LIMIT
 from openai_frontend.state import BATCH_PRIORITY
 
@@ -270,3 +274,46 @@ def test_under_priority_scheduling_a_batch_line_reaches_the_engine_at_batch_prio
     assert batch["request_counts"]["completed"] == 1 and interactive.status_code == 200
     priorities = [request.sampling.priority for request in engine.generated]
     assert priorities == [BATCH_PRIORITY, -PRIORITY_LIMIT]
+
+
+class OrderNotingEmbedder:
+    """A fake embedder: answers zeros, noting each request's first token in order."""
+
+    def __init__(self) -> None:
+        self.order: list[int] = []
+
+    async def embed(self, request_id: str, inputs: list, dimensions: int | None) -> list:
+        self.order.append(inputs[0][0])
+        return [[0.0] for _ in inputs]
+
+
+async def queued_up(admission: Admission, waiting: int) -> None:
+    """Until ``waiting`` requests wait (a few loop turns); bounded, so it fails, not hangs."""
+    for _ in range(1000):
+        if admission.waiting >= waiting:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"{admission.waiting} waiting, not {waiting}")
+
+
+def test_a_batch_embeddings_line_waits_behind_an_interactive_one_in_admission():
+    """The single slot is held; the batch line (its log fields marked by the runner) asks
+    first, the interactive request second; the interactive one is embedded first."""
+    admission = Admission(1, None)
+    engine = OrderNotingEmbedder()
+    state = SimpleNamespace(
+        admission=admission, config=SimpleNamespace(request_timeout=None), metrics=Metrics()
+    )
+    target = SimpleNamespace(engine=engine, label="m")
+
+    async def script() -> None:
+        await admission.enter(1, 0, None)
+        queued = [asyncio.create_task(run_embedding(state, target, [[1]], None, {"batch": True}))]
+        await queued_up(admission, 1)
+        queued.append(asyncio.create_task(run_embedding(state, target, [[2]], None, {})))
+        await queued_up(admission, 2)
+        admission.leave(1)
+        await asyncio.gather(*queued)
+
+    asyncio.run(script())
+    assert engine.order == [2, 1]
