@@ -17,6 +17,8 @@ from starlette.middleware.cors import CORSMiddleware
 from engines.base import Embedder, Engine
 from openai_frontend.adapters import build_on_demand, build_registry, load_into_engine
 from openai_frontend.background import BackgroundJobs
+from openai_frontend.batch.runner import BatchRunner, InProcessSender
+from openai_frontend.batch.store import BatchStore
 from openai_frontend.config import ServerConfig
 from openai_frontend.default_model import is_default_model
 from openai_frontend.errors import install_error_handlers
@@ -28,11 +30,13 @@ from openai_frontend.middleware import (
     RequestIdMiddleware,
     UnexpectedErrorMiddleware,
 )
-from openai_frontend.responses.store import open_store
+from openai_frontend.responses.store import SQLiteResponseStore, open_store
 from openai_frontend.routers import (
+    batches,
     chat,
     completions,
     embeddings,
+    files,
     health,
     lora_admin,
     messages,
@@ -74,11 +78,14 @@ def create_gateway(config: ServerConfig, served: list[ServedModel]) -> FastAPI:
     # server at once (ValueError, as for a bad flag).
     store = open_store(config.response_store, config.responses_ttl, config.responses_max_bytes)
     jobs: BackgroundJobs = BackgroundJobs()
+    batch_store = BatchStore(store) if isinstance(store, SQLiteResponseStore) else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loading = [asyncio.create_task(_load(state, model)) for model in served]
         probe = asyncio.create_task(watch_loop_lag(state.metrics.loop_lag))
+        if batch_store is not None:  # batches an earlier process left unfinished go on
+            await runner.resume()
         try:
             yield
         finally:
@@ -86,6 +93,8 @@ def create_gateway(config: ServerConfig, served: list[ServedModel]) -> FastAPI:
                 task.cancel()
             # Before the engine and the store close: each job records how it ended.
             await jobs.stop(config.drain_timeout)
+            await runner.close()
+            await sender.close()
             await asyncio.gather(*(model.engine.shutdown() for model in served))
             await asyncio.to_thread(store.close)
             if state.tracer is not None:  # flushes the spans still batched
@@ -95,9 +104,19 @@ def create_gateway(config: ServerConfig, served: list[ServedModel]) -> FastAPI:
     app.state.server = state
     app.state.response_store = store
     app.state.background = jobs
+    app.state.batch_store = batch_store
+    sender = InProcessSender(app)
+    runner = BatchRunner(
+        batch_store,  # type: ignore[arg-type]  # None: the routes refuse before using it
+        sender,
+        config.batch_concurrency,
+        ready=lambda: all(model.is_ready() for model in served),
+    )
+    app.state.batch_runner = runner
     install_error_handlers(app)
     _add_middleware(app, config, state)
     routers = (chat, completions, responses, messages, embeddings, models, health, tokenize, render)
+    routers += (files, batches)
     for module in routers:
         app.include_router(module.router)
     app.include_router(scoring.router)

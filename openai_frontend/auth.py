@@ -15,6 +15,16 @@ from fastapi import Request
 
 from openai_frontend.errors import APIError
 
+#: The ``scope["state"]`` key that marks a batch line run in-process (never set by a
+#: client: uvicorn builds the scope); its value is the batch owner's ``owner_of`` hash.
+BATCH_OWNER = "batch_owner"
+
+
+def batch_owner(scope: Mapping) -> str | None:
+    """The owner a batch line runs for, when this request is one (see batch/runner.py):
+    it carries no key, since only the key's hash is kept, and it acts as that owner."""
+    return scope.get("state", {}).get(BATCH_OWNER)
+
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:
     scheme, _, token = headers.get("authorization", "").partition(" ")

@@ -271,6 +271,13 @@ def _add_access_flags(serve: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="past this many bytes of stored responses the oldest are deleted (default 1 GiB)",
     )
+    access.add_argument(
+        "--batch-concurrency",
+        type=positive_int,
+        default=4,
+        metavar="N",
+        help="batch lines (/v1/batches) sent at once, behind interactive requests (default 4)",
+    )
 
 
 def _add_lora_flags(serve: argparse.ArgumentParser) -> None:
@@ -427,6 +434,7 @@ def _serve(args: argparse.Namespace) -> int:
         response_store=args.response_store,
         responses_ttl=args.responses_ttl,
         responses_max_bytes=args.responses_max_bytes,
+        batch_concurrency=args.batch_concurrency,
     )
     for flag, value in (
         ("--max-queued-requests", config.max_queued_requests),

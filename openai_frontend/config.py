@@ -89,3 +89,5 @@ class ServerConfig:
     #: past this many bytes the oldest go first.
     responses_ttl: float = DEFAULT_TTL_S
     responses_max_bytes: int = DEFAULT_MAX_BYTES
+    #: Batch lines sent at once, over all batches (``--batch-concurrency``).
+    batch_concurrency: int = 4

@@ -18,7 +18,7 @@ import time
 from engines.base import EngineDead, EngineError, InvalidRequest
 from openai_frontend.admission import Deadline
 from openai_frontend.generation import engine_error
-from openai_frontend.state import ServerState, Target, new_id
+from openai_frontend.state import BATCH_PRIORITY, ServerState, Target, new_id
 
 
 async def run_embedding(
@@ -32,7 +32,9 @@ async def run_embedding(
     deadline = Deadline.start(state.config.request_timeout)  # the queue wait counts
     slots = 0 if state.admission is None else min(len(inputs), state.admission.max_running)
     if state.admission is not None:
-        await state.admission.enter(slots, deadline=deadline)
+        # A batch line (marked in its log fields by the runner) waits behind interactive ones.
+        priority = BATCH_PRIORITY if log_fields.get("batch") else 0
+        await state.admission.enter(slots, priority, deadline)
     started = time.perf_counter()
     try:
         return await _bounded(target, inputs, dimensions, deadline)

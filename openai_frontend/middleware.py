@@ -18,7 +18,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from openai_frontend.auth import authenticated_key
+from openai_frontend.auth import authenticated_key, batch_owner
 from openai_frontend.errors import APIError, error_payload, internal_error
 
 access_log = logging.getLogger("openai_frontend.access")
@@ -139,7 +139,8 @@ class ApiKeyMiddleware:
         if scope["type"] != "http" or not self.keys or not self._protected(scope["path"]):
             await self.app(scope, receive, send)
             return
-        if authenticated_key(Headers(scope=scope), self.keys) is not None:
+        known = authenticated_key(Headers(scope=scope), self.keys) is not None
+        if known or batch_owner(scope) is not None:  # a batch line: its owner's key let it in
             await self.app(scope, receive, send)
             return
         error = APIError(

@@ -21,18 +21,23 @@ from lora.peft_folder import AdapterError
 from lora.registry import Adapter, AdapterRegistry
 from openai_frontend.adapters import AdapterLease
 from openai_frontend.admission import Admission, Deadline, with_deadline
+from openai_frontend.auth import batch_owner
 from openai_frontend.config import ServerConfig
 from openai_frontend.disconnect import cancel_on_disconnect
 from openai_frontend.errors import APIError, model_not_found
 from openai_frontend.generation import ChoiceDelta, primed, run_choices
 from openai_frontend.metrics import Metrics
 from openai_frontend.parsing.registry import check_parser_names
+from openai_frontend.priority import PRIORITY_LIMIT
 from openai_frontend.sampling import read_generation_defaults
 from openai_frontend.tracing import RequestTracer, end_span, traced
 from templates.sources import TemplateResolver, load_template_option, read_model_templates
 
 T = TypeVar("T")
 
+#: The admission priority of a batch line: after every interactive request (whose
+#: priorities are clamped to -PRIORITY_LIMIT..PRIORITY_LIMIT), so a batch never starves chat.
+BATCH_PRIORITY = PRIORITY_LIMIT + 1
 #: What a request that arrives while the model loads is told to wait, in seconds.
 LOADING_RETRY_AFTER_S = 5
 #: Texts at least this long are tokenized off the event loop (~1 ms of tokenizing).
@@ -179,14 +184,19 @@ class ServerState:
         A background generation (``watch_client=False``) runs whoever waits for it.
         """
         fields = log_fields(request)
+        queue_priority = requests[0].sampling.priority
+        if batch_owner(request.scope) is not None:
+            # A batch line waits behind every interactive request, whatever it asked.
+            queue_priority, fields["batch"] = BATCH_PRIORITY, True
+            requests = batch_line_requests(requests, self.config.scheduling_policy)
         if self.tracer is None:
-            started = self._start(target, requests, prompt_tokens, fields)
+            started = self._start(target, requests, prompt_tokens, fields, queue_priority)
             return await _watched(request, started, watch_client)
         request_id = getattr(request.state, "request_id", None)
         span, context = self.tracer.start(f"POST {request.url.path}", request.headers, request_id)
         requests = [dataclasses.replace(each, trace_headers=context) for each in requests]
         try:
-            started = self._start(target, requests, prompt_tokens, fields, span)
+            started = self._start(target, requests, prompt_tokens, fields, queue_priority, span)
             return await _watched(request, started, watch_client)
         except BaseException as exc:  # refused, timed out or left before its first delta
             end_span(span, fields, exc)
@@ -198,6 +208,7 @@ class ServerState:
         requests: list,
         prompt_tokens: int,
         log_fields: dict,
+        queue_priority: int,
         span: Span | None = None,
     ) -> AsyncIterator[ChoiceDelta]:
         deadline = Deadline.start(self.config.request_timeout)  # the queue wait counts
@@ -205,7 +216,7 @@ class ServerState:
         # Each wrapper is one more async-generator hop per token: add only those in use.
         if self.admission is not None:
             # One slot per engine sequence: n=128 is 128 requests' worth of engine work.
-            await self.admission.enter(len(requests), requests[0].sampling.priority, deadline)
+            await self.admission.enter(len(requests), queue_priority, deadline)
             running = self.admission.hold(running, len(requests))
         if deadline is not None:
             running = with_deadline(running, deadline)
@@ -276,6 +287,22 @@ def wrong_task(name: str, served: Task) -> APIError:
 
 def get_state(request: Request) -> ServerState:
     return request.app.state.server
+
+
+def batch_line_requests(requests: list, policy: str) -> list:
+    """A batch line's engine requests: under ``--scheduling-policy priority`` the engine
+    schedules by each request's own priority too, so there it is ``BATCH_PRIORITY`` as
+    well (else a line asking -10 would pass interactive requests inside the engine).
+    Under ``fcfs`` the engine takes no priority (vLLM refuses one), and a line cannot ask
+    for one (a 400), so they stay as they are."""
+    if policy != "priority":
+        return requests
+    return [
+        dataclasses.replace(
+            each, sampling=dataclasses.replace(each.sampling, priority=BATCH_PRIORITY)
+        )
+        for each in requests
+    ]
 
 
 def log_fields(request: Request) -> dict:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from openai_frontend.auth import authenticated_key
+from openai_frontend.auth import authenticated_key, batch_owner
 from openai_frontend.background import BackgroundJobs
 from openai_frontend.chat_run import ChatRun, launch_chat, prepare_chat, start_chat
 from openai_frontend.disconnect import cancel_on_disconnect
@@ -71,12 +71,15 @@ def _live(request: Request, response_id: str) -> LiveResponse | None:
     """The caller's background response still running in this process (another key's
     is not found here, and then not in the store either: a 404)."""
     live = background_jobs(request).find(response_id)
-    return live if live is not None and live.owner == _owner(request) else None
+    return live if live is not None and live.owner == request_owner(request) else None
 
 
-def _owner(request: Request) -> str:
+def request_owner(request: Request) -> str:
     """The key the request was let in by, whichever header carried it (no keys: one
-    owner for every caller)."""
+    owner for every caller). A batch line acts as its batch's owner."""
+    internal = batch_owner(request.scope)
+    if internal is not None:
+        return internal
     return owner_of(authenticated_key(request.headers, get_state(request).config.api_keys))
 
 
@@ -103,7 +106,7 @@ def not_found(response_id: str, store: ResponseStore, param: str | None = None) 
 async def _stored(request: Request, response_id: str, param: str | None = None) -> StoredResponse:
     store = response_store(request)
     try:
-        record = await store.load(_owner(request), response_id)
+        record = await store.load(request_owner(request), response_id)
     except StoreUnavailable as error:
         raise unavailable(error) from None
     if record is None:
@@ -139,7 +142,7 @@ async def create_response(body: ResponsesRequest, request: Request) -> Response:
             response["id"], response, new_items, body.previous_response_id, history
         )
         try:
-            await store.save(_owner(request), record)
+            await store.save(request_owner(request), record)
         except Exception as error:  # the answer is worth more than its copy
             bug = not isinstance(error, StoreUnavailable)
             log.warning("response %s answered, not stored: %s", response["id"], error, exc_info=bug)
@@ -191,7 +194,7 @@ async def _start_background(
         raise renamed(error) from None
     reply_id = new_id("resp")
     head = response_head(body, "resp_" + reply_id.removeprefix("resp-"), stored=True)
-    owner = _owner(request)
+    owner = request_owner(request)
     live = LiveResponse(owner, head, keeps_events=body.wants_stream())
     live.emit({"type": "response.created", "response": live.snapshot()})
     live.emit_status("queued")
@@ -244,7 +247,7 @@ async def _resolve_references(
     known = {item["id"]: item for item in history if item.get("id") in wanted}
     if missing := sorted(wanted - known.keys()):
         try:
-            known |= await response_store(request).load_items(_owner(request), missing)
+            known |= await response_store(request).load_items(request_owner(request), missing)
         except StoreUnavailable as error:
             raise unavailable(error) from None
     for index, item in enumerate(items):
@@ -385,7 +388,7 @@ async def delete_response(response_id: str, request: Request) -> Response:
         await background_jobs(request).cancel(response_id)
     store = response_store(request)
     try:
-        deleted = await store.delete(_owner(request), response_id)
+        deleted = await store.delete(request_owner(request), response_id)
     except StoreUnavailable as error:
         raise unavailable(error) from None
     if not deleted:
