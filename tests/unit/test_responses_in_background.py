@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -24,8 +25,18 @@ from engines.base import EngineError
 from openai_frontend.responses.store import NewResponse, SQLiteResponseStore, owner_of
 
 BACKGROUND = {"model": MODEL, "input": "hi", "background": True}
-#: Event-loop turns a poll may take: far more than a few tokens of the fake engine need.
-TURNS = 10_000
+#: A hang guard, not a time budget: each wait ends on its condition, within a few loop
+#: turns of the fake engine; but the store's writes run in worker threads, whose pace the
+#: machine's load sets, so a count of loop turns was a race with them on a busy machine.
+HANG_GUARD_S = 120.0
+
+
+async def waiting() -> AsyncIterator[None]:
+    """Yield until the hang guard runs out, yielding the loop (and a moment) in between."""
+    deadline = time.monotonic() + HANG_GUARD_S
+    while time.monotonic() < deadline:
+        yield
+        await asyncio.sleep(0.001)
 
 
 @pytest.fixture
@@ -44,12 +55,11 @@ def call(engine: FaultInjectingEngine, store: str, script, **config) -> object:
 
 async def poll(c: httpx.AsyncClient, rid: str, until: Callable[[dict], bool]) -> dict:
     """GET the response until ``until`` holds for it (each body checked on the way)."""
-    for _ in range(TURNS):
+    async for _ in waiting():
         body = (await c.get(f"/v1/responses/{rid}", headers=A)).json()
         assert_valid(body, "Response")
         if until(body):
             return body
-        await asyncio.sleep(0)
     raise AssertionError(f"never reached: last {body}")
 
 
@@ -58,11 +68,10 @@ def has_output(body: dict) -> bool:
 
 
 async def settled(engine: FaultInjectingEngine) -> None:
-    """Wait (in loop turns) until the engine holds no sequence."""
-    for _ in range(TURNS):
+    """Wait until the engine holds no sequence."""
+    async for _ in waiting():
         if engine.running == 0:
             return
-        await asyncio.sleep(0)
     raise AssertionError(f"the engine still runs {engine.running} sequence(s)")
 
 
@@ -172,10 +181,9 @@ def test_a_resumed_stream_follows_a_running_response_to_its_end(store):
     async def script(c):
         body = {**BACKGROUND, "stream": True}
         first = asyncio.create_task(c.post("/v1/responses", json=body, headers=A))
-        for _ in range(TURNS):  # the first token is out, the engine is held
+        async for _ in waiting():  # the first token is out, the engine is held
             if engine.generated:
                 break
-            await asyncio.sleep(0)
         rid = "resp_" + engine.generated[0].request_id.removeprefix("resp-").rsplit("-", 1)[0]
         running = await poll(c, rid, has_output)
         query = f"/v1/responses/{rid}?stream=true&starting_after=2"
