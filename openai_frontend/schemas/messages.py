@@ -136,7 +136,9 @@ def _unsupported_blocks(messages: object) -> None:
             continue
         for number, block in enumerate(content):
             kind = block.get("type") if isinstance(block, dict) else None
-            if kind in UNSUPPORTED_BLOCKS:
+            # Only a string can name a block: any other ``type`` (a list, an object) is
+            # left to the parse, whose 400 names it; ``in`` on a set would raise on it.
+            if isinstance(kind, str) and kind in UNSUPPORTED_BLOCKS:
                 raise APIError(
                     f"messages.{index}.content.{number}: {kind} blocks are not supported "
                     "by this gateway (it takes text, tool_use, tool_result and thinking "

@@ -298,6 +298,17 @@ def test_image_and_document_blocks_are_400s_that_say_so(block, path):
     )
 
 
+@pytest.mark.parametrize("kind", [[], {}], ids=["list", "object"])
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_a_block_type_that_is_not_a_string_is_a_400_naming_the_block(kind, path):
+    """Found by the fuzz in CI: an unhashable ``type`` raised TypeError in the
+    unsupported-block check, a 500."""
+    messages = [{"role": "user", "content": [{"type": kind}]}]
+    status, text = _post(path, {**MESSAGE, "messages": messages})
+    assert status == 400, text
+    assert "messages.[0].content.[0]" in _anthropic_error(text)["message"]
+
+
 @pytest.mark.parametrize(
     ("path", "body", "headers", "status"),
     [
