@@ -332,7 +332,7 @@ class SQLiteResponseStore:
                 (record.id, owner, record.response["created_at"], response, items_json)
                 + (previous_id, size),
             )
-            total = self._total(db) + size
+            total = self._total_after(db, size)
             total -= self._trim(db, total, exclude=record.id)
         self._bytes = total
 
@@ -354,7 +354,7 @@ class SQLiteResponseStore:
                 "UPDATE responses SET response = ?, events = ?, size = ? WHERE id = ?",
                 (text, events_text, size, response_id),
             )
-            total = self._total(db) - row[0] + size
+            total = self._total_after(db, size - row[0])
             total -= self._trim(db, total, exclude=response_id)
         self._bytes = total
         return True
@@ -399,10 +399,11 @@ class SQLiteResponseStore:
         self._bytes -= freed
         return found is not None
 
-    def _total(self, db: sqlite3.Connection) -> int:
-        """The rows' total size: counted here, or, shared, read in the transaction."""
+    def _total_after(self, db: sqlite3.Connection, change: int) -> int:
+        """The rows' total size after a write that changed it by ``change``: counted
+        here, or, shared, read in the write's transaction (other writers' rows too)."""
         if not self.shared:
-            return self._bytes
+            return self._bytes + change
         return int(db.execute("SELECT total(size) FROM responses").fetchone()[0])
 
     def _oldest_alive(self) -> float:
