@@ -125,9 +125,10 @@ class Metrics:
             self.served_by = served_by_gauge(self.registry, *api_server)
 
     def count_response(self, status: int, model: str) -> None:
-        """One HTTP response, by status and model (and by API process, when several)."""
+        """One HTTP response, by status and model; with several API processes, one
+        more for this process when it named a model (an API call, not a probe)."""
         self.responses.labels(model, status).inc()
-        if self.served_by is not None:
+        if self.served_by is not None and model:
             self.served_by.inc()
 
     def watch_on_demand(self, on_demand, model: str) -> None:

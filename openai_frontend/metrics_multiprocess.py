@@ -23,12 +23,12 @@ SERVED_BY = "openai_frontend_api_server_responses"
 
 
 def served_by_gauge(registry: CollectorRegistry, index: int, count: int) -> Gauge:
-    """Responses this API process gave, one series per live process (``liveall``: a
-    process that exits takes its series with it), so ``/metrics`` shows which are up
-    and how the load spreads over them."""
+    """API responses (those naming a model: not probes, not scrapes) this API process
+    gave, one series per live process (``liveall``: a process that exits takes its
+    series with it), so ``/metrics`` shows which are up and how the load spreads."""
     gauge = Gauge(
         SERVED_BY,
-        f"HTTP responses given by each of the {count} API processes (--api-server-count).",
+        f"API responses given by each of the {count} API processes (--api-server-count).",
         ["index"],
         registry=registry,
         multiprocess_mode="liveall",
