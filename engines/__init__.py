@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 
 from engines.base import Engine
+from engines.shared import SharedEngine, Unshared
 
 BACKENDS = {
     "vllm": ("engines.vllm", "VLLMEngine"),
@@ -16,6 +17,10 @@ BACKENDS = {
     "remote": ("engines.remote", "RemoteEngine"),
     "synthetic": ("engines.synthetic", "SyntheticTokenEngine"),
 }
+
+#: Backends whose engine the API processes of ``--api-server-count`` share, launched
+#: once by the supervisor; every other backend builds one engine per API process.
+SHARED_BACKENDS = {"vllm": ("engines.vllm_shared", "VLLMSharedCore")}
 
 
 class EngineUnavailable(RuntimeError):
@@ -32,3 +37,13 @@ def load_engine(backend: str, **kwargs: object) -> Engine:
         ) from None
     module = importlib.import_module(module_name)
     return getattr(module, class_name)(**kwargs)
+
+
+def share_engine(backend: str, count: int, **kwargs: object) -> SharedEngine:
+    """The engine ``count`` API processes use: launched here when the backend shares
+    one (its module imported only now), else nothing to launch."""
+    if backend not in SHARED_BACKENDS:
+        return Unshared()
+    module_name, class_name = SHARED_BACKENDS[backend]
+    module = importlib.import_module(module_name)
+    return getattr(module, class_name)(count, **kwargs)

@@ -45,6 +45,7 @@ from engines.vllm_lora_scheduler import QUALNAME as RESERVING_SCHEDULER
 from engines.vllm_lora_worker import QUALNAME as LORA_WORKER_EXTENSION
 from engines.vllm_metrics import stat_logger_on
 from engines.vllm_pooling import check_dimensions, encode_all
+from engines.vllm_shared_client import connect_shared_core
 from engines.vllm_zero_lora import (
     ZERO_ADAPTER_ID,
     ZERO_ADAPTER_NAME,
@@ -213,6 +214,10 @@ class VLLMEngine:
     #: there (OTLP/HTTP), as children of the gateway's through ``trace_headers``.
     otlp_traces_endpoint: str | None = None
     supported_sampling: frozenset[str] = SUPPORTED_SAMPLING
+    #: With ``--api-server-count`` > 1: vLLM's client configuration of the engine core
+    #: the supervisor launched (engines.vllm_shared), so this process connects to it
+    #: (as one of ``client_count`` API processes) instead of starting its own.
+    client: dict | None = None
     in_process = True
 
     def __post_init__(self) -> None:
@@ -263,23 +268,31 @@ class VLLMEngine:
             return self._build(), HFTokenizer(self.model_path)
 
     def _build(self):
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        arguments = self.async_engine_args()
+        if self.otlp_traces_endpoint is not None:
+            # vLLM's exporter speaks gRPC unless told otherwise; the flag is OTLP/HTTP.
+            os.environ.setdefault("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
+        loggers = [stat_logger_on(self._metrics)]
+        if self.client is not None:
+            return connect_shared_core(arguments, self.client, loggers)
+        if self.runner != "pooling":
+            return AsyncLLM.from_engine_args(arguments, stat_loggers=loggers)
+        with pooling_engine_env(is_cpu_build()):  # the engine core process inherits it
+            return AsyncLLM.from_engine_args(arguments, stat_loggers=loggers)
+
+    def async_engine_args(self):
+        """vLLM's ``AsyncEngineArgs`` of this engine (also what the supervisor of several
+        API processes launches the shared engine core from)."""
         from vllm.config import StructuredOutputsConfig
         from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.v1.engine.async_llm import AsyncLLM
 
         fields = self.engine_arguments()
         if isinstance(fields.get("structured_outputs_config"), dict):
             config = StructuredOutputsConfig(**fields["structured_outputs_config"])
             fields["structured_outputs_config"] = config
-        arguments = AsyncEngineArgs(**fields)
-        if self.otlp_traces_endpoint is not None:
-            # vLLM's exporter speaks gRPC unless told otherwise; the flag is OTLP/HTTP.
-            os.environ.setdefault("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
-        loggers = [stat_logger_on(self._metrics)]
-        if self.runner != "pooling":
-            return AsyncLLM.from_engine_args(arguments, stat_loggers=loggers)
-        with pooling_engine_env(is_cpu_build()):  # the engine core process inherits it
-            return AsyncLLM.from_engine_args(arguments, stat_loggers=loggers)
+        return AsyncEngineArgs(**fields)
 
     def engine_arguments(self) -> dict:
         """vLLM's ``AsyncEngineArgs`` for this engine: our flags' values, then

@@ -24,6 +24,7 @@ from openai_frontend.default_model import is_default_model
 from openai_frontend.errors import install_error_handlers
 from openai_frontend.gc_pause import freeze_start_up_heap
 from openai_frontend.loop_lag import watch_loop_lag
+from openai_frontend.metrics_multiprocess import refresh_every
 from openai_frontend.middleware import (
     ApiKeyMiddleware,
     BodyLimitMiddleware,
@@ -76,20 +77,28 @@ def create_gateway(config: ServerConfig, served: list[ServedModel]) -> FastAPI:
     state = ServerState(config=config, models=served)
     # Opened here, before any engine starts: a store that cannot be written stops the
     # server at once (ValueError, as for a bad flag).
-    store = open_store(config.response_store, config.responses_ttl, config.responses_max_bytes)
+    store = open_store(
+        config.response_store,
+        config.responses_ttl,
+        config.responses_max_bytes,
+        shared=config.multiprocess,
+    )
     jobs: BackgroundJobs = BackgroundJobs()
     batch_store = BatchStore(store) if isinstance(store, SQLiteResponseStore) else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loading = [asyncio.create_task(_load(state, model)) for model in served]
-        probe = asyncio.create_task(watch_loop_lag(state.metrics.loop_lag))
-        if batch_store is not None:  # batches an earlier process left unfinished go on
+        probes = [asyncio.create_task(watch_loop_lag(state.metrics.loop_lag))]
+        if config.multiprocess:
+            probes.append(asyncio.create_task(refresh_every(state.metrics.refresh)))
+        # Batches an earlier process left unfinished go on, in one API process only.
+        if batch_store is not None and config.api_server_index == 0:
             await runner.resume()
         try:
             yield
         finally:
-            for task in [*loading, probe]:
+            for task in [*loading, *probes]:
                 task.cancel()
             # Before the engine and the store close: each job records how it ended.
             await jobs.stop(config.drain_timeout)
@@ -154,7 +163,7 @@ def _add_middleware(app: FastAPI, config: ServerConfig, state: ServerState) -> N
         )
     app.add_middleware(
         RequestIdMiddleware,
-        on_status=lambda status, model: state.metrics.responses.labels(model, status).inc(),
+        on_status=state.metrics.count_response,
         aliases=[messages.REQUEST_ID_ALIAS],
     )
 

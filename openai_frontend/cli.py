@@ -246,6 +246,14 @@ def _add_access_flags(serve: argparse.ArgumentParser) -> None:
         "--log-prompts", action="store_true", help="put prompt text in the request log (off: never)"
     )
     access.add_argument(
+        "--api-server-count",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="API processes on one port over one engine (vllm: one engine core, vLLM's own "
+        "multi-API-server clients); limits are divided among them (see README)",
+    )
+    access.add_argument(
         "--drain-timeout",
         type=non_negative_float,
         default=30.0,
@@ -349,18 +357,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    setup_logging(args)
+    config = _server_config(args)
+    if isinstance(config, int):
+        return config
+    if config.multiprocess:
+        from openai_frontend.api_servers import supervise
 
-    from engines import load_engine
-    from lora.peft_folder import AdapterError
-    from openai_frontend.adapters import lora_enabled
-    from openai_frontend.app import create_gateway, serve_model
+        return supervise(args, config)
+    return run_server(args, config)
+
+
+def _server_config(args: argparse.Namespace) -> ServerConfig | int:
+    """The server's settings from the flags, or the exit status of a refusal."""
     from openai_frontend.sampling import check_overrides
 
-    _setup_logging()
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     if args.config is not None and args.model:
         print("error: give MODEL or --config, not both", file=sys.stderr)
         return 2
@@ -435,6 +446,7 @@ def _serve(args: argparse.Namespace) -> int:
         responses_ttl=args.responses_ttl,
         responses_max_bytes=args.responses_max_bytes,
         batch_concurrency=args.batch_concurrency,
+        api_server_count=args.api_server_count,
     )
     for flag, value in (
         ("--max-queued-requests", config.max_queued_requests),
@@ -451,12 +463,33 @@ def _serve(args: argparse.Namespace) -> int:
             "error: --enable-lora-management needs --admin-api-key and --lora-root", file=sys.stderr
         )
         return 2
+    return config
+
+
+def run_server(
+    args: argparse.Namespace,
+    config: ServerConfig,
+    engine_extras: list[dict] | None = None,
+    sockets: list | None = None,
+) -> int:
+    """Serve until stopped: one API process (all of the server, or one of several, whose
+    engines get ``engine_extras`` per model and which serves on ``sockets``)."""
+    import uvicorn
+
+    from engines import load_engine
+    from lora.peft_folder import AdapterError
+    from openai_frontend.adapters import lora_enabled
+    from openai_frontend.app import create_gateway, serve_model
+
     try:
+        models = model_configs(args, config)
+        extras = engine_extras or [{} for _ in models]
         served = [
             serve_model(
-                model, load_engine(model.engine, **engine_kwargs(model, lora_enabled(model)))
+                model,
+                load_engine(model.engine, **engine_kwargs(model, lora_enabled(model)), **extra),
             )
-            for model in _model_configs(args, config)
+            for model, extra in zip(models, extras, strict=True)
         ]
         app = create_gateway(config, served)
     except (AdapterError, ValueError) as exc:
@@ -474,7 +507,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
     )
     app.state.server.request_stop = lambda: setattr(server, "should_exit", True)
-    server.run()
+    server.run(sockets=sockets)
     if app.state.server.engine_failed:
         print("error: the engine failed (see the log above)", file=sys.stderr)
         return 1
@@ -493,7 +526,7 @@ def _default_name(task: str) -> str:
     return EMBED_MODEL_NAME if task == "embed" else MODEL_NAME
 
 
-def _model_configs(args: argparse.Namespace, config: ServerConfig) -> list[ServerConfig]:
+def model_configs(args: argparse.Namespace, config: ServerConfig) -> list[ServerConfig]:
     """The one model of the flags, or every model of ``--config``."""
     if args.config is None:
         return [config]
@@ -580,8 +613,12 @@ def _trtllm_kwargs(config: ServerConfig, enable_lora: bool) -> dict:
     }
 
 
-def _setup_logging() -> None:
-    """The access log is one bare JSON object per line, for log shippers."""
+def setup_logging(args: argparse.Namespace) -> None:
+    """The server's log at ``--log-level``; the access log is one bare JSON object per
+    line, for log shippers."""
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     access = logging.getLogger("openai_frontend.access")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))

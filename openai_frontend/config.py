@@ -91,3 +91,13 @@ class ServerConfig:
     responses_max_bytes: int = DEFAULT_MAX_BYTES
     #: Batch lines sent at once, over all batches (``--batch-concurrency``).
     batch_concurrency: int = 4
+    #: API processes serving one port (``--api-server-count``), and which one this is:
+    #: with more than one, state is shared or divided as :mod:`openai_frontend.api_servers`
+    #: documents (limits divided, metrics in prometheus_client's multiprocess files).
+    api_server_count: int = 1
+    api_server_index: int = 0
+
+    @property
+    def multiprocess(self) -> bool:
+        """One of several API processes: the rules of shared state apply."""
+        return self.api_server_count > 1

@@ -9,6 +9,14 @@ lag (:mod:`openai_frontend.loop_lag`), which every request feels.
 Beside them, the engines' own metrics by vLLM's names (``vllm:num_requests_waiting``,
 ``vllm:kv_cache_usage_perc``, ...), which routers and vLLM's dashboards read: the engine
 computes those (:class:`engines.base.MetricsSource`), this module only exports them.
+
+With several API processes (``--api-server-count``) every metric lives in
+prometheus_client's multiprocess files (``PROMETHEUS_MULTIPROC_DIR``, set by the
+supervisor), and any process's ``/metrics`` reads them all: counters and histograms
+summed, gauges summed over the live processes, and
+``openai_frontend_api_server_responses{index,pid}`` saying which processes are up and
+how many responses each gave. ``process_*`` series are summed over those processes by
+:mod:`openai_frontend.process_metrics`.
 """
 
 from __future__ import annotations
@@ -29,6 +37,11 @@ from prometheus_client.metrics_core import Metric
 
 from engines.base import MetricsSource
 from openai_frontend.generation import ChoiceDelta
+from openai_frontend.metrics_multiprocess import (
+    admission_gauges,
+    render_multiprocess,
+    served_by_gauge,
+)
 
 _PREFIX = "openai_frontend"
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -38,13 +51,20 @@ _TOKENS = (1, 8, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 
 
 class Metrics:
-    """One registry per app, so several apps in one process (tests) never collide."""
+    """One registry per app, so several apps in one process (tests) never collide.
 
-    def __init__(self) -> None:
+    ``api_server`` (index, count) when this is one of several API processes: then
+    ``/metrics`` renders every process's multiprocess files, not this registry."""
+
+    def __init__(self, api_server: tuple[int, int] | None = None) -> None:
         self.registry = CollectorRegistry()
-        # process_cpu_seconds_total, resident memory, open fds: what vLLM's /metrics also
-        # has (its default registry), and what `openai-frontend bench` divides by frames.
-        ProcessCollector(registry=self.registry)
+        self.multiprocess = api_server is not None
+        #: Collectors rendered beside the multiprocess files (engines' own, remote's).
+        self._beside: list = []
+        if not self.multiprocess:
+            # process_cpu_seconds_total, resident memory, open fds: what vLLM's /metrics
+            # also has, and what `openai-frontend bench` divides by frames.
+            ProcessCollector(registry=self.registry)
         model = ["model"]
 
         def histogram(name: str, doc: str, buckets: tuple) -> Histogram:
@@ -88,7 +108,11 @@ class Metrics:
             registry=self.registry,
         )
         self.running = Gauge(
-            f"{_PREFIX}_requests_running", "Requests generating now.", model, registry=self.registry
+            f"{_PREFIX}_requests_running",
+            "Requests generating now.",
+            model,
+            registry=self.registry,
+            multiprocess_mode="livesum",  # only read with several API processes
         )
         self.loop_lag = Histogram(
             f"{_PREFIX}_event_loop_lag_seconds",
@@ -96,6 +120,16 @@ class Metrics:
             buckets=_LOOP_LAG,
             registry=self.registry,
         )
+        self.served_by = None
+        if api_server is not None:
+            self.served_by = served_by_gauge(self.registry, *api_server)
+
+    def count_response(self, status: int, model: str) -> None:
+        """One HTTP response, by status and model; with several API processes, one
+        more for this process when it named a model (an API call, not a probe)."""
+        self.responses.labels(model, status).inc()
+        if self.served_by is not None and model:
+            self.served_by.inc()
 
     def watch_on_demand(self, on_demand, model: str) -> None:
         """Count on-demand adapter loads and evictions (--lora-on-demand)."""
@@ -115,7 +149,12 @@ class Metrics:
         on_demand.on_evict = lambda name: evictions.labels(model, name).inc()
 
     def watch_admission(self, admission) -> None:
-        """Gauges read from the admission queue whenever /metrics is scraped."""
+        """Gauges read from the admission queue whenever /metrics is scraped (with
+        several API processes, each process's share, written by :meth:`refresh`)."""
+        if self.multiprocess:
+            self._admission = admission
+            self._waiting, self._admitted = admission_gauges(self.registry)
+            return
         waiting = Gauge(
             f"{_PREFIX}_requests_waiting", "Requests queued for a slot.", registry=self.registry
         )
@@ -127,14 +166,34 @@ class Metrics:
         )
         admitted.set_function(lambda: admission.running)
 
+    def refresh(self) -> None:
+        """Write this process's admission figures to the multiprocess files (another
+        process's scrape cannot call this one's functions)."""
+        admission = getattr(self, "_admission", None)
+        if admission is not None:
+            self._waiting.set(admission.waiting)
+            self._admitted.set(admission.running)
+
     def watch_engines(self, engines: list) -> None:
-        """Export the engines' own metrics (those that have any) at each scrape."""
+        """Export the engines' own metrics (those that have any) at each scrape.
+
+        With several API processes, an in-process engine's metrics (vLLM's stat logger,
+        prometheus_client metrics) are already in the multiprocess files; a remote
+        engine's, scraped from its upstreams, are the same in every process."""
         sources = [engine for engine in engines if isinstance(engine, MetricsSource)]
-        if sources:
+        if self.multiprocess:
+            sources = [engine for engine in sources if not engine.in_process]
+        if not sources:
+            return
+        if self.multiprocess:
+            self._beside.append(EngineMetrics(sources))
+        else:
             self.registry.register(EngineMetrics(sources))
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        return render_multiprocess(self._beside)
 
     async def observe(
         self,

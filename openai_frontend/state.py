@@ -134,7 +134,7 @@ class Target:
 class ServerState:
     config: ServerConfig
     models: list[ServedModel]
-    metrics: Metrics = field(default_factory=Metrics)
+    metrics: Metrics = field(init=False)
     #: Only with --max-concurrent-requests: unlimited servers skip admission entirely.
     admission: Admission | None = field(init=False)
     #: Only with --otlp-traces-endpoint: one span per generation request.
@@ -145,6 +145,7 @@ class ServerState:
     request_stop: Callable[[], None] = field(default=lambda: os.kill(os.getpid(), signal.SIGTERM))
 
     def __post_init__(self) -> None:
+        self.metrics = Metrics(_api_server(self.config))
         self.admission = None
         if self.config.max_concurrent_requests is not None:
             self.admission = Admission(
@@ -316,3 +317,10 @@ def new_id(prefix: str) -> str:
 
 def now() -> int:
     return int(time.time())
+
+
+def _api_server(config: ServerConfig) -> tuple[int, int] | None:
+    """(index, count) of this API process when it is one of several, else None."""
+    if not config.multiprocess:
+        return None
+    return config.api_server_index, config.api_server_count

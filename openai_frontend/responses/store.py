@@ -213,6 +213,11 @@ class SQLiteResponseStore:
     broken database raises :class:`StoreUnavailable` instead of holding the request.
     Rows older than ``ttl_s`` are 404s and are deleted; past ``max_bytes`` the oldest
     rows go first.
+
+    ``shared``: several API processes write the file (``--api-server-count``). Then the
+    size total is read in each write's transaction (another process's rows count too),
+    and opening does not mark unfinished background responses failed: a sibling may be
+    running them (the supervisor sweeps once, before any API process starts).
     """
 
     enabled = True
@@ -223,8 +228,10 @@ class SQLiteResponseStore:
         ttl_s: float = DEFAULT_TTL_S,
         max_bytes: int = DEFAULT_MAX_BYTES,
         clock: Callable[[], float] = time.time,
+        shared: bool = False,
     ) -> None:
         self.path = path
+        self.shared = shared
         self.ttl_s = ttl_s
         self.max_bytes = max_bytes
         self._clock = clock
@@ -300,7 +307,8 @@ class SQLiteResponseStore:
                 if columns and "events" not in columns:
                     db.execute(_EVENTS_MIGRATION)
                 _script(db, _SCHEMA)
-                _fail_unfinished(db)
+                if not self.shared:
+                    _fail_unfinished(db)
                 total = int(db.execute("SELECT total(size) FROM responses").fetchone()[0])
                 self._bytes = total - self._trim(db, total, exclude=None)
             db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
@@ -324,7 +332,7 @@ class SQLiteResponseStore:
                 (record.id, owner, record.response["created_at"], response, items_json)
                 + (previous_id, size),
             )
-            total = self._bytes + size
+            total = self._total_after(db, size)
             total -= self._trim(db, total, exclude=record.id)
         self._bytes = total
 
@@ -346,7 +354,7 @@ class SQLiteResponseStore:
                 "UPDATE responses SET response = ?, events = ?, size = ? WHERE id = ?",
                 (text, events_text, size, response_id),
             )
-            total = self._bytes - row[0] + size
+            total = self._total_after(db, size - row[0])
             total -= self._trim(db, total, exclude=response_id)
         self._bytes = total
         return True
@@ -390,6 +398,13 @@ class SQLiteResponseStore:
             freed = self._remove(db, response_id) if found else 0
         self._bytes -= freed
         return found is not None
+
+    def _total_after(self, db: sqlite3.Connection, change: int) -> int:
+        """The rows' total size after a write that changed it by ``change``: counted
+        here, or, shared, read in the write's transaction (other writers' rows too)."""
+        if not self.shared:
+            return self._bytes + change
+        return int(db.execute("SELECT total(size) FROM responses").fetchone()[0])
 
     def _oldest_alive(self) -> float:
         return self._clock() - self.ttl_s
@@ -494,7 +509,10 @@ def _create_private(path: Path) -> None:
 
 
 def open_store(
-    setting: str | None, ttl_s: float = DEFAULT_TTL_S, max_bytes: int = DEFAULT_MAX_BYTES
+    setting: str | None,
+    ttl_s: float = DEFAULT_TTL_S,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    shared: bool = False,
 ) -> ResponseStore:
     """``--response-store``: a file path, ``none``, or unset (a file in the cache dir).
 
@@ -508,6 +526,6 @@ def open_store(
         path = cache_root() / "responses.sqlite3"
     else:
         path = Path(setting).expanduser()
-    store = SQLiteResponseStore(path, ttl_s, max_bytes)
+    store = SQLiteResponseStore(path, ttl_s, max_bytes, shared=shared)
     store.open()
     return store

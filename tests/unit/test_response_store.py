@@ -269,3 +269,21 @@ def test_the_ttl_and_cap_flags_reach_the_config_and_refuse_nonsense(capsys):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["serve", flag, value])
         assert flag in capsys.readouterr().err
+
+
+def test_shared_stores_keep_the_byte_cap_over_all_writers(tmp_path, clock):
+    """Two API processes (--api-server-count) write one file: each write counts the
+    other's rows, so the cap holds over both; alone, each would count its own only."""
+    path = tmp_path / "shared.sqlite3"
+    one_row = len(json.dumps(turn(0, None).response)) + len(json.dumps(turn(0, None).new_items))
+    writers = [
+        SQLiteResponseStore(path, max_bytes=3 * one_row + 2, clock=clock, shared=True)
+        for _ in range(2)
+    ]
+    for writer in writers:
+        writer.open()
+    for number in range(8):
+        run(writers[number % 2].save(OWNER, turn(number, None, created_at=T0 + number)))
+    for writer in writers:
+        writer.close()
+    assert set(rows(path)) == {"resp_5", "resp_6", "resp_7"}
