@@ -212,7 +212,9 @@ ToolChoice = Annotated[
 
 #: ``summarized`` gets the whole reasoning (there is no summariser here, and the whole
 #: is what a summary would be drawn from); ``omitted`` leaves it out of the reply.
-ThinkingDisplay = Literal["summarized", "omitted"]
+#: ``updates`` (the beta API's; Claude Code sends it with ``--output-format stream-json``)
+#: asks for the thinking as progress updates: here, as ``summarized``, the whole of it.
+ThinkingDisplay = Literal["summarized", "omitted", "updates"]
 
 
 class ThinkingEnabled(StrictModel):

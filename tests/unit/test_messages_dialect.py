@@ -457,6 +457,15 @@ def test_output_config_ignore_eos_and_thinking_display_map_to_chat_fields():
     assert chat.ignore_eos is True and chat.include_reasoning is False
 
 
+@pytest.mark.parametrize("display", ["summarized", "updates", None])
+def test_every_thinking_display_but_omitted_shows_the_reasoning(display):
+    """``updates`` is the beta API's third value; Claude Code 2.1.328 sends it with
+    ``--output-format stream-json`` (it was a 400 here)."""
+    thinking = {"type": "adaptive", "display": display}
+    body = MessagesRequest.model_validate({**MESSAGE, "thinking": thinking})
+    assert to_chat(body).include_reasoning is True
+
+
 def test_adaptive_thinking_on_a_model_that_does_not_reason_just_answers():
     body = {**MESSAGE, "thinking": {"type": "adaptive"}}
     status, text = _post("/v1/messages", body, engine=FaultInjectingEngine(tokens_before_fault=2))
