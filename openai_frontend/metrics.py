@@ -16,7 +16,7 @@ supervisor), and any process's ``/metrics`` reads them all: counters and histogr
 summed, gauges summed over the live processes, and
 ``openai_frontend_api_server_responses{index,pid}`` saying which processes are up and
 how many responses each gave. ``process_*`` series are summed over those processes by
-:mod:`openai_frontend.process_metrics`.
+:class:`openai_frontend.metrics_multiprocess.ProcessSums`.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ class Metrics:
         self.multiprocess = api_server is not None
         #: Collectors rendered beside the multiprocess files (engines' own, remote's).
         self._beside: list = []
+        #: With several API processes: the admission queue whose figures
+        #: :meth:`refresh` writes, and the gauges it writes them to.
+        self._admission = None
         if not self.multiprocess:
             # process_cpu_seconds_total, resident memory, open fds: what vLLM's /metrics
             # also has, and what `openai-frontend bench` divides by frames.
@@ -169,10 +172,9 @@ class Metrics:
     def refresh(self) -> None:
         """Write this process's admission figures to the multiprocess files (another
         process's scrape cannot call this one's functions)."""
-        admission = getattr(self, "_admission", None)
-        if admission is not None:
-            self._waiting.set(admission.waiting)
-            self._admitted.set(admission.running)
+        if self._admission is not None:
+            self._waiting.set(self._admission.waiting)
+            self._admitted.set(self._admission.running)
 
     def watch_engines(self, engines: list) -> None:
         """Export the engines' own metrics (those that have any) at each scrape.

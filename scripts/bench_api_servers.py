@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 
 import httpx
-import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_gateway_overhead import lean_frames  # noqa: E402
+from benchlib import tree_cpu_seconds  # noqa: E402
 
 SERVED_BY = re.compile(r"openai_frontend_api_server_responses\{")
 
@@ -57,18 +57,6 @@ def wait_up(base: str, count: int, process: subprocess.Popen) -> None:
         time.sleep(0.5)
 
 
-def cpu_seconds(root: psutil.Process) -> float:
-    """User + system CPU of ``root`` and all its descendants."""
-    total = 0.0
-    for process in [root, *root.children(recursive=True)]:
-        try:
-            times = process.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
-
-
 async def measure(args: argparse.Namespace) -> None:
     counts = [int(n) for n in args.counts.split(",")]
     servers = {n: (start(n, args.port + i), args.port + i) for i, n in enumerate(counts)}
@@ -80,12 +68,11 @@ async def measure(args: argparse.Namespace) -> None:
         for round_ in range(args.rounds):
             for n in counts if round_ % 2 == 0 else reversed(counts):
                 process, port = servers[n]
-                root = psutil.Process(process.pid)
-                before, started = cpu_seconds(root), time.perf_counter()
+                before, started = tree_cpu_seconds(process.pid), time.perf_counter()
                 base = f"http://127.0.0.1:{port}"
                 frames = await lean_frames(base, "chat", args.seconds, args.concurrency)
                 elapsed = time.perf_counter() - started
-                cpu = (cpu_seconds(root) - before) * 1e6 / frames
+                cpu = (tree_cpu_seconds(process.pid) - before) * 1e6 / frames
                 results[n].append((frames / elapsed, cpu))
     finally:
         for process, _ in servers.values():

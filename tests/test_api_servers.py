@@ -8,15 +8,18 @@ answered at least once; only the hang guard bounds it, never a count of tries.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import psutil
-from servers import all_stopped, ours, wait_ready
+from servers import Running, default_model_server
 
-from openai_frontend.default_model import MODEL_NAME, ensure_default_model
+from openai_frontend.default_model import MODEL_NAME
 
 #: A hang guard for the loops below, not a timing the test depends on.
 HANG_GUARD_S = 180
@@ -47,18 +50,19 @@ def _chat_on_a_fresh_connection(base_url: str) -> None:
     assert answer.json()["choices"][0]["message"]["content"]
 
 
+@contextlib.contextmanager
+def two_api_processes(tmp_path: Path, *flags: str) -> Iterator[Running]:
+    """The default model's server with two API processes, ready and both registered."""
+    flags = (*flags, "--api-server-count", "2", "--drain-timeout", "2")
+    store = ("--response-store", str(tmp_path / "r.sqlite3"))
+    with default_model_server(tmp_path / "server.log", *flags, *store) as running:
+        _until(lambda: len(_served_by(running.base_url)) == 2, "two API processes")
+        yield running
+
+
 def test_two_api_processes_share_a_port_and_stop_together(tmp_path):
-    running = ours(
-        ensure_default_model(),
-        tmp_path / "server.log",
-        *("--engine", "synthetic", "--served-model-name", MODEL_NAME),
-        *("--api-server-count", "2", "--response-store", str(tmp_path / "r.sqlite3")),
-        *("--max-concurrent-requests", "3", "--drain-timeout", "2"),
-    )
-    with all_stopped(running):
-        wait_ready(running)
-        both = _until(lambda: len(_served_by(running.base_url)) == 2, "two API processes")
-        assert both
+    flags = ("--engine", "synthetic", "--max-concurrent-requests", "3")
+    with two_api_processes(tmp_path, *flags) as running:
 
         def each_answered() -> dict | None:
             _chat_on_a_fresh_connection(running.base_url)

@@ -11,10 +11,9 @@ import signal
 
 import httpx
 import pytest
-from servers import all_stopped, ours, wait_ready
-from test_api_servers import HANG_GUARD_S, _served_by, _until
+from test_api_servers import HANG_GUARD_S, _served_by, _until, two_api_processes
 
-from openai_frontend.default_model import MODEL_NAME, ensure_default_model
+from openai_frontend.default_model import MODEL_NAME
 
 pytestmark = pytest.mark.engine
 
@@ -27,15 +26,7 @@ BODY = {
 
 
 def test_two_api_processes_over_one_engine_core(tmp_path):
-    running = ours(
-        ensure_default_model(),
-        tmp_path / "server.log",
-        *("--served-model-name", MODEL_NAME, "--api-server-count", "2"),
-        *("--response-store", str(tmp_path / "r.sqlite3"), "--drain-timeout", "2"),
-    )
-    with all_stopped(running):
-        wait_ready(running)
-        _until(lambda: len(_served_by(running.base_url)) == 2, "two API processes")
+    with two_api_processes(tmp_path) as running:
         answers = []
 
         def each_answered() -> bool:
