@@ -12,7 +12,8 @@ process, and ``AsyncLLM.collective_rpc(name)`` runs a method of it on every work
   ``*_prefill`` op of ``vllm/lora/punica_wrapper/punica_cpu.py``; the model runner
   always sets ``is_prefill`` off CUDA), but only after allocating buffers and walking
   the slices in Python, for every LoRA layer of every step: on a small model that
-  costs base-only batches a large share of their time. The output is the same.
+  costs base-only batches a large share of their time. The output is the same. The
+  same for ``add_lora_logits``, which runs its kernels on every step otherwise.
 """
 
 from __future__ import annotations
@@ -42,22 +43,32 @@ class LoRAWorkerExtension:
 
 
 def skip_when_unused(wrapper) -> bool:
-    """Make ``wrapper.add_lora_linear`` return at once when no token has an adapter.
+    """Make ``wrapper.add_lora_linear`` and ``add_lora_logits`` return at once when no
+    token has an adapter.
 
-    Only vLLM's CPU (PyTorch-op) wrapper, whose every op returns early on ``no_lora``
-    in the prefill path: there the early return changes nothing but the time. False
-    for any other wrapper, and for one already given it.
+    Only vLLM's CPU (PyTorch-op) wrapper. Its linear ops return early on ``no_lora`` in
+    the prefill path, so there the early return changes nothing but the time. Its
+    logits op runs ``bgmv`` on every step whatever the batch, reading slot -1 for base
+    tokens: the pinned zero adapter (all zeros) when the workaround is on, so skipping
+    it changes nothing either; with the workaround off it is one place base tokens
+    would read another adapter's weights. False for any other wrapper, and for one
+    already given it.
     """
     from vllm.lora.punica_wrapper.punica_cpu import PunicaWrapperCPU
 
     if not isinstance(wrapper, PunicaWrapperCPU) or "add_lora_linear" in vars(wrapper):
         return False
-    full = wrapper.add_lora_linear
+    linear, logits = wrapper.add_lora_linear, wrapper.add_lora_logits
 
     def add_lora_linear(y, x, *args, **kwargs):
         if wrapper.is_prefill and wrapper.no_lora:
             return None
-        return full(y, x, *args, **kwargs)
+        return linear(y, x, *args, **kwargs)
 
-    wrapper.add_lora_linear = add_lora_linear
+    def add_lora_logits(y, x, *args, **kwargs):
+        if wrapper.no_lora:
+            return y  # updated in place, as the op would have left it
+        return logits(y, x, *args, **kwargs)
+
+    wrapper.add_lora_linear, wrapper.add_lora_logits = add_lora_linear, add_lora_logits
     return True

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from starlette.datastructures import Headers
@@ -88,12 +88,14 @@ class RequestIdMiddleware:
         started = time.perf_counter()
         status = 0
 
-        async def send_with_id(message: Message) -> None:
+        def send_with_id(message: Message) -> Awaitable[None]:
+            # A plain function handing back the inner send's awaitable: no coroutine of
+            # its own per streamed frame.
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), *id_headers]
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
@@ -211,10 +213,10 @@ class UnexpectedErrorMiddleware:
             return
         started = False
 
-        async def send_tracked(message: Message) -> None:
+        def send_tracked(message: Message) -> Awaitable[None]:
             nonlocal started
             started = started or message["type"] == "http.response.start"
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, send_tracked)

@@ -48,6 +48,34 @@ def test_a_batch_without_adapters_never_reaches_the_kernels():
     # the ops it would run: none may be called
     wrapper.add_shrink = wrapper.add_expand = None
     assert not _linear(wrapper).any()
+    assert not _logits(wrapper).any()
+
+
+def _logits(wrapper) -> torch.Tensor:
+    """The logits LoRA op on three tokens, all-ones weights in every slot."""
+    torch.manual_seed(0)
+    logits = torch.zeros(3, WIDTH)
+    lora_a = torch.ones(SLOTS, 1, RANK, WIDTH)
+    lora_b = torch.ones(SLOTS, 1, WIDTH, RANK)
+    wrapper.add_lora_logits(logits, torch.randn(3, WIDTH), lora_a, lora_b, 1.0)
+    return logits
+
+
+@pytest.mark.parametrize("tokens", [(1, 1, 0), (0, 2, 1)])
+def test_the_logits_op_is_unchanged_when_any_token_has_an_adapter(tokens):
+    plain, skipping = _wrapper(tokens), _wrapper(tokens)
+    skip_when_unused(skipping)
+    assert torch.equal(_logits(skipping), _logits(plain))
+    assert _logits(plain).any()
+
+
+def test_base_only_logits_read_no_slot():
+    """vLLM's op reads slot -1 for base tokens (here all ones: it adds to them); the
+    early return leaves the logits as the base model made them."""
+    plain, skipping = _wrapper((0, 0, 0)), _wrapper((0, 0, 0))
+    assert _logits(plain).any()
+    skip_when_unused(skipping)
+    assert not _logits(skipping).any()
 
 
 def test_only_once_and_only_the_cpu_wrapper():
