@@ -260,6 +260,14 @@ def _add_access_flags(serve: argparse.ArgumentParser) -> None:
         help="on SIGTERM, seconds in-flight streams may finish before they are stopped",
     )
     access.add_argument(
+        "--stream-coalesce-ms",
+        type=non_negative_float,
+        default=0.0,
+        metavar="MS",
+        help="write a stream's frames at most once per MS milliseconds, joined (0: each at "
+        "once); fewer socket writes, less gateway CPU per token, up to MS of added latency",
+    )
+    access.add_argument(
         "--response-store",
         metavar="PATH|none",
         help="SQLite file for stored /v1/responses (default: responses.sqlite3 in the cache "
@@ -440,6 +448,7 @@ def _server_config(args: argparse.Namespace) -> ServerConfig | int:
         request_timeout=args.request_timeout,
         queue_timeout=args.queue_timeout,
         drain_timeout=args.drain_timeout,
+        stream_coalesce_ms=args.stream_coalesce_ms,
         otlp_traces_endpoint=args.otlp_traces_endpoint,
         log_prompts=args.log_prompts,
         response_store=args.response_store,

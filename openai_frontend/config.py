@@ -78,6 +78,9 @@ class ServerConfig:
     #: Seconds a request may wait for its slots (``--queue-timeout``): then a 503.
     queue_timeout: float | None = None
     drain_timeout: float = 30.0
+    #: Streamed frames of one response written at most once per this many ms (0: each
+    #: at once); :mod:`openai_frontend.coalesce`.
+    stream_coalesce_ms: float = 0.0
     #: OTLP/HTTP traces URL (``--otlp-traces-endpoint``): one span per request, and the
     #: in-process engine's own spans, continuing a caller's ``traceparent``.
     otlp_traces_endpoint: str | None = None

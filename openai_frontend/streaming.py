@@ -18,7 +18,10 @@ import anyio
 import orjson
 from sse_starlette import EventSourceResponse
 from sse_starlette.sse import AppStatus
+from starlette.types import Send
 
+from openai_frontend.coalesce import CoalescingSend
+from openai_frontend.config import ServerConfig
 from openai_frontend.errors import APIError, error_body
 
 log = logging.getLogger(__name__)
@@ -107,6 +110,20 @@ class LeanEventSourceResponse(EventSourceResponse):
     event and the drain are sse-starlette's own, unchanged.
     """
 
+    def __init__(self, *args, coalesce_s: float = 0.0, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.coalesce_s = coalesce_s
+
+    async def _stream_response(self, send: Send) -> None:
+        """With ``coalesce_s``, the frames go out through a :class:`CoalescingSend`."""
+        if not self.coalesce_s:
+            return await super()._stream_response(send)
+        coalescing = CoalescingSend(send, self.coalesce_s)
+        try:
+            await super()._stream_response(coalescing)
+        finally:
+            coalescing.close()
+
     async def _send_with_timeout(self, send, message) -> None:  # noqa: ANN001
         if self.send_timeout is not None:
             return await super()._send_with_timeout(send, message)
@@ -119,18 +136,23 @@ class LeanEventSourceResponse(EventSourceResponse):
 
 def sse_response(
     frames: AsyncIterator[bytes],
-    drain_timeout: float = 30.0,
+    config: ServerConfig,
     ending: StreamEnding = OPENAI_ENDING,
 ) -> LeanEventSourceResponse:
-    """The stream as SSE; ping=0 because OpenAI sends no keep-alive comments either."""
+    """The stream as SSE; ping=0 because OpenAI sends no keep-alive comments either.
+
+    From ``config``: how long a stream may go on once shutdown starts
+    (``--drain-timeout``), and ``--stream-coalesce-ms`` (:mod:`openai_frontend.coalesce`).
+    """
     shutdown = anyio.Event()
     return LeanEventSourceResponse(
-        _guarded(frames, shutdown, drain_timeout, ending),
+        _guarded(frames, shutdown, config.drain_timeout, ending),
         ping=0,
         headers={"Cache-Control": "no-cache"},
         shutdown_event=shutdown,
         # sse-starlette would cancel the stream after this; ours ends itself first.
-        shutdown_grace_period=drain_timeout + 5,
+        shutdown_grace_period=config.drain_timeout + 5,
+        coalesce_s=config.stream_coalesce_ms / 1000,
     )
 
 

@@ -64,7 +64,14 @@ def reply_pieces(reply: str) -> tuple[str, ...]:
     return tuple(delta.text for delta in deltas_of(synthetic_reply()[0]))
 
 
-def serve(port: int, reply: str, parsers: bool, embeddings: bool, stock: bool = False) -> None:
+def serve(
+    port: int,
+    reply: str,
+    parsers: bool,
+    embeddings: bool,
+    stock: bool = False,
+    coalesce_ms: float = 0.0,
+) -> None:
     """The gateway with the synthetic engine (run in its own process: no shared GIL);
     with ``parsers``, every reply goes through the qwen3 reasoning and hermes tool-call
     parsers, as a request with tools to a reasoning model would; with ``embeddings`` it
@@ -73,7 +80,13 @@ def serve(port: int, reply: str, parsers: bool, embeddings: bool, stock: bool = 
     chosen = {"reasoning_parser": "qwen3", "tool_call_parser": "hermes"} if parsers else {}
     if embeddings:
         chosen["task"] = "embed"
-    config = ServerConfig(model_path=model, served_model_name=MODEL_NAME, port=port, **chosen)
+    config = ServerConfig(
+        model_path=model,
+        served_model_name=MODEL_NAME,
+        port=port,
+        stream_coalesce_ms=coalesce_ms,
+        **chosen,
+    )
     if stock:  # the "before": sse-starlette's response class as shipped
         import sse_starlette
 
@@ -158,6 +171,17 @@ async def cpu_per_frame(args: argparse.Namespace) -> None:
         command = [sys.executable, __file__, "--serve", str(stock_port), "--stock-sse"]
         stock = subprocess.Popen([*command, "--reply", args.reply])
         targets["chat, stock sse-starlette"] = (stock, stock_port)
+    coalesced = None
+    if args.coalesce_ms:  # the same APIs through a gateway with --stream-coalesce-ms
+        coalesced_port = args.port + 4
+        command = [sys.executable, __file__, "--serve", str(coalesced_port)]
+        command += ["--reply", args.reply, "--coalesce-ms", str(args.coalesce_ms)]
+        coalesced = subprocess.Popen(command)
+        for api in args.api.split(","):
+            targets[f"{api}, --stream-coalesce-ms {args.coalesce_ms:g}"] = (
+                coalesced,
+                coalesced_port,
+            )
     baseline = None
     if args.baseline:  # chat through an older checkout's own bench server, same engine
         baseline_port = args.port + 3
@@ -180,7 +204,7 @@ async def cpu_per_frame(args: argparse.Namespace) -> None:
         names = list(targets)
         for name in names:  # warm-up
             process, port = targets[name]
-            api = "chat" if name.startswith("chat, ") else name
+            api = name.split(",")[0]
             await lean_frames(f"http://127.0.0.1:{port}", api, 1.0, args.concurrency)
         for round_ in range(args.rounds):
             for name in names if round_ % 2 == 0 else reversed(names):
@@ -188,11 +212,11 @@ async def cpu_per_frame(args: argparse.Namespace) -> None:
                 watched = psutil.Process(process.pid)
                 before = cpu_seconds(watched)
                 base = f"http://127.0.0.1:{port}"
-                api = "chat" if name.startswith("chat, ") else name
+                api = name.split(",")[0]
                 frames = await lean_frames(base, api, args.seconds, args.concurrency)
                 results[name].append((cpu_seconds(watched) - before) * 1e6 / frames)
     finally:
-        for process in (gateway, floor, stock, baseline):
+        for process in (gateway, floor, stock, baseline, coalesced):
             if process is None:
                 continue
             process.terminate()
@@ -359,6 +383,12 @@ if __name__ == "__main__":
         metavar="TREE",
         help="--cpu: also chat through the gateway checked out at TREE (git worktree add)",
     )
+    parser.add_argument(
+        "--coalesce-ms",
+        type=float,
+        default=0.0,
+        help="--cpu: also each API through a gateway with --stream-coalesce-ms MS",
+    )
     parser.add_argument("--stock-sse", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -374,6 +404,7 @@ if __name__ == "__main__":
             arguments.parsers,
             arguments.embeddings,
             arguments.stock_sse,
+            arguments.coalesce_ms,
         )
     else:
         asyncio.run(main(arguments))

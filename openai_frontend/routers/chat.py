@@ -38,7 +38,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     if body.stream:
         return sse_response(
             _stream(run.deltas, run.reply, body.include_usage(), run.outputs),
-            get_state(request).config.drain_timeout,
+            get_state(request).config,
         )
     return json_response(
         await cancel_on_disconnect(request, _collect(run.deltas, run.reply, run.outputs))

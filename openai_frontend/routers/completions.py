@@ -128,7 +128,7 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
     deltas = await state.generate(target, requests, reply.prompt_tokens, request)
     if body.stream:
         return sse_response(
-            _stream(deltas, reply, len(requests), body.include_usage()), state.config.drain_timeout
+            _stream(deltas, reply, len(requests), body.include_usage()), state.config
         )
     return json_response(
         await cancel_on_disconnect(request, _collect(deltas, reply, len(requests)))

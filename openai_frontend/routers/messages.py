@@ -41,8 +41,8 @@ async def create_message(body: MessagesRequest, request: Request) -> Response:
         reasoning_param="thinking" if isinstance(body.thinking, ThinkingEnabled) else None,
     )
     if body.stream:
-        drain_timeout = get_state(request).config.drain_timeout
-        return sse_response(event_stream(run), drain_timeout, ending=ANTHROPIC_ENDING)
+        config = get_state(request).config
+        return sse_response(event_stream(run), config, ending=ANTHROPIC_ENDING)
     return json_response(await cancel_on_disconnect(request, whole_message(run)))
 
 

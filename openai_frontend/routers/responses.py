@@ -153,7 +153,7 @@ async def create_response(body: ResponsesRequest, request: Request) -> Response:
         output = OutputBuilder()
         return sse_response(
             _stream(run, head, output, events, save),
-            get_state(request).config.drain_timeout,
+            get_state(request).config,
             ending=StreamEnding(last=None, error=events.failure(head, output)),
         )
     response = await cancel_on_disconnect(request, _collect(run, head))
@@ -230,9 +230,7 @@ async def _start_background(
 def _follow(request: Request, live: LiveResponse, after: int) -> Response:
     """A stream of a live background response's events after ``after``; the client
     leaving ends this stream only, never the generation."""
-    return sse_response(
-        live.follow(after), get_state(request).config.drain_timeout, ending=StreamEnding(None)
-    )
+    return sse_response(live.follow(after), get_state(request).config, ending=StreamEnding(None))
 
 
 async def _resolve_references(
@@ -319,7 +317,7 @@ async def get_response(
         raise _no_replay("stream", "Its events were not kept.")
     return sse_response(
         _each(stored_frames(record.events, after)),
-        get_state(request).config.drain_timeout,
+        get_state(request).config,
         ending=StreamEnding(None),
     )
 

@@ -1,4 +1,4 @@
-"""The lean SSE response overrides one private method of sse-starlette's response; these
+"""The lean SSE response overrides two private methods of sse-starlette's response; these
 tests fail if an sse-starlette upgrade renames it or stops marking an interrupted send,
 which is what its shutdown relies on to skip the closing frame on a broken transport."""
 
@@ -18,6 +18,8 @@ async def _frames():
 
 def test_the_overridden_method_still_exists_upstream() -> None:
     assert callable(getattr(EventSourceResponse, "_send_with_timeout", None))
+    # --stream-coalesce-ms hands its own send to this one
+    assert callable(getattr(EventSourceResponse, "_stream_response", None))
     assert LeanEventSourceResponse(_frames())._send_interrupted is False
 
 
