@@ -88,14 +88,20 @@ def test_frames_are_held_within_an_interval_and_joined_in_order():
     asyncio.run(scenario())
 
 
+async def _c_held() -> tuple[Wire, Clock, CoalescingSend]:
+    """ "a" in the opening, "b" written past it, "c" held within b's interval."""
+    wire, clock = Wire(), Clock()
+    send = CoalescingSend(wire, INTERVAL, clock)
+    await send(frame("a"))
+    await clock.advance(INTERVAL)
+    await send(frame("b"))
+    await send(frame("c"))
+    return wire, clock, send
+
+
 def test_a_frame_after_the_interval_carries_the_held_ones_and_stops_the_timer():
     async def scenario() -> None:
-        wire, clock = Wire(), Clock()
-        send = CoalescingSend(wire, INTERVAL, clock)
-        await send(frame("a"))
-        await clock.advance(INTERVAL)
-        await send(frame("b"))
-        await send(frame("c"))
+        wire, clock, send = await _c_held()
         (timer,) = clock.timers
         await clock.advance(INTERVAL, fire=False)
         await send(frame("d"))
@@ -107,12 +113,7 @@ def test_a_frame_after_the_interval_carries_the_held_ones_and_stops_the_timer():
 
 def test_nothing_is_written_after_close():
     async def scenario() -> None:
-        wire, clock = Wire(), Clock()
-        send = CoalescingSend(wire, INTERVAL, clock)
-        await send(frame("a"))
-        await clock.advance(INTERVAL)
-        await send(frame("b"))
-        await send(frame("c"))  # held
+        wire, clock, send = await _c_held()
         send.close()  # the response was cancelled (the client left)
         await clock.advance(10 * INTERVAL)
         assert wire.bodies() == [b"a", b"b"]
