@@ -92,7 +92,13 @@ def serve(
 
         from openai_frontend import streaming
 
-        streaming.LeanEventSourceResponse = sse_starlette.EventSourceResponse
+        class StockEventSourceResponse(sse_starlette.EventSourceResponse):
+            """As shipped; only takes (and ignores) the coalescing setting, left off."""
+
+            def __init__(self, *args, coalesce_s: float = 0.0, **kwargs) -> None:
+                super().__init__(*args, **kwargs)
+
+        streaming.LeanEventSourceResponse = StockEventSourceResponse
     app = create_app(config, SyntheticTokenEngine(model, MODEL_NAME, pieces=reply_pieces(reply)))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
