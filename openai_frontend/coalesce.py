@@ -101,5 +101,9 @@ class CoalescingSend:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._timed_write is not None and not self._timed_write.done():
+        if self._timed_write is None:
+            return
+        if not self._timed_write.done():
             self._timed_write.cancel()
+        elif not self._timed_write.cancelled():
+            self._timed_write.exception()  # retrieved: no "never retrieved" log
