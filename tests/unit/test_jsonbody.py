@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 
 import httpx
@@ -11,7 +12,13 @@ from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from openai_frontend.jsonbody import THRESHOLD_BYTES, OffLoopJSONRoute
+from openai_frontend.jsonbody import (
+    STEP_MEMBERS,
+    THRESHOLD_BYTES,
+    OffLoopJSONRoute,
+    _decode,
+    _dict_in_steps,
+)
 
 
 class Body(BaseModel):
@@ -76,3 +83,15 @@ def test_json_nested_past_the_recursion_limit_is_a_400_at_any_size(path: str, de
     response = asyncio.run(post())
     assert response.status_code == 400, response.text[:300]
     assert_valid(response.json(), "ErrorResponse")
+
+
+def test_a_large_object_decodes_as_json_loads_does_duplicates_included():
+    members = ", ".join(f'"{i % 5000}": {i}' for i in range(STEP_MEMBERS * 2))
+    text = '{"logit_bias": {' + members + '}, "small": {"a": 1, "a": 2}}'
+    assert _decode(text.encode()) == json.loads(text)  # later members win, as in dict
+
+
+def test_a_large_objects_pairs_are_freed_in_steps():
+    pairs = [(str(i), i) for i in range(STEP_MEMBERS + 1)]
+    assert _dict_in_steps(pairs) == {str(i): i for i in range(STEP_MEMBERS + 1)}
+    assert pairs == []  # emptied here, so the scanner frees an empty list

@@ -8,13 +8,26 @@ import time
 from loop_stalls import stalls
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from openai_frontend.loop_lag import own_lateness, watch_loop_lag
+from openai_frontend.loop_lag import own_lateness, run_queue_wait, watch_loop_lag
 
 
 def test_lateness_is_capped_by_the_cpu_time_the_process_used():
     assert own_lateness(0.5, 0.6) == 0.5  # our own work kept the loop: all of it counts
     assert own_lateness(0.5, 0.01) == 0.01  # the host ran other processes meanwhile
     assert own_lateness(-0.001, 0.0) == 0.0  # woke early
+
+
+def test_time_waiting_for_a_cpu_is_the_hosts():
+    # Another thread of ours used CPU meanwhile (on another core), but the loop's own
+    # thread sat in the run queue for most of the lateness: only the rest is ours.
+    assert abs(own_lateness(0.3, 0.3, queued=0.25) - 0.05) < 1e-9
+    assert own_lateness(0.3, 0.3, queued=0.4) == 0.0
+
+
+def test_the_run_queue_wait_is_read_for_this_thread():
+    before = run_queue_wait()
+    assert before >= 0.0
+    assert run_queue_wait() >= before  # a counter: it never goes back
 
 
 def test_a_blocking_call_on_the_loop_is_one_stall_of_its_length():
