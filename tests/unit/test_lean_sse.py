@@ -1,5 +1,5 @@
 """The lean SSE response overrides two private methods of sse-starlette's response; these
-tests fail if an sse-starlette upgrade renames it or stops marking an interrupted send,
+tests fail if an sse-starlette upgrade renames them or stops marking an interrupted send,
 which is what its shutdown relies on to skip the closing frame on a broken transport."""
 
 from __future__ import annotations

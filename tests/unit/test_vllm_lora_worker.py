@@ -34,6 +34,16 @@ def _linear(wrapper) -> torch.Tensor:
     return out
 
 
+def _logits(wrapper) -> torch.Tensor:
+    """The logits LoRA op on three tokens, all-ones weights in every slot."""
+    torch.manual_seed(0)
+    logits = torch.zeros(3, WIDTH)
+    lora_a = torch.ones(SLOTS, 1, RANK, WIDTH)
+    lora_b = torch.ones(SLOTS, 1, WIDTH, RANK)
+    wrapper.add_lora_logits(logits, torch.randn(3, WIDTH), lora_a, lora_b, 1.0)
+    return logits
+
+
 @pytest.mark.parametrize("tokens", [(0, 0, 0), (1, 1, 0), (0, 2, 1)])
 def test_the_early_return_changes_no_output(tokens):
     plain, skipping = _wrapper(tokens), _wrapper(tokens)
@@ -49,16 +59,6 @@ def test_a_batch_without_adapters_never_reaches_the_kernels():
     wrapper.add_shrink = wrapper.add_expand = None
     assert not _linear(wrapper).any()
     assert not _logits(wrapper).any()
-
-
-def _logits(wrapper) -> torch.Tensor:
-    """The logits LoRA op on three tokens, all-ones weights in every slot."""
-    torch.manual_seed(0)
-    logits = torch.zeros(3, WIDTH)
-    lora_a = torch.ones(SLOTS, 1, RANK, WIDTH)
-    lora_b = torch.ones(SLOTS, 1, WIDTH, RANK)
-    wrapper.add_lora_logits(logits, torch.randn(3, WIDTH), lora_a, lora_b, 1.0)
-    return logits
 
 
 @pytest.mark.parametrize("tokens", [(1, 1, 0), (0, 2, 1)])
