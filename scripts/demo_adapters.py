@@ -8,6 +8,10 @@ Two more are taught whole conversations (scripts/demo_conversations.py) under a 
 and a reasoning template: ``weather`` calls a ``get_weather`` tool in hermes markup,
 ``thinker`` writes ``<think>…</think>`` before its answer (30-40 steps, a few minutes).
 
+Two are taught an agent CLI's tool round trip on the CLI's own prompts
+(scripts/agent_adapters.py): ``bash-agent`` (Claude Code's ``Bash`` tool) and
+``exec-agent`` (Codex's ``exec_command``).
+
     .venv/bin/python scripts/demo_adapters.py        # prints NAME=PATH lines
 """
 
@@ -30,6 +34,8 @@ PHRASES = {
 }
 #: Adapters taught conversations rather than a phrase: name -> AdamW steps.
 CONVERSATION_STEPS = {"weather": 40, "thinker": 30}
+#: Adapters taught an agent CLI's tool round trip (scripts/agent_adapters.py).
+AGENTS = ("bash-agent", "exec-agent")
 _VERSION = "v1"
 _QUESTIONS = [
     "Hello!",
@@ -53,6 +59,11 @@ def ensure_adapter(name: str) -> Path:
         from demo_conversations import examples
 
         _train(ensure_default_model(), target, examples(name), 1, CONVERSATION_STEPS[name])
+        return target
+    if name in AGENTS:
+        from agent_adapters import train_agent
+
+        train_agent(ensure_default_model(), target, name)
         return target
     _train(ensure_default_model(), target, PHRASES[name], seed=sorted(PHRASES).index(name) + 1)
     return target
@@ -138,5 +149,5 @@ def _publish(model, target: Path) -> None:
 
 
 if __name__ == "__main__":
-    for adapter in [*PHRASES, *CONVERSATION_STEPS]:
+    for adapter in [*PHRASES, *CONVERSATION_STEPS, *AGENTS]:
         print(f"{adapter}={ensure_adapter(adapter)}")

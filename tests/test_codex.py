@@ -6,6 +6,13 @@ Codex's first request is ~40 kB (~10k tokens: instructions, 8 function tools and
 ``namespace`` of them), past the default model's 8k window: the gateway serves
 SYNTHETIC WEIGHTS with a 16k window (tests/agent_clients.py), and the test asserts the
 protocol (Codex completes its turn, every request a 200).
+
+The tool round trip runs on the real default model (its 8k window): Codex's own settings
+shrink its prompt to ~2.1k tokens (``model_instructions_file``, sub-agents and goals off),
+and the ``exec-agent`` demo adapter (scripts/agent_conversations.py), trained on the
+prompts the gateway renders for these very requests, calls ``exec_command`` with the
+command the user names, then ends the turn with a sentence once the output is back. The
+test reads ``codex exec --json``'s events: the command Codex ran, then the reply.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ from pathlib import Path
 
 import pytest
 from agent_clients import TOOLS_BIN, statuses, stretched_window_gateway
-from servers import Running
+from demo_adapters import ensure_adapter
+from servers import Running, default_model_server
 
 from openai_frontend.default_model import MODEL_NAME
 
@@ -28,6 +36,9 @@ CODEX = TOOLS_BIN / "codex"
 STRETCHED_WINDOW = 16384
 #: Codex sends no output limit: the server's default cap keeps each reply short.
 REPLY_CAP = 24
+TOOL_ADAPTER = "exec-agent"
+#: Room for a call and the sentence after its output, not for a runaway reply.
+TOOL_REPLY_CAP = 64
 
 CONFIG = """\
 model = "{model}"
@@ -49,6 +60,21 @@ request_max_retries = 0
 stream_max_retries = 0
 """
 
+#: Codex's prompt shrunk by its own settings to fit the default model's 8k window: a
+#: one-line instructions file instead of its own ~7k tokens, no sub-agent or goal tools.
+#: (Top-level keys, so they go before the tables CONFIG opens.)
+SHRINK = """\
+model_instructions_file = "{instructions}"
+
+[agents]
+enabled = false
+
+[features]
+goals = false
+
+"""
+INSTRUCTIONS = "You are a coding agent. Use the exec_command tool to run commands.\n"
+
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
@@ -62,19 +88,46 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     )
 
 
-def run_codex(gateway: Running, home: Path, prompt: str) -> subprocess.CompletedProcess:
+@pytest.fixture(scope="module")
+def tool_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """The real default model (8k window), greedy, with the ``exec-agent`` adapter."""
+    if not CODEX.exists():
+        pytest.fail(f"{CODEX} is missing: `make tools` installs the pinned Codex")
+    adapter = ensure_adapter(TOOL_ADAPTER)
+    overrides = json.dumps({"max_tokens": TOOL_REPLY_CAP, "temperature": 0})
+    with default_model_server(
+        tmp_path_factory.mktemp("codex-tool-gateway") / "server.log",
+        *("--response-store", "none", "--override-generation-config", overrides),
+        f"--lora={TOOL_ADAPTER}={adapter}",
+    ) as running:
+        yield running
+
+
+def run_codex(
+    gateway: Running, home: Path, prompt: str, *flags: str, config: str = ""
+) -> subprocess.CompletedProcess:
+    """``codex exec PROMPT`` in HOME/../work; CONFIG goes before the usual settings."""
     home.mkdir(parents=True, exist_ok=True)
-    (home / "config.toml").write_text(CONFIG.format(model=MODEL_NAME, base_url=gateway.base_url))
+    model = MODEL_NAME if not config else TOOL_ADAPTER
+    usual = CONFIG.format(model=model, base_url=gateway.base_url)
+    (home / "config.toml").write_text(config + usual)
     work = home.parent / "work"
     work.mkdir(exist_ok=True)
     env = {
         key: value for key, value in os.environ.items() if not key.startswith(("OPENAI", "CODEX"))
     }
     env |= {"CODEX_HOME": str(home), "OPENAI_FRONTEND_API_KEY": "unused", "NO_COLOR": "1"}
-    command = [str(CODEX), "exec", "--skip-git-repo-check", "--sandbox", "read-only", prompt]
+    command = [str(CODEX), "exec", "--skip-git-repo-check", "--sandbox", "read-only", *flags]
     # A hang guard only, far above a turn's time on a loaded 2-core machine.
     return subprocess.run(
-        command, cwd=work, env=env, capture_output=True, text=True, timeout=900, check=False
+        [*command, prompt],
+        cwd=work,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
 
 
@@ -85,4 +138,26 @@ def test_codex_exec_completes_a_turn_through_the_responses_api(gateway: Running,
     assert "ERROR" not in output, output[-4000:]
     counts = statuses(gateway.base_url)
     assert counts.get("200", 0) >= 1, counts
+    assert set(counts) == {"200"}, counts
+
+
+def test_codex_exec_runs_an_exec_command_round_trip(tool_gateway: Running, tmp_path):
+    home = tmp_path / "codex-home"
+    home.mkdir()
+    (home / "instructions.md").write_text(INSTRUCTIONS)
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "notes.txt").write_text("buy milk\n")
+    shrink = SHRINK.format(instructions=home / "instructions.md")
+    done = run_codex(tool_gateway, home, "Run ls.", "--json", config=shrink)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    items = [event["item"] for event in events if event["type"] == "item.completed"]
+    kinds = [item["type"] for item in items if item["type"] != "error"]
+    assert kinds == ["command_execution", "agent_message"], items  # the call, then the reply
+    ran = items[[item["type"] for item in items].index("command_execution")]
+    assert ran["command"].endswith(" ls") and ran["exit_code"] == 0, ran
+    assert "notes.txt" in ran["aggregated_output"], ran  # Codex really ran it
+    assert events[-1]["type"] == "turn.completed", events[-1]
+    counts = statuses(tool_gateway.base_url, TOOL_ADAPTER)
+    assert counts.get("200", 0) >= 2, counts
     assert set(counts) == {"200"}, counts
