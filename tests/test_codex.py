@@ -60,20 +60,17 @@ request_max_retries = 0
 stream_max_retries = 0
 """
 
-#: Codex's prompt shrunk by its own settings to fit the default model's 8k window: a
-#: one-line instructions file instead of its own ~7k tokens, no sub-agent or goal tools.
-#: (Top-level keys, so they go before the tables CONFIG opens.)
-SHRINK = """\
-model_instructions_file = "{instructions}"
-
-[agents]
-enabled = false
-
-[features]
-goals = false
-
-"""
 INSTRUCTIONS = "You are a coding agent. Use the exec_command tool to run commands.\n"
+
+
+def shrink_flags(instructions: Path) -> tuple[str, ...]:
+    """Codex's own settings that shrink its prompt to fit the default model's 8k window:
+    a one-line instructions file instead of its own ~7k tokens, no sub-agent or goal
+    tools."""
+    settings = [f'model_instructions_file="{instructions}"', "agents.enabled=false"]
+    return tuple(
+        flag for setting in [*settings, "features.goals=false"] for flag in ("-c", setting)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -104,13 +101,11 @@ def tool_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 
 def run_codex(
-    gateway: Running, home: Path, prompt: str, *flags: str, config: str = ""
+    gateway: Running, home: Path, prompt: str, *flags: str, model: str = MODEL_NAME
 ) -> subprocess.CompletedProcess:
-    """``codex exec PROMPT`` in HOME/../work; CONFIG goes before the usual settings."""
+    """``codex exec FLAGS PROMPT`` on MODEL, in HOME/../work."""
     home.mkdir(parents=True, exist_ok=True)
-    model = MODEL_NAME if not config else TOOL_ADAPTER
-    usual = CONFIG.format(model=model, base_url=gateway.base_url)
-    (home / "config.toml").write_text(config + usual)
+    (home / "config.toml").write_text(CONFIG.format(model=model, base_url=gateway.base_url))
     work = home.parent / "work"
     work.mkdir(exist_ok=True)
     env = {
@@ -147,8 +142,8 @@ def test_codex_exec_runs_an_exec_command_round_trip(tool_gateway: Running, tmp_p
     (home / "instructions.md").write_text(INSTRUCTIONS)
     (tmp_path / "work").mkdir()
     (tmp_path / "work" / "notes.txt").write_text("buy milk\n")
-    shrink = SHRINK.format(instructions=home / "instructions.md")
-    done = run_codex(tool_gateway, home, "Run ls.", "--json", config=shrink)
+    shrink = shrink_flags(home / "instructions.md")
+    done = run_codex(tool_gateway, home, "Run ls.", "--json", *shrink, model=TOOL_ADAPTER)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     items = [event["item"] for event in events if event["type"] == "item.completed"]
