@@ -7,11 +7,12 @@ The prompts are the CLIs' own. ``agent_requests/`` holds one real request of eac
 tests/test_claude_code.py and tests/test_codex.py, recorded at the gateway): the second
 request of a tool round trip, after the tool ran. Its first request is the same body
 without the call and its result. The parts that change from run to run (working folder,
-Codex's home, date, Claude Code's build tag, the user's request, the command and its
-output) are ``{{NAME}}`` placeholders, filled with a few variants each, so the adapter
-learns the task and not one temp path. Each body goes through the gateway's own
-translation (Messages or Responses to chat), tool prompt and chat template, so the
-adapter is trained on the exact text the gateway renders for these clients.
+Codex's home, date, Claude Code's build tag and the kernel it reports, the user's
+request, the command and its output) are ``{{NAME}}`` placeholders, filled with a few
+variants each, so the adapter learns the task and not one temp path. Each body goes
+through the gateway's own translation (Messages or Responses to chat), tool prompt and
+chat template, so the adapter is trained on the exact text the gateway renders for
+these clients.
 
 Each variant teaches two steps: the user's request -> one hermes ``<tool_call>`` that
 runs the command it names; after the tool result -> one short sentence that ends the
@@ -60,6 +61,14 @@ FOLDERS = [
     "/work/{test}/run{n}",
 ]
 DATES = ["2026-12-06", "2027-01-15", "2026-03-02", "2025-11-30"]
+#: Kernels Claude Code may report (this machine's, and common CI runners').
+KERNELS = [
+    "Linux 6.18.44-fc-v1300",
+    "Linux 6.8.0-1017-azure",
+    "Linux 5.15.0-1064-aws",
+    "Linux 6.1.0-27-cloud-amd64",
+    "Linux 6.11.0-1018-azure",
+]
 
 
 def conversations(adapter: str) -> list[tuple[str, str, str, str]]:
@@ -88,6 +97,7 @@ def examples(adapter: str) -> list[tuple[str, str]]:
             "CODEX_HOME": f"{folder}/codex-home",
             "DATE": DATES[i % len(DATES)],
             "BUILD": f"{(i * 2654435761) % 4096:03x}",
+            "OS_VERSION": KERNELS[i % len(KERNELS)],
             "REQUEST": request,
         }
         first, second, call = build(template, values, command, output.format(cwd=values["CWD"]))

@@ -113,6 +113,8 @@ def run_claude(
         "ANTHROPIC_BASE_URL": gateway.base_url,
         "ANTHROPIC_API_KEY": "unused",
         "CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(MAX_OUTPUT_TOKENS),
+        # Claude Code writes the shell into its prompt: the one the adapter was taught.
+        "SHELL": "/bin/bash",
         **QUIET,
     }
     command = [str(CLAUDE), "-p", *flags, "--output-format", "json", "--model", model, prompt]

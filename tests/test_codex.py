@@ -112,6 +112,8 @@ def run_codex(
         key: value for key, value in os.environ.items() if not key.startswith(("OPENAI", "CODEX"))
     }
     env |= {"CODEX_HOME": str(home), "OPENAI_FRONTEND_API_KEY": "unused", "NO_COLOR": "1"}
+    # Codex writes the shell and time zone into its prompt: those the adapter was taught.
+    env |= {"SHELL": "/bin/bash", "TZ": "Etc/UTC"}
     command = [str(CODEX), "exec", "--skip-git-repo-check", "--sandbox", "read-only", *flags]
     # A hang guard only, far above a turn's time on a loaded 2-core machine.
     return subprocess.run(
