@@ -93,10 +93,17 @@ def serve(
         from openai_frontend import streaming
 
         class StockEventSourceResponse(sse_starlette.EventSourceResponse):
-            """As shipped; only takes (and ignores) the coalescing setting, left off."""
+            """As shipped, sending the frames and the dialect's last frame through its
+            own loop; takes (and ignores) the drain and coalescing settings."""
 
-            def __init__(self, *args, coalesce_s: float = 0.0, **kwargs) -> None:
-                super().__init__(*args, **kwargs)
+            def __init__(self, frames, *, ending, drain_timeout, coalesce_s, **kwargs) -> None:
+                super().__init__(_then(frames, ending.last), **kwargs)
+
+        async def _then(frames, last):
+            async for chunk in frames:
+                yield chunk
+            if last is not None:
+                yield last
 
         streaming.LeanEventSourceResponse = StockEventSourceResponse
     app = create_app(config, SyntheticTokenEngine(model, MODEL_NAME, pieces=reply_pieces(reply)))
@@ -188,13 +195,13 @@ async def cpu_per_frame(args: argparse.Namespace) -> None:
                 coalesced,
                 coalesced_port,
             )
-    baseline = None
-    if args.baseline:  # chat through an older checkout's own bench server, same engine
-        baseline_port = args.port + 3
-        script = args.baseline / "scripts" / "bench_gateway_overhead.py"
+    baselines = []
+    for offset, tree in enumerate(args.baseline):  # chat through an older checkout, same engine
+        baseline_port = args.port + 10 + offset
+        script = tree / "scripts" / "bench_gateway_overhead.py"
         command = [sys.executable, str(script), "--serve", str(baseline_port)]
-        baseline = subprocess.Popen(command, cwd=args.baseline)
-        targets[f"chat, {args.baseline.name} checkout"] = (baseline, baseline_port)
+        baselines.append(subprocess.Popen(command, cwd=tree))
+        targets[f"chat, {tree.name} checkout"] = (baselines[-1], baseline_port)
     results: dict[str, list[float]] = {name: [] for name in targets}
     try:
         for port in {port for _, port in targets.values()} - {floor_port}:
@@ -222,7 +229,7 @@ async def cpu_per_frame(args: argparse.Namespace) -> None:
                 frames = await lean_frames(base, api, args.seconds, args.concurrency)
                 results[name].append((cpu_seconds(watched) - before) * 1e6 / frames)
     finally:
-        for process in (gateway, floor, stock, baseline, coalesced):
+        for process in (gateway, floor, stock, coalesced, *baselines):
             if process is None:
                 continue
             process.terminate()
@@ -386,8 +393,11 @@ if __name__ == "__main__":
     parser.add_argument(
         "--baseline",
         type=Path,
+        action="append",
+        default=[],
         metavar="TREE",
-        help="--cpu: also chat through the gateway checked out at TREE (git worktree add)",
+        help="--cpu: also chat through the gateway checked out at TREE (git worktree add); "
+        "repeat for several",
     )
     parser.add_argument(
         "--coalesce-ms",

@@ -186,10 +186,12 @@ def write(claude: dict, codex: dict, folder: Path) -> None:
     build = claude["system"][0]["text"].split("cc_version=2.1.328.")[1].split(";")[0]
     date = claude["messages"][1]["content"].split("Today's date is ")[1].rstrip(".")
     result = claude["messages"][-1]["content"][0]["content"]
+    kernel = claude["messages"][1]["content"].split("OS Version: ")[1].split("\n")[0]
     claude_values = [
         (str(folder / "work"), "CWD"),
         (date, "DATE"),
         (build, "BUILD"),
+        (kernel, "OS_VERSION"),
     ]
     claude_text = placeholders(claude, claude_values)
     claude_text = _anchored(claude_text, '"text": "Run ls."', "REQUEST", "Run ls.")

@@ -87,7 +87,9 @@ async def _stream(
             )
         async for index, delta in deltas:
             parsed = outputs.parse(index, delta)
-            if parsed or delta.logprobs:
+            if parsed.content and not (parsed.reasoning or parsed.tool_calls or reply.logprobs):
+                yield framer.text(index, b"content", parsed.content)
+            elif parsed or delta.logprobs:
                 yield framer.choice(
                     {
                         "index": index,
