@@ -12,13 +12,15 @@ request a 200), never what the model says.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 from conftest import ROOT
+from demo_adapters import ensure_adapter
 from prometheus_client.parser import text_string_to_metric_families
-from servers import Running, all_stopped, ours, wait_ready
+from servers import Running, all_stopped, default_model_server, ours, wait_ready
 
 from openai_frontend.default_model import MODEL_NAME, ensure_default_model
 
@@ -47,6 +49,34 @@ def stretched_window_gateway(folder: Path, window: int, *flags: str) -> Iterator
     with all_stopped(running):
         wait_ready(running)
         yield running
+
+
+def adapter_gateway(folder: Path, adapter: str, generation: dict, *flags: str) -> Iterator[Running]:
+    """A ready gateway on the real default model (8k window) with the demo ``adapter``
+    (trained first if not cached) and ``generation`` as its defaults (FLAGS added);
+    stopped after."""
+    with default_model_server(
+        folder / "server.log",
+        *("--override-generation-config", json.dumps(generation)),
+        f"--lora={adapter}={ensure_adapter(adapter)}",
+        *flags,
+    ) as running:
+        yield running
+
+
+def run_cli(command: list[str], work: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """An agent CLI's non-interactive run in WORK: no stdin, output captured."""
+    # A hang guard only, far above a turn's time on a loaded 2-core machine.
+    return subprocess.run(
+        command,
+        cwd=work,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
 
 
 def statuses(base_url: str, model: str = MODEL_NAME) -> dict[str, float]:

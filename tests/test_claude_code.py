@@ -32,9 +32,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_clients import TOOLS_BIN, statuses, stretched_window_gateway
+from agent_clients import TOOLS_BIN, adapter_gateway, run_cli, statuses, stretched_window_gateway
 from demo_adapters import ensure_adapter
-from servers import Running, default_model_server
+from servers import Running
 
 pytestmark = pytest.mark.engine
 
@@ -84,13 +84,8 @@ def tool_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """The real default model (8k window), greedy, with the ``bash-agent`` adapter."""
     if not CLAUDE.exists():
         pytest.fail(f"{CLAUDE} is missing: `make tools` installs the pinned Claude Code")
-    adapter = ensure_adapter(TOOL_ADAPTER)
-    with default_model_server(
-        tmp_path_factory.mktemp("claude-code-tool-gateway") / "server.log",
-        *("--override-generation-config", json.dumps({"temperature": 0})),
-        f"--lora={TOOL_ADAPTER}={adapter}",
-    ) as running:
-        yield running
+    folder = tmp_path_factory.mktemp("claude-code-tool-gateway")
+    yield from adapter_gateway(folder, TOOL_ADAPTER, {"temperature": 0})
 
 
 def run_claude(
@@ -118,17 +113,7 @@ def run_claude(
         **QUIET,
     }
     command = [str(CLAUDE), "-p", *flags, "--output-format", "json", "--model", model, prompt]
-    # A hang guard only, far above a turn's time on a loaded 2-core machine.
-    return subprocess.run(
-        command,
-        cwd=work,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    return run_cli(command, work, env)
 
 
 def test_claude_p_completes_a_turn_through_the_messages_api(gateway: Running, tmp_path):

@@ -24,9 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_clients import TOOLS_BIN, statuses, stretched_window_gateway
-from demo_adapters import ensure_adapter
-from servers import Running, default_model_server
+from agent_clients import TOOLS_BIN, adapter_gateway, run_cli, statuses, stretched_window_gateway
+from servers import Running
 
 from openai_frontend.default_model import MODEL_NAME
 
@@ -90,14 +89,9 @@ def tool_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """The real default model (8k window), greedy, with the ``exec-agent`` adapter."""
     if not CODEX.exists():
         pytest.fail(f"{CODEX} is missing: `make tools` installs the pinned Codex")
-    adapter = ensure_adapter(TOOL_ADAPTER)
-    overrides = json.dumps({"max_tokens": TOOL_REPLY_CAP, "temperature": 0})
-    with default_model_server(
-        tmp_path_factory.mktemp("codex-tool-gateway") / "server.log",
-        *("--response-store", "none", "--override-generation-config", overrides),
-        f"--lora={TOOL_ADAPTER}={adapter}",
-    ) as running:
-        yield running
+    folder = tmp_path_factory.mktemp("codex-tool-gateway")
+    generation = {"max_tokens": TOOL_REPLY_CAP, "temperature": 0}
+    yield from adapter_gateway(folder, TOOL_ADAPTER, generation, "--response-store", "none")
 
 
 def run_codex(
@@ -115,17 +109,7 @@ def run_codex(
     # Codex writes the shell and time zone into its prompt: those the adapter was taught.
     env |= {"SHELL": "/bin/bash", "TZ": "Etc/UTC"}
     command = [str(CODEX), "exec", "--skip-git-repo-check", "--sandbox", "read-only", *flags]
-    # A hang guard only, far above a turn's time on a loaded 2-core machine.
-    return subprocess.run(
-        [*command, prompt],
-        cwd=work,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    return run_cli([*command, prompt], work, env)
 
 
 def test_codex_exec_completes_a_turn_through_the_responses_api(gateway: Running, tmp_path):
